@@ -1,0 +1,114 @@
+//! `warmline`: the headless front end of Warmline's gateway, for servers and for
+//! anyone who wants the gateway without the desktop app. Wiring only: every
+//! behaviour lives in the `warmline` library crate.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use warmline::{Config, Gateway, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(name = "warmline", version, about = "Makes a local Ollama stack fast: a drop-in gateway in front of Ollama")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway in the foreground until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on [env: WARMLINE_LISTEN] [default: 127.0.0.1:11435]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Ollama base URL; repeat for several hosts [env: WARMLINE_UPSTREAMS, comma-separated]
+    /// [default: http://127.0.0.1:11434]
+    #[arg(long = "upstream", value_name = "URL")]
+    upstreams: Vec<String>,
+    /// TOML config file; flags override the environment, which overrides the file
+    #[arg(long, value_name = "FILE", env = "WARMLINE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warmline=info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("warmline: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let overrides = Overrides {
+        listen: args.listen,
+        upstreams: args.upstreams,
+    };
+    let config = match Config::load(args.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("warmline: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let gateway = match Gateway::start(config).await {
+        Ok(gateway) => gateway,
+        Err(err) => {
+            eprintln!("warmline: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // One machine-readable line, so scripts and tests can find a port-0 gateway.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "warmline listening on {}", gateway.url());
+    let _ = stdout.flush();
+    drop(stdout);
+
+    wait_for_signal().await;
+    gateway.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGTERM: {err}");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,492 @@
+//! Configuration: a TOML file, `WARMLINE_*` environment variables and command-line
+//! flags, merged in that order (flags win), then validated into typed values.
+//!
+//! The raw, serde-facing shape ([`RawConfig`]) rejects unknown fields so a typo in a
+//! config file is an error rather than a silently ignored setting. Validation turns it
+//! into [`Config`], whose fields are already `SocketAddr`, `Url`, `Duration` and byte
+//! counts; every validation error names the dotted path of the offending field.
+//!
+//! ```toml
+//! listen = "127.0.0.1:11435"
+//! upstreams = ["http://127.0.0.1:11434"]
+//! origins = ["https://my-app.example"]   # extra browser origins, as OLLAMA_ORIGINS
+//!
+//! [pool]
+//! max_idle_per_host = 256
+//! idle_timeout = "90s"
+//!
+//! [timeouts]
+//! connect = "500ms"
+//! first_byte = "5m"     # a cold model load can take minutes
+//! idle = "5m"           # longest gap between two chunks of a stream
+//! drain = "10s"         # how long shutdown waits for in-flight requests
+//! health_interval = "2s"
+//!
+//! [limits]
+//! max_body = "64MiB"    # request bodies, except blob uploads
+//! max_blob_body = 0     # /api/blobs uploads; 0 means unlimited
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// The address the gateway listens on when nothing else is configured: Ollama's
+/// port plus one, so clients change only the port.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:11435";
+/// Where Ollama listens by default.
+pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
+
+/// Environment variable naming the listen address.
+pub const ENV_LISTEN: &str = "WARMLINE_LISTEN";
+/// Environment variable naming the upstreams, comma-separated.
+pub const ENV_UPSTREAMS: &str = "WARMLINE_UPSTREAMS";
+
+/// A configuration error. The message always names the field it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The validated configuration the gateway runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub upstreams: Vec<Url>,
+    /// Extra allowed browser origins (patterns with `*`), on top of Ollama's built-ins.
+    pub origins: Vec<String>,
+    pub pool: PoolConfig,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+}
+
+/// Upstream connection pool settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    pub max_idle_per_host: usize,
+    pub idle_timeout: Duration,
+}
+
+/// Every timeout the gateway applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeouts {
+    /// TCP connect to an upstream.
+    pub connect: Duration,
+    /// From sending the request to receiving the upstream's response headers.
+    pub first_byte: Duration,
+    /// Longest silence between two body chunks of an upstream response.
+    pub idle: Duration,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub drain: Duration,
+    /// How often each upstream is probed with `HEAD /`.
+    pub health_interval: Duration,
+}
+
+/// Request size limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest accepted request body, in bytes (blob uploads excepted).
+    pub max_body: u64,
+    /// Largest accepted `/api/blobs/*` upload, in bytes; `None` means unlimited.
+    pub max_blob_body: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        RawConfig::default()
+            .validate()
+            .unwrap_or_else(|e| unreachable!("built-in defaults are valid: {e}"))
+    }
+}
+
+/// The file/serde shape of the configuration. Every field is optional; missing ones
+/// take their defaults during [`RawConfig::validate`].
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub upstreams: Option<Vec<String>>,
+    pub origins: Option<Vec<String>>,
+    #[serde(default)]
+    pub pool: RawPool,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub max_idle_per_host: Option<usize>,
+    pub idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<String>,
+    pub first_byte: Option<String>,
+    pub idle: Option<String>,
+    pub drain: Option<String>,
+    pub health_interval: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_body: Option<ByteSize>,
+    pub max_blob_body: Option<ByteSize>,
+}
+
+/// A byte count written either as an integer or as a string such as `"64MiB"`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+/// Settings given on the command line; they override the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub upstreams: Vec<String>,
+}
+
+impl Config {
+    /// Loads the configuration the way both binaries do: the TOML `file` if given,
+    /// then `WARMLINE_LISTEN` / `WARMLINE_UPSTREAMS`, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut raw = match file {
+            Some(path) => RawConfig::from_file(path)?,
+            None => RawConfig::default(),
+        };
+        raw.apply_env(|name| std::env::var(name).ok());
+        raw.apply_overrides(overrides);
+        raw.validate()
+    }
+
+    /// [`Config::load`] without command-line overrides.
+    pub fn from_env_and_file(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load(file, &Overrides::default())
+    }
+}
+
+impl RawConfig {
+    /// Reads and parses a TOML config file.
+    pub fn from_file(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        RawConfig::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error is TOML's own message (it names line and key).
+    pub fn from_toml(text: &str) -> Result<RawConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+
+    /// Applies `WARMLINE_*` variables, read through `var` so tests need no real env.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(listen) = var(ENV_LISTEN).filter(|v| !v.trim().is_empty()) {
+            self.listen = Some(listen);
+        }
+        if let Some(list) = var(ENV_UPSTREAMS).filter(|v| !v.trim().is_empty()) {
+            self.upstreams = Some(split_list(&list));
+        }
+    }
+
+    /// Applies command-line settings.
+    pub fn apply_overrides(&mut self, overrides: &Overrides) {
+        if let Some(listen) = &overrides.listen {
+            self.listen = Some(listen.clone());
+        }
+        if !overrides.upstreams.is_empty() {
+            self.upstreams = Some(
+                overrides
+                    .upstreams
+                    .iter()
+                    .flat_map(|u| split_list(u))
+                    .collect(),
+            );
+        }
+    }
+
+    /// Turns the raw settings into a [`Config`], filling defaults.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let listen_text = self.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = parse_listen(listen_text)
+            .map_err(|message| ConfigError::invalid("listen", message))?;
+
+        let upstream_texts = self
+            .upstreams
+            .unwrap_or_else(|| vec![DEFAULT_UPSTREAM.to_owned()]);
+        if upstream_texts.is_empty() {
+            return Err(ConfigError::invalid(
+                "upstreams",
+                "at least one upstream is required",
+            ));
+        }
+        let mut upstreams = Vec::with_capacity(upstream_texts.len());
+        for (i, text) in upstream_texts.iter().enumerate() {
+            let url = parse_upstream(text)
+                .map_err(|message| ConfigError::invalid(format!("upstreams[{i}]"), message))?;
+            if upstreams.contains(&url) {
+                return Err(ConfigError::invalid(
+                    format!("upstreams[{i}]"),
+                    format!("{url} is listed twice"),
+                ));
+            }
+            upstreams.push(url);
+        }
+
+        let origins = self.origins.unwrap_or_default();
+        for (i, origin) in origins.iter().enumerate() {
+            if origin.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("origins[{i}]"),
+                    "an origin pattern cannot be empty",
+                ));
+            }
+        }
+
+        let pool = PoolConfig {
+            max_idle_per_host: self.pool.max_idle_per_host.unwrap_or(256),
+            idle_timeout: duration(
+                "pool.idle_timeout",
+                self.pool.idle_timeout.as_deref(),
+                "90s",
+            )?,
+        };
+        let t = &self.timeouts;
+        let timeouts = Timeouts {
+            connect: nonzero_duration("timeouts.connect", t.connect.as_deref(), "500ms")?,
+            first_byte: nonzero_duration("timeouts.first_byte", t.first_byte.as_deref(), "5m")?,
+            idle: nonzero_duration("timeouts.idle", t.idle.as_deref(), "5m")?,
+            drain: duration("timeouts.drain", t.drain.as_deref(), "10s")?,
+            health_interval: nonzero_duration(
+                "timeouts.health_interval",
+                t.health_interval.as_deref(),
+                "2s",
+            )?,
+        };
+        let max_body = match &self.limits.max_body {
+            Some(size) => parse_size("limits.max_body", size)?,
+            None => 64 * 1024 * 1024,
+        };
+        if max_body == 0 {
+            return Err(ConfigError::invalid(
+                "limits.max_body",
+                "must be greater than 0",
+            ));
+        }
+        let max_blob_body = match &self.limits.max_blob_body {
+            Some(size) => Some(parse_size("limits.max_blob_body", size)?).filter(|&n| n > 0),
+            None => None,
+        };
+        Ok(Config {
+            listen,
+            upstreams,
+            origins,
+            pool,
+            timeouts,
+            limits: Limits {
+                max_body,
+                max_blob_body,
+            },
+        })
+    }
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let text = text.strip_prefix("http://").unwrap_or(text);
+    text.trim_end_matches('/')
+        .parse::<SocketAddr>()
+        .map_err(|_| format!("{text:?} is not an IP:port address (e.g. 127.0.0.1:11435)"))
+}
+
+/// Parses an upstream base URL. A bare `host:port` (the `OLLAMA_HOST` habit) gets
+/// `http://`; only plain HTTP is supported, as Ollama itself serves only HTTP.
+fn parse_upstream(text: &str) -> Result<Url, String> {
+    let text = text.trim();
+    let with_scheme = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("http://{text}")
+    };
+    let url = Url::parse(&with_scheme).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "{text:?}: only http:// upstreams are supported (Ollama serves plain HTTP)"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
+fn duration(field: &str, text: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+    let text = text.unwrap_or(default);
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        ConfigError::invalid(
+            field,
+            format!("{text:?} is not a duration such as \"500ms\" or \"5m\": {e}"),
+        )
+    })
+}
+
+fn nonzero_duration(
+    field: &str,
+    text: Option<&str>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let value = duration(field, text, default)?;
+    if value.is_zero() {
+        return Err(ConfigError::invalid(field, "must be greater than 0"));
+    }
+    Ok(value)
+}
+
+fn parse_size(field: &str, size: &ByteSize) -> Result<u64, ConfigError> {
+    let text = match size {
+        ByteSize::Bytes(n) => return Ok(*n),
+        ByteSize::Text(text) => text.trim(),
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(ConfigError::invalid(
+                field,
+                format!("{text:?}: unknown unit (use B, KiB, MiB, GiB, KB, MB or GB)"),
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| ConfigError::invalid(field, format!("{text:?} is not a byte size")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = Config::default();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.upstreams[0].as_str(), "http://127.0.0.1:11434/");
+        assert_eq!(config.timeouts.connect, Duration::from_millis(500));
+        assert_eq!(config.limits.max_body, 64 << 20);
+        assert_eq!(config.limits.max_blob_body, None);
+    }
+
+    #[test]
+    fn flags_override_env_which_overrides_file() {
+        let mut raw = RawConfig::from_toml(
+            "listen = \"127.0.0.1:1\"\nupstreams = [\"http://10.0.0.1:11434\"]",
+        )
+        .expect("valid toml");
+        raw.apply_env(|name| match name {
+            ENV_LISTEN => Some("127.0.0.1:2".into()),
+            ENV_UPSTREAMS => Some("127.0.0.1:3, http://127.0.0.1:4".into()),
+            _ => None,
+        });
+        let from_env = raw.clone().validate().expect("valid");
+        assert_eq!(from_env.listen.port(), 2);
+        assert_eq!(from_env.upstreams.len(), 2);
+        assert_eq!(from_env.upstreams[0].as_str(), "http://127.0.0.1:3/");
+
+        raw.apply_overrides(&Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            upstreams: vec!["http://127.0.0.1:5".into()],
+        });
+        let config = raw.validate().expect("valid");
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.upstreams.len(), 1);
+        assert_eq!(config.upstreams[0].port(), Some(5));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_name() {
+        let err = RawConfig::from_toml("[timeouts]\nconect = \"1s\"").expect_err("typo");
+        assert!(err.contains("conect"), "{err}");
+    }
+
+    #[test]
+    fn validation_errors_name_the_dotted_field() {
+        let raw = RawConfig::from_toml("[timeouts]\nconnect = \"soon\"").expect("toml");
+        let err = raw.validate().expect_err("bad duration").to_string();
+        assert!(err.starts_with("timeouts.connect: "), "{err}");
+
+        let raw =
+            RawConfig::from_toml("upstreams = [\"http://a:1\", \"https://b:2\"]").expect("toml");
+        let err = raw.validate().expect_err("https").to_string();
+        assert!(err.starts_with("upstreams[1]: "), "{err}");
+
+        let raw = RawConfig::from_toml("listen = \"localhost\"").expect("toml");
+        assert!(raw.validate().expect_err("no port").to_string().starts_with("listen: "));
+
+        let raw = RawConfig::from_toml("[limits]\nmax_body = \"12 parsecs\"").expect("toml");
+        let err = raw.validate().expect_err("unit").to_string();
+        assert!(err.starts_with("limits.max_body: "), "{err}");
+    }
+
+    #[test]
+    fn sizes_accept_integers_and_units() {
+        let raw = RawConfig::from_toml("[limits]\nmax_body = \"2MiB\"\nmax_blob_body = 1000")
+            .expect("toml");
+        let config = raw.validate().expect("valid");
+        assert_eq!(config.limits.max_body, 2 << 20);
+        assert_eq!(config.limits.max_blob_body, Some(1000));
+    }
+}

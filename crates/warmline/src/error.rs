@@ -1,0 +1,235 @@
+//! Errors, and the one place where they become HTTP responses.
+//!
+//! Each concern has its own small enum ([`ProxyError`], [`OriginError`],
+//! [`ConfigError`]); they compose into [`Error`]. [`Error::status`] is the single
+//! mapping to HTTP status codes, [`Error::kind`] a static, low-cardinality label for
+//! metrics, and [`Error::to_response`] renders the body in the shape the client's API
+//! expects: Ollama's `{"error":"..."}` on native routes, the OpenAI error object on
+//! `/v1/*` (with the `type` Ollama's own compatibility layer would pick).
+//!
+//! Messages name the cause and who is to blame ("upstream http://127.0.0.1:11434 is
+//! unreachable: connection refused"), so a user can act on them without logs.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+
+pub use crate::config::ConfigError;
+
+/// Which API's error shape a response must use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Ollama's native API: `{"error":"message"}`.
+    Ollama,
+    /// The OpenAI-compatible API under `/v1/`.
+    OpenAi,
+}
+
+impl Flavor {
+    /// The flavor for a request path.
+    pub fn of(path: &str) -> Flavor {
+        if path.starts_with("/v1/") {
+            Flavor::OpenAi
+        } else {
+            Flavor::Ollama
+        }
+    }
+}
+
+/// Failures while forwarding a request to an upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("upstream {upstream} is unreachable: {reason}")]
+    Unreachable { upstream: String, reason: String },
+    #[error(
+        "upstream {upstream} did not accept a connection within {} (timeouts.connect)",
+        humantime::format_duration(*after)
+    )]
+    ConnectTimeout { upstream: String, after: Duration },
+    #[error(
+        "upstream {upstream} sent no response within {} (timeouts.first_byte)",
+        humantime::format_duration(*after)
+    )]
+    FirstByteTimeout { upstream: String, after: Duration },
+    #[error("upstream {upstream} failed: {reason}")]
+    Protocol { upstream: String, reason: String },
+    #[error("request body is larger than the configured limit of {limit} bytes (limits.max_body)")]
+    BodyTooLarge { limit: u64 },
+    #[error("cannot read the request body: {0}")]
+    ClientBody(String),
+}
+
+/// A browser origin that the allow-list refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginError {
+    #[error(
+        "origin {0:?} is not allowed; add it to `origins` in Warmline's config (the equivalent of OLLAMA_ORIGINS)"
+    )]
+    NotAllowed(String),
+}
+
+/// Every error Warmline produces.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+}
+
+impl Error {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Proxy(ProxyError::Unreachable { .. } | ProxyError::Protocol { .. }) => {
+                StatusCode::BAD_GATEWAY
+            }
+            Error::Proxy(ProxyError::ConnectTimeout { .. } | ProxyError::FirstByteTimeout { .. }) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            Error::Proxy(ProxyError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Proxy(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
+            Error::Origin(_) => StatusCode::FORBIDDEN,
+            Error::Config(_) => StatusCode::BAD_REQUEST,
+            Error::Bind { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A static label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Bind { .. } => "bind",
+            Error::Proxy(e) => match e {
+                ProxyError::Unreachable { .. } => "upstream_unreachable",
+                ProxyError::ConnectTimeout { .. } => "connect_timeout",
+                ProxyError::FirstByteTimeout { .. } => "first_byte_timeout",
+                ProxyError::Protocol { .. } => "upstream_protocol",
+                ProxyError::BodyTooLarge { .. } => "body_too_large",
+                ProxyError::ClientBody(_) => "client_body",
+            },
+            Error::Origin(_) => "origin_forbidden",
+        }
+    }
+
+    /// Renders the error as a response in the client API's error shape.
+    pub fn to_response(&self, flavor: Flavor) -> Response {
+        error_response(self.status(), &self.to_string(), flavor)
+    }
+}
+
+/// A JSON error response in Ollama's (or, on `/v1`, OpenAI's) shape.
+pub fn error_response(status: StatusCode, message: &str, flavor: Flavor) -> Response {
+    let body = match flavor {
+        Flavor::Ollama => serde_json::to_vec(&OllamaError { error: message }),
+        // Field order as Ollama's compatibility layer writes it.
+        Flavor::OpenAi => serde_json::to_vec(&OpenAiError {
+            error: OpenAiErrorBody {
+                message,
+                r#type: openai_type(status),
+                param: None,
+                code: None,
+            },
+        }),
+    }
+    .unwrap_or_default();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+#[derive(serde::Serialize)]
+struct OllamaError<'a> {
+    error: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct OpenAiError<'a> {
+    error: OpenAiErrorBody<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct OpenAiErrorBody<'a> {
+    message: &'a str,
+    r#type: &'static str,
+    param: Option<()>,
+    code: Option<()>,
+}
+
+/// The OpenAI error `type` for a status, as Ollama's compatibility middleware maps it.
+fn openai_type(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "invalid_request_error",
+        StatusCode::NOT_FOUND => "not_found_error",
+        _ => "api_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn native_errors_use_ollamas_shape() {
+        let err = Error::from(ProxyError::Unreachable {
+            upstream: "http://127.0.0.1:9".into(),
+            reason: "connection refused".into(),
+        });
+        let response = err.to_response(Flavor::of("/api/chat"));
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            body_of(response).await,
+            serde_json::json!({"error": "upstream http://127.0.0.1:9 is unreachable: connection refused"})
+        );
+    }
+
+    #[tokio::test]
+    async fn v1_errors_use_the_openai_shape() {
+        let err = Error::from(ProxyError::FirstByteTimeout {
+            upstream: "http://h:1".into(),
+            after: Duration::from_secs(300),
+        });
+        let response = err.to_response(Flavor::of("/v1/chat/completions"));
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        let body = body_of(response).await;
+        assert_eq!(body["error"]["type"], "api_error");
+        assert_eq!(
+            body["error"]["message"],
+            "upstream http://h:1 sent no response within 5m (timeouts.first_byte)"
+        );
+        assert!(body["error"]["param"].is_null());
+    }
+
+    #[test]
+    fn every_error_has_a_status_and_kind() {
+        let err = Error::from(ProxyError::BodyTooLarge { limit: 10 });
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(err.kind(), "body_too_large");
+        let err = Error::from(OriginError::NotAllowed("https://evil.example".into()));
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+    }
+}

@@ -1,0 +1,246 @@
+//! The gateway: binds the listener, builds the request stack, runs the background
+//! tasks, and hands out a [`GatewayHandle`] — the one object both front ends (the
+//! headless CLI and the desktop app) drive.
+//!
+//! The request stack, outermost first (see [`router`]):
+//!
+//! ```text
+//!   client ──▶ origin check / CORS ──▶ /warmline/*, /metrics  (Warmline's own)
+//!                                  └─▶ proxy ──▶ upstream Ollama (least busy)
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::routing::{any, get};
+use axum::serve::ListenerExt;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::error::{Error, ProxyError};
+use crate::metrics::{Metrics, Stats};
+use crate::origin::{self, OriginPolicy};
+use crate::proxy::{self, Proxy};
+use crate::upstream::{self, UpstreamHealth};
+use crate::admin;
+
+/// Warmline's version, reported by `/warmline/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// State shared by every request handler.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) proxy: Arc<Proxy>,
+    listen: SocketAddr,
+}
+
+impl Shared {
+    pub(crate) fn health(&self) -> Health {
+        let upstreams = self.proxy.upstreams.health();
+        let up = upstreams.iter().filter(|u| u.reachable).count();
+        let status = if up == upstreams.len() {
+            HealthStatus::Ok
+        } else if up > 0 {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Down
+        };
+        Health {
+            status,
+            version: VERSION.to_owned(),
+            listen: format!("http://{}", self.listen),
+            upstreams,
+        }
+    }
+}
+
+/// Overall state, as `/warmline/health` reports it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Every upstream is reachable.
+    Ok,
+    /// Some upstreams are unreachable; requests go to the others.
+    Degraded,
+    /// No upstream is reachable.
+    Down,
+}
+
+/// The JSON served at `GET /warmline/health`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub version: String,
+    /// The URL clients point at.
+    pub listen: String,
+    pub upstreams: Vec<UpstreamHealth>,
+}
+
+/// Builds the request stack. Layers are applied outermost-last, so read the
+/// `.layer` calls bottom-up for the order a request meets them.
+fn router(shared: Arc<Shared>, origins: Arc<OriginPolicy>) -> Router {
+    Router::new()
+        .route("/warmline/health", get(admin::health))
+        .route("/warmline/stats", get(admin::stats))
+        .route("/metrics", get(admin::metrics))
+        // The whole /warmline/ namespace is ours: a typo there must not reach Ollama.
+        .route("/warmline/{*rest}", any(admin::not_found))
+        // Everything else is Ollama's, native or OpenAI-compatible, known or not.
+        .fallback(|State(shared): State<Arc<Shared>>, request: Request| {
+            proxy::forward(Arc::clone(&shared.proxy), request)
+        })
+        // Origin check outermost: a refused browser origin reaches neither an admin
+        // route nor an upstream, and CORS headers are added exactly once.
+        .layer(axum::middleware::from_fn_with_state(origins, origin::layer))
+        .with_state(shared)
+}
+
+/// Starts gateways.
+#[derive(Debug)]
+pub struct Gateway;
+
+impl Gateway {
+    /// Binds `config.listen` and starts serving in background tasks.
+    pub async fn start(config: Config) -> Result<GatewayHandle, Error> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        Gateway::serve(listener, config)
+    }
+
+    /// Serves on an already bound listener (`config.listen` is ignored).
+    pub fn serve(listener: TcpListener, config: Config) -> Result<GatewayHandle, Error> {
+        let listen = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::new());
+        let proxy = Proxy::new(&config, metrics).map_err(|e| {
+            Error::Proxy(ProxyError::Protocol {
+                upstream: "(client)".into(),
+                reason: proxy::describe(&e),
+            })
+        })?;
+        let proxy = Arc::new(proxy);
+        let shared = Arc::new(Shared {
+            proxy: Arc::clone(&proxy),
+            listen,
+        });
+
+        let health_task = tokio::spawn(upstream::run_health_checks(
+            Arc::clone(&proxy.upstreams),
+            proxy.client.clone(),
+            config.timeouts.health_interval,
+            config.timeouts.connect.max(std::time::Duration::from_secs(1)),
+        ));
+
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let app = router(Arc::clone(&shared), Arc::new(OriginPolicy::new(&config.origins)));
+        let listener = listener.tap_io(|tcp| {
+            // Streams are many small writes: never let Nagle hold a token back.
+            let _ = tcp.set_nodelay(true);
+        });
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
+        let server_task = tokio::spawn(async move {
+            if let Err(err) = server.await {
+                tracing::error!("gateway server stopped: {err}");
+            }
+        });
+
+        tracing::info!(%listen, upstreams = ?config.upstreams.iter().map(url::Url::as_str).collect::<Vec<_>>(), "gateway started");
+        Ok(GatewayHandle {
+            inner: Arc::new(Inner {
+                shared,
+                drain: config.timeouts.drain,
+                stop: stop_tx,
+                tasks: Mutex::new(Some((server_task, health_task))),
+            }),
+        })
+    }
+}
+
+/// A running gateway. Cheap to clone; every clone controls the same gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayHandle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    drain: std::time::Duration,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Option<(JoinHandle<()>, JoinHandle<()>)>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone without a shutdown: don't leave tasks behind.
+        if let Ok(mut tasks) = self.tasks.lock()
+            && let Some((server, health)) = tasks.take()
+        {
+            server.abort();
+            health.abort();
+        }
+    }
+}
+
+impl GatewayHandle {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.shared.listen
+    }
+
+    /// The URL clients point at, e.g. `http://127.0.0.1:11435`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr())
+    }
+
+    /// Overall status and each upstream's health.
+    pub fn health(&self) -> Health {
+        self.inner.shared.health()
+    }
+
+    /// Request counts and latency percentiles.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.proxy.metrics.stats()
+    }
+
+    /// The Prometheus exposition, as served at `/metrics`.
+    pub fn prometheus(&self) -> String {
+        let shared = &self.inner.shared;
+        shared
+            .proxy
+            .metrics
+            .render_prometheus(&shared.proxy.upstreams.health())
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish for up to
+    /// `timeouts.drain`, then cuts whatever is left. Idempotent.
+    pub async fn shutdown(&self) {
+        let tasks = self.inner.tasks.lock().ok().and_then(|mut t| t.take());
+        let Some((mut server, health)) = tasks else {
+            return;
+        };
+        health.abort();
+        let _ = self.inner.stop.send(true);
+        if tokio::time::timeout(self.inner.drain, &mut server).await.is_err() {
+            tracing::warn!(
+                "in-flight requests still running after {}; closing them",
+                humantime::format_duration(self.inner.drain)
+            );
+            server.abort();
+        }
+        tracing::info!("gateway stopped");
+    }
+}

@@ -1,0 +1,45 @@
+//! Warmline's core: an async gateway that makes a local Ollama stack fast.
+//!
+//! The gateway listens where clients expect Ollama (default `127.0.0.1:11435`, the
+//! Ollama port plus one) and is a byte-faithful drop-in for Ollama's native API and
+//! its OpenAI-compatible API: clients change only the port. This crate has no GUI
+//! dependency; the headless `warmline` binary and the desktop app are thin shells
+//! around [`Gateway::start`] and the [`GatewayHandle`] it returns.
+//!
+//! A request meets, in order:
+//!
+//! ```text
+//!   client
+//!     │
+//!     ▼
+//!   origin check + CORS         refuses unknown browser origins (403), answers preflights
+//!     │
+//!     ├──▶ /warmline/*, /metrics  Warmline's own routes (health, stats, Prometheus)
+//!     │
+//!     ▼
+//!   proxy                       picks the least busy reachable upstream, streams the
+//!     │                         request body up and every response chunk back as it comes
+//!     ▼
+//!   Ollama (one or more hosts, pooled keep-alive connections, health-checked)
+//! ```
+//!
+//! Modules, one concern each: [`config`] (file/env/flags → validated types),
+//! [`error`] (the single error → HTTP mapping), [`origin`], [`proxy`],
+//! [`upstream`] (hosts, health, selection), [`metrics`], [`route`] (route kinds),
+//! and `gateway` (wiring, lifecycle).
+
+pub mod admin;
+pub mod config;
+pub mod error;
+mod gateway;
+pub mod metrics;
+pub mod origin;
+pub mod proxy;
+pub mod route;
+pub mod upstream;
+
+pub use config::{Config, ConfigError, Overrides};
+pub use error::Error;
+pub use gateway::{Gateway, GatewayHandle, Health, HealthStatus, VERSION};
+pub use metrics::Stats;
+pub use upstream::UpstreamHealth;

@@ -1,0 +1,563 @@
+//! The forwarding proxy: every request that is not one of Warmline's own routes goes
+//! to an upstream Ollama and its answer comes back unchanged.
+//!
+//! "Unchanged" is the contract: method, path, query, status, headers (minus
+//! hop-by-hop ones) and body bytes pass through as they are. `Host` is rewritten to
+//! the upstream's address (Ollama rejects foreign hosts on loopback) and `Origin`
+//! never reaches it (see [`crate::origin`]). Bodies stream in both directions: a
+//! request body is forwarded as it arrives (blob uploads are never held in memory)
+//! and every response chunk is handed to the client the moment it arrives, which is
+//! what NDJSON and SSE clients need. Nothing is ever buffered whole.
+//!
+//! Failure handling, in the order it can happen:
+//! - body larger than `limits.max_body` → 413 (by `Content-Length` up front, or
+//!   mid-stream by counting);
+//! - upstream refuses or cannot be resolved → 502 naming it, host marked down;
+//! - connect takes longer than `timeouts.connect` → 504 naming that timeout;
+//! - no response headers within `timeouts.first_byte` → 504 naming that timeout;
+//! - the upstream goes silent mid-stream for `timeouts.idle`, or breaks the
+//!   connection: an NDJSON stream ends with Ollama's own in-stream error line
+//!   (`{"error":"..."}`), an SSE stream ends without `[DONE]` (as Ollama's does),
+//!   anything else is cut so the client sees a truncated body rather than a
+//!   silently short one.
+//!
+//! A client that goes away cancels its upstream request: the handler future or the
+//! response body is dropped, which drops reqwest's request and closes that
+//! connection, which is how Ollama learns to stop generating.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, HeaderName, header};
+use http_body::Body as _;
+use tokio::time::Sleep;
+
+use crate::config::Config;
+use crate::error::{Error, Flavor, ProxyError};
+use crate::metrics::Metrics;
+use crate::route::RouteKind;
+use crate::upstream::{InFlight, Upstream, UpstreamSet};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything the proxy handler needs, shared by all requests.
+#[derive(Debug)]
+pub struct Proxy {
+    pub client: reqwest::Client,
+    pub upstreams: Arc<UpstreamSet>,
+    pub metrics: Arc<Metrics>,
+    first_byte_timeout: Duration,
+    idle_timeout: Duration,
+    connect_timeout: Duration,
+    max_body: u64,
+    max_blob_body: Option<u64>,
+}
+
+impl Proxy {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Proxy, reqwest::Error> {
+        let client = build_client(config, metrics.connect_counter())?;
+        Ok(Proxy {
+            client,
+            upstreams: Arc::new(UpstreamSet::new(&config.upstreams)),
+            metrics,
+            first_byte_timeout: config.timeouts.first_byte,
+            idle_timeout: config.timeouts.idle,
+            connect_timeout: config.timeouts.connect,
+            max_body: config.limits.max_body,
+            max_blob_body: config.limits.max_blob_body,
+        })
+    }
+}
+
+/// One pooled, keep-alive HTTP client for every upstream. No automatic
+/// decompression (bodies pass through as encoded), no proxies from the environment
+/// (an `HTTP_PROXY` meant for pulls must not capture loopback traffic), no redirects
+/// followed (a redirect is the client's to see).
+fn build_client(config: &Config, connects: Arc<AtomicU64>) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(config.timeouts.connect)
+        .pool_max_idle_per_host(config.pool.max_idle_per_host)
+        .pool_idle_timeout(config.pool.idle_timeout)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connector_layer(CountConnects(connects))
+        .build()
+}
+
+/// The fallback handler: forwards the request to the least busy upstream.
+pub async fn forward(proxy: Arc<Proxy>, request: Request) -> Response {
+    let started = Instant::now();
+    let kind = RouteKind::of(request.uri().path());
+    let flavor = Flavor::of(request.uri().path());
+    proxy.metrics.request_started(kind);
+    let finish = Finish {
+        metrics: Arc::clone(&proxy.metrics),
+        kind,
+        status: 0,
+        started,
+    };
+    match send(&proxy, request, kind).await {
+        Ok((response, in_flight)) => into_client_response(&proxy, response, flavor, finish, in_flight),
+        Err(err) => {
+            proxy.metrics.gateway_error(err.kind());
+            tracing::warn!(kind = err.kind(), "{err}");
+            let response = err.to_response(flavor);
+            finish.record(response.status().as_u16());
+            response
+        }
+    }
+}
+
+/// Sends the request upstream and waits for the response headers.
+async fn send(
+    proxy: &Proxy,
+    request: Request,
+    kind: RouteKind,
+) -> Result<(reqwest::Response, InFlight), Error> {
+    let (parts, body) = request.into_parts();
+    let limit = if kind.is_blob_upload() {
+        proxy.max_blob_body
+    } else {
+        Some(proxy.max_body)
+    };
+    if let Some(limit) = limit {
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(ProxyError::BodyTooLarge { limit }.into());
+        }
+    }
+
+    let upstream = proxy.upstreams.pick();
+    let in_flight = upstream.begin();
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut builder = proxy
+        .client
+        .request(parts.method, upstream.target(path_and_query))
+        .headers(forwardable(&parts.headers));
+    let too_large = Arc::new(AtomicBool::new(false));
+    if body.size_hint().exact() != Some(0) {
+        let limited = LimitedBody {
+            inner: body.into_data_stream(),
+            seen: 0,
+            limit: limit.unwrap_or(u64::MAX),
+            too_large: Arc::clone(&too_large),
+        };
+        builder = builder.body(reqwest::Body::wrap_stream(limited));
+    }
+
+    proxy.metrics.upstream_request();
+    let response = tokio::time::timeout(proxy.first_byte_timeout, builder.send()).await;
+    match response {
+        Ok(Ok(response)) => {
+            upstream.mark_up(None);
+            Ok((response, in_flight))
+        }
+        Ok(Err(err)) => Err(classify(proxy, upstream, &err, limit, &too_large)),
+        Err(_elapsed) => Err(ProxyError::FirstByteTimeout {
+            upstream: upstream.base().to_owned(),
+            after: proxy.first_byte_timeout,
+        }
+        .into()),
+    }
+}
+
+/// Turns a reqwest failure into the error the client should see.
+fn classify(
+    proxy: &Proxy,
+    upstream: &Upstream,
+    err: &reqwest::Error,
+    limit: Option<u64>,
+    too_large: &AtomicBool,
+) -> Error {
+    let name = upstream.base().to_owned();
+    if too_large.load(Relaxed) {
+        return ProxyError::BodyTooLarge {
+            limit: limit.unwrap_or(u64::MAX),
+        }
+        .into();
+    }
+    if err.is_connect() {
+        if err.is_timeout() {
+            upstream.mark_down(format!(
+                "connect timed out after {}",
+                humantime::format_duration(proxy.connect_timeout)
+            ));
+            return ProxyError::ConnectTimeout {
+                upstream: name,
+                after: proxy.connect_timeout,
+            }
+            .into();
+        }
+        let reason = describe(err);
+        upstream.mark_down(reason.clone());
+        return ProxyError::Unreachable {
+            upstream: name,
+            reason,
+        }
+        .into();
+    }
+    if err.is_body() || err.is_request() && is_client_body_error(err) {
+        return ProxyError::ClientBody(describe(err)).into();
+    }
+    ProxyError::Protocol {
+        upstream: name,
+        reason: describe(err),
+    }
+    .into()
+}
+
+/// Whether the failure came from reading the client's request body.
+fn is_client_body_error(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<axum::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// The innermost cause of an error, as a short lower-case phrase
+/// ("connection refused"), which is what a user can act on.
+pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut innermost: &(dyn std::error::Error + 'static) = err;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    let text = innermost.to_string();
+    let text = match text.find(" (os error") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "unknown error".to_owned(),
+    }
+}
+
+/// Builds the client's response around the upstream's, streaming its body.
+fn into_client_response(
+    proxy: &Proxy,
+    upstream: reqwest::Response,
+    flavor: Flavor,
+    finish: Finish,
+    in_flight: InFlight,
+) -> Response {
+    let status = upstream.status();
+    let headers = forwardable(upstream.headers());
+    let framing = Framing::of(&headers);
+    let body = UpstreamBody {
+        inner: upstream.bytes_stream().boxed(),
+        idle: Box::pin(tokio::time::sleep(proxy.idle_timeout)),
+        idle_timeout: proxy.idle_timeout,
+        framing,
+        flavor,
+        ended_with_newline: true,
+        done: false,
+        finish: Some(finish.on_drop(status.as_u16())),
+        _in_flight: in_flight,
+    };
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// Copies the headers that belong to the message rather than to the connection.
+fn forwardable(headers: &HeaderMap) -> HeaderMap {
+    // Headers named in `Connection:` are hop-by-hop too (RFC 9110 §7.6.1).
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if is_hop_by_hop(name) || named.contains(name) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "transfer-encoding"
+            | "host"
+            | "origin"
+    )
+}
+
+/// How a response body is framed, which decides how a broken stream is ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Ndjson,
+    Sse,
+    Other,
+}
+
+impl Framing {
+    fn of(headers: &HeaderMap) -> Framing {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if content_type.starts_with("application/x-ndjson") {
+            Framing::Ndjson
+        } else if content_type.starts_with("text/event-stream") {
+            Framing::Sse
+        } else {
+            Framing::Other
+        }
+    }
+}
+
+/// Records a request's outcome in the metrics exactly once: when dropped.
+#[derive(Debug)]
+struct Finish {
+    metrics: Arc<Metrics>,
+    kind: RouteKind,
+    status: u16,
+    started: Instant,
+}
+
+impl Finish {
+    /// Records the outcome now.
+    fn record(mut self, status: u16) {
+        self.status = status;
+    }
+
+    /// Records the outcome when the returned value (held by the body) is dropped.
+    fn on_drop(mut self, status: u16) -> Finish {
+        self.status = status;
+        self
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.metrics
+            .request_finished(self.kind, self.status, self.started.elapsed());
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The request body on its way upstream, cut off once it exceeds the limit.
+    struct LimitedBody<S> {
+        #[pin]
+        inner: S,
+        seen: u64,
+        limit: u64,
+        too_large: Arc<AtomicBool>,
+    }
+}
+
+impl<S> Stream for LimitedBody<S>
+where
+    S: Stream<Item = Result<Bytes, axum::Error>>,
+{
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        match this.inner.poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                *this.seen += chunk.len() as u64;
+                if *this.seen > *this.limit {
+                    this.too_large.store(true, Relaxed);
+                    return Poll::Ready(Some(Err("request body exceeds the limit".into())));
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Box::new(err)))),
+            other => other.map(|_| None),
+        }
+    }
+}
+
+/// The upstream's response body on its way to the client, chunk by chunk, with the
+/// idle timeout and the end-of-stream rules from the module docs.
+struct UpstreamBody {
+    inner: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    idle: Pin<Box<Sleep>>,
+    idle_timeout: Duration,
+    framing: Framing,
+    flavor: Flavor,
+    /// Whether the last chunk sent ended a line, so an error line starts on its own.
+    ended_with_newline: bool,
+    done: bool,
+    finish: Option<Finish>,
+    _in_flight: InFlight,
+}
+
+impl UpstreamBody {
+    /// Ends a stream that broke: with an error line, cleanly, or by cutting it.
+    fn broken(&mut self, kind: &'static str, message: String) -> Poll<Option<Result<Bytes, BoxError>>> {
+        self.done = true;
+        if let Some(finish) = &self.finish {
+            finish.metrics.gateway_error(kind);
+        }
+        tracing::warn!(kind, "{message}");
+        match self.framing {
+            Framing::Ndjson if self.flavor == Flavor::Ollama => {
+                let mut line = Vec::with_capacity(message.len() + 16);
+                if !self.ended_with_newline {
+                    line.push(b'\n');
+                }
+                line.extend_from_slice(serde_json::json!({ "error": message }).to_string().as_bytes());
+                line.push(b'\n');
+                Poll::Ready(Some(Ok(Bytes::from(line))))
+            }
+            Framing::Ndjson | Framing::Sse => Poll::Ready(None),
+            Framing::Other => Poll::Ready(Some(Err(message.into()))),
+        }
+    }
+}
+
+impl Stream for UpstreamBody {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                let deadline = tokio::time::Instant::now() + self.idle_timeout;
+                self.idle.as_mut().reset(deadline);
+                if let Some(last) = chunk.last() {
+                    self.ended_with_newline = *last == b'\n';
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                let upstream = err
+                    .url()
+                    .map(|u| u.origin().ascii_serialization())
+                    .unwrap_or_else(|| "upstream".to_owned());
+                let message = format!("upstream {upstream} broke off the response: {}", describe(&err));
+                self.broken("stream_aborted", message)
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    let message = format!(
+                        "upstream sent nothing for {} mid-response (timeouts.idle)",
+                        humantime::format_duration(self.idle_timeout)
+                    );
+                    self.broken("idle_timeout", message)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+use std::future::Future as _;
+
+/// A connector layer that counts new upstream connections, so `/warmline/stats`
+/// can show how well the pool is reused.
+#[derive(Debug, Clone)]
+struct CountConnects(Arc<AtomicU64>);
+
+impl<S> tower::Layer<S> for CountConnects {
+    type Service = Counted<S>;
+
+    fn layer(&self, inner: S) -> Counted<S> {
+        Counted {
+            inner,
+            count: Arc::clone(&self.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Counted<S> {
+    inner: S,
+    count: Arc<AtomicU64>,
+}
+
+impl<S, R> tower::Service<R> for Counted<S>
+where
+    S: tower::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.count.fetch_add(1, Relaxed);
+        self.inner.call(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert(header::HOST, HeaderValue::from_static("localhost:11435"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        let out = forwardable(&headers);
+        assert_eq!(out.len(), 1);
+        assert!(out.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn describe_gives_the_innermost_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        assert_eq!(describe(&io), "connection refused");
+    }
+
+    #[test]
+    fn framing_follows_content_type() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+        assert_eq!(Framing::of(&headers), Framing::Ndjson);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+        assert_eq!(Framing::of(&headers), Framing::Sse);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        assert_eq!(Framing::of(&headers), Framing::Other);
+    }
+}

@@ -1,0 +1,265 @@
+//! Upstreams: the Ollama hosts behind the gateway, their health, and which one a
+//! request goes to.
+//!
+//! Each [`Upstream`] carries its own health cell (reachable, last probe latency,
+//! last error) and an in-flight counter. Health is learned two ways: a background
+//! task probes every host with `HEAD /` (Ollama's own liveness check) on an interval,
+//! and the proxy reports what it sees on real requests (a refused connection marks
+//! the host down at once; any answer marks it up). The request path only reads
+//! atomics: [`UpstreamSet::pick`] takes the least-busy reachable host, or, when none
+//! is reachable, still the least-busy host so the client learns the real cause from
+//! the attempt (a 502 naming that host) rather than a generic refusal.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// No probe has measured a latency yet.
+const NO_LATENCY: u64 = u64::MAX;
+
+/// One Ollama host.
+#[derive(Debug)]
+pub struct Upstream {
+    url: Url,
+    /// The URL as a prefix for request paths: scheme, authority and any base path,
+    /// without a trailing slash.
+    base: String,
+    in_flight: AtomicUsize,
+    reachable: AtomicBool,
+    last_latency_micros: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Upstream {
+    pub fn new(url: Url) -> Upstream {
+        let base = url.as_str().trim_end_matches('/').to_owned();
+        Upstream {
+            url,
+            base,
+            in_flight: AtomicUsize::new(0),
+            // Optimistic until the first probe says otherwise: a gateway started
+            // just before its daemon should not refuse the first requests.
+            reachable: AtomicBool::new(true),
+            last_latency_micros: AtomicU64::new(NO_LATENCY),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// The upstream's URL as configured (displayed in errors and health).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The base URL without a trailing slash, e.g. `http://127.0.0.1:11434`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The full URL for a request's path and query.
+    pub fn target(&self, path_and_query: &str) -> String {
+        let mut target = String::with_capacity(self.base.len() + path_and_query.len());
+        target.push_str(&self.base);
+        target.push_str(path_and_query);
+        target
+    }
+
+    pub fn is_reachable(&self) -> bool {
+        self.reachable.load(Relaxed)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// Counts a request as outstanding on this host until the guard is dropped.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight(Arc::clone(self))
+    }
+
+    /// The host answered (a probe, or a real request).
+    pub fn mark_up(&self, probe_latency: Option<Duration>) {
+        // Only the transition takes the lock: the request path calls this per answer.
+        if !self.reachable.swap(true, Relaxed) {
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = None;
+            }
+        }
+        if let Some(latency) = probe_latency {
+            let micros = u64::try_from(latency.as_micros()).unwrap_or(NO_LATENCY - 1);
+            self.last_latency_micros.store(micros, Relaxed);
+        }
+    }
+
+    /// The host could not be reached; `reason` is kept for the health report.
+    pub fn mark_down(&self, reason: String) {
+        self.reachable.store(false, Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(reason);
+        }
+    }
+
+    /// A snapshot for `/warmline/health`.
+    pub fn health(&self) -> UpstreamHealth {
+        let micros = self.last_latency_micros.load(Relaxed);
+        UpstreamHealth {
+            url: self.base.clone(),
+            reachable: self.is_reachable(),
+            last_latency_ms: (micros != NO_LATENCY).then(|| micros as f64 / 1000.0),
+            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+            in_flight: self.in_flight(),
+        }
+    }
+}
+
+/// RAII guard for one outstanding request on an upstream.
+#[derive(Debug)]
+pub struct InFlight(Arc<Upstream>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Health of one upstream as reported by `/warmline/health`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpstreamHealth {
+    pub url: String,
+    pub reachable: bool,
+    /// Latency of the last successful `HEAD /` probe.
+    pub last_latency_ms: Option<f64>,
+    /// Why the host is considered unreachable (`None` while it is reachable).
+    pub last_error: Option<String>,
+    pub in_flight: usize,
+}
+
+/// The configured upstreams.
+#[derive(Debug)]
+pub struct UpstreamSet {
+    hosts: Vec<Arc<Upstream>>,
+}
+
+impl UpstreamSet {
+    /// Builds the set; `urls` is non-empty (config validation guarantees it).
+    pub fn new(urls: &[Url]) -> UpstreamSet {
+        UpstreamSet {
+            hosts: urls.iter().cloned().map(|u| Arc::new(Upstream::new(u))).collect(),
+        }
+    }
+
+    pub fn hosts(&self) -> &[Arc<Upstream>] {
+        &self.hosts
+    }
+
+    /// The host for the next request: the reachable one with the fewest outstanding
+    /// requests (first listed wins ties), else the least busy of all.
+    pub fn pick(&self) -> &Arc<Upstream> {
+        let least = |reachable_only: bool| {
+            self.hosts
+                .iter()
+                .filter(|h| !reachable_only || h.is_reachable())
+                .min_by_key(|h| h.in_flight())
+        };
+        least(true)
+            .or_else(|| least(false))
+            .unwrap_or_else(|| unreachable!("config validation guarantees one upstream"))
+    }
+
+    pub fn health(&self) -> Vec<UpstreamHealth> {
+        self.hosts.iter().map(|h| h.health()).collect()
+    }
+}
+
+/// Probes every upstream with `HEAD /` each `interval` until the task is aborted.
+/// A probe that does not answer within `timeout` marks the host down.
+pub async fn run_health_checks(
+    set: Arc<UpstreamSet>,
+    client: reqwest::Client,
+    interval: Duration,
+    timeout: Duration,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let probes = set.hosts().iter().map(|host| probe(host, &client, timeout));
+        futures_util::future::join_all(probes).await;
+    }
+}
+
+async fn probe(host: &Upstream, client: &reqwest::Client, timeout: Duration) {
+    let started = Instant::now();
+    let request = client.head(host.target("/")).timeout(timeout).send();
+    match request.await {
+        Ok(response) if !response.status().is_server_error() => {
+            host.mark_up(Some(started.elapsed()));
+        }
+        Ok(response) => host.mark_down(format!("health check answered {}", response.status())),
+        Err(err) if err.is_timeout() => host.mark_down(format!(
+            "health check timed out after {}",
+            humantime::format_duration(timeout)
+        )),
+        Err(err) => host.mark_down(crate::proxy::describe(&err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(n: usize) -> UpstreamSet {
+        let urls: Vec<Url> = (0..n)
+            .map(|i| Url::parse(&format!("http://127.0.0.1:{}", 10_000 + i)).expect("url"))
+            .collect();
+        UpstreamSet::new(&urls)
+    }
+
+    #[test]
+    fn picks_the_least_busy_reachable_host() {
+        let set = set(3);
+        let _a = set.hosts()[0].begin();
+        let _b = set.hosts()[1].begin();
+        assert_eq!(set.pick().base(), "http://127.0.0.1:10002");
+        set.hosts()[2].mark_down("refused".into());
+        assert_eq!(set.pick().base(), "http://127.0.0.1:10000");
+    }
+
+    #[test]
+    fn falls_back_to_an_unreachable_host_when_all_are_down() {
+        let set = set(2);
+        for host in set.hosts() {
+            host.mark_down("refused".into());
+        }
+        let _busy = set.hosts()[0].begin();
+        assert_eq!(set.pick().base(), "http://127.0.0.1:10001");
+    }
+
+    #[test]
+    fn in_flight_guard_decrements_on_drop() {
+        let set = set(1);
+        let host = &set.hosts()[0];
+        let guard = host.begin();
+        assert_eq!(host.in_flight(), 1);
+        drop(guard);
+        assert_eq!(host.in_flight(), 0);
+    }
+
+    #[test]
+    fn health_reports_the_last_error_and_latency() {
+        let set = set(1);
+        let host = &set.hosts()[0];
+        host.mark_up(Some(Duration::from_micros(1500)));
+        host.mark_down("connection refused".into());
+        let health = host.health();
+        assert!(!health.reachable);
+        assert_eq!(health.last_latency_ms, Some(1.5));
+        assert_eq!(health.last_error.as_deref(), Some("connection refused"));
+        assert_eq!(health.url, "http://127.0.0.1:10000");
+        host.mark_up(None);
+        assert_eq!(host.health().last_error, None);
+    }
+}
