@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use warmline::{Config, Gateway, Overrides};
 
 #[derive(Debug, Parser)]
-#[command(name = "warmline", version, about = "Makes a local Ollama stack fast: a drop-in gateway in front of Ollama")]
+#[command(
+    name = "warmline",
+    version,
+    about = "Makes a local Ollama stack fast: a drop-in gateway in front of Ollama"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,14 +97,15 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(err) => {
-                tracing::warn!("cannot listen for SIGTERM: {err}");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    tracing::warn!("cannot listen for SIGTERM: {err}");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

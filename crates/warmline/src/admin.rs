@@ -42,6 +42,10 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 /// Any other path under `/warmline/`: ours, so it is never forwarded.
 pub async fn not_found(request: Request) -> Response {
-    let message = format!("no Warmline route {} {}", request.method(), request.uri().path());
+    let message = format!(
+        "no Warmline route {} {}",
+        request.method(),
+        request.uri().path()
+    );
     error_response(StatusCode::NOT_FOUND, &message, Flavor::Ollama)
 }

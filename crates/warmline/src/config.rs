@@ -240,8 +240,8 @@ impl RawConfig {
     /// Turns the raw settings into a [`Config`], filling defaults.
     pub fn validate(self) -> Result<Config, ConfigError> {
         let listen_text = self.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-        let listen = parse_listen(listen_text)
-            .map_err(|message| ConfigError::invalid("listen", message))?;
+        let listen =
+            parse_listen(listen_text).map_err(|message| ConfigError::invalid("listen", message))?;
 
         let upstream_texts = self
             .upstreams
@@ -474,7 +474,12 @@ mod tests {
         assert!(err.starts_with("upstreams[1]: "), "{err}");
 
         let raw = RawConfig::from_toml("listen = \"localhost\"").expect("toml");
-        assert!(raw.validate().expect_err("no port").to_string().starts_with("listen: "));
+        assert!(
+            raw.validate()
+                .expect_err("no port")
+                .to_string()
+                .starts_with("listen: ")
+        );
 
         let raw = RawConfig::from_toml("[limits]\nmax_body = \"12 parsecs\"").expect("toml");
         let err = raw.validate().expect_err("unit").to_string();

@@ -93,9 +93,9 @@ impl Error {
             Error::Proxy(ProxyError::Unreachable { .. } | ProxyError::Protocol { .. }) => {
                 StatusCode::BAD_GATEWAY
             }
-            Error::Proxy(ProxyError::ConnectTimeout { .. } | ProxyError::FirstByteTimeout { .. }) => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
+            Error::Proxy(
+                ProxyError::ConnectTimeout { .. } | ProxyError::FirstByteTimeout { .. },
+            ) => StatusCode::GATEWAY_TIMEOUT,
             Error::Proxy(ProxyError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Proxy(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Error::Origin(_) => StatusCode::FORBIDDEN,

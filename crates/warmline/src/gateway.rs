@@ -21,13 +21,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin;
 use crate::config::Config;
 use crate::error::{Error, ProxyError};
 use crate::metrics::{Metrics, Stats};
 use crate::origin::{self, OriginPolicy};
 use crate::proxy::{self, Proxy};
 use crate::upstream::{self, UpstreamHealth};
-use crate::admin;
 
 /// Warmline's version, reported by `/warmline/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -139,11 +139,17 @@ impl Gateway {
             Arc::clone(&proxy.upstreams),
             proxy.client.clone(),
             config.timeouts.health_interval,
-            config.timeouts.connect.max(std::time::Duration::from_secs(1)),
+            config
+                .timeouts
+                .connect
+                .max(std::time::Duration::from_secs(1)),
         ));
 
         let (stop_tx, mut stop_rx) = watch::channel(false);
-        let app = router(Arc::clone(&shared), Arc::new(OriginPolicy::new(&config.origins)));
+        let app = router(
+            Arc::clone(&shared),
+            Arc::new(OriginPolicy::new(&config.origins)),
+        );
         let listener = listener.tap_io(|tcp| {
             // Streams are many small writes: never let Nagle hold a token back.
             let _ = tcp.set_nodelay(true);
@@ -234,7 +240,10 @@ impl GatewayHandle {
         };
         health.abort();
         let _ = self.inner.stop.send(true);
-        if tokio::time::timeout(self.inner.drain, &mut server).await.is_err() {
+        if tokio::time::timeout(self.inner.drain, &mut server)
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 "in-flight requests still running after {}; closing them",
                 humantime::format_duration(self.inner.drain)

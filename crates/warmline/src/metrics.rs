@@ -11,9 +11,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -80,7 +80,10 @@ impl Metrics {
             in_flight: AtomicI64::new(0),
             routes,
             status_classes: Default::default(),
-            gateway_errors: GATEWAY_ERROR_KINDS.iter().map(|_| AtomicU64::new(0)).collect(),
+            gateway_errors: GATEWAY_ERROR_KINDS
+                .iter()
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             upstream_requests: AtomicU64::new(0),
             upstream_connects: Arc::new(AtomicU64::new(0)),
         }
@@ -107,7 +110,9 @@ impl Metrics {
         self.in_flight.fetch_sub(1, Relaxed);
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.status_classes[class].fetch_add(1, Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
+        let micros = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, MAX_MICROS);
         let route = &self.routes[kind.index()];
         route.latency_sum_micros.fetch_add(micros, Relaxed);
         if let Ok(mut histogram) = route.latency.lock() {
@@ -164,7 +169,8 @@ impl Metrics {
         Stats {
             uptime_s: self.started.elapsed().as_secs_f64(),
             requests,
-            errors: class(4) + gateway_errors.get("stream_aborted").copied().unwrap_or(0)
+            errors: class(4)
+                + gateway_errors.get("stream_aborted").copied().unwrap_or(0)
                 + gateway_errors.get("idle_timeout").copied().unwrap_or(0),
             in_flight: self.in_flight.load(Relaxed).max(0) as u64,
             responses: StatusClasses {
@@ -194,21 +200,63 @@ impl Metrics {
     pub fn render_prometheus(&self, upstreams: &[UpstreamHealth]) -> String {
         let mut out = String::with_capacity(8 * 1024);
         let w = &mut out;
-        header(w, "warmline_requests_total", "counter", "Requests received, by route kind.");
+        header(
+            w,
+            "warmline_requests_total",
+            "counter",
+            "Requests received, by route kind.",
+        );
         for (kind, route) in RouteKind::ALL.iter().zip(&self.routes) {
-            let _ = writeln!(w, "warmline_requests_total{{route=\"{}\"}} {}", kind.as_str(), route.requests.load(Relaxed));
+            let _ = writeln!(
+                w,
+                "warmline_requests_total{{route=\"{}\"}} {}",
+                kind.as_str(),
+                route.requests.load(Relaxed)
+            );
         }
-        header(w, "warmline_responses_total", "counter", "Responses sent, by status class.");
+        header(
+            w,
+            "warmline_responses_total",
+            "counter",
+            "Responses sent, by status class.",
+        );
         for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
-            let _ = writeln!(w, "warmline_responses_total{{class=\"{class}\"}} {}", self.status_classes[i].load(Relaxed));
+            let _ = writeln!(
+                w,
+                "warmline_responses_total{{class=\"{class}\"}} {}",
+                self.status_classes[i].load(Relaxed)
+            );
         }
-        header(w, "warmline_gateway_errors_total", "counter", "Errors produced or observed by the gateway itself, by kind.");
+        header(
+            w,
+            "warmline_gateway_errors_total",
+            "counter",
+            "Errors produced or observed by the gateway itself, by kind.",
+        );
         for (kind, count) in GATEWAY_ERROR_KINDS.iter().zip(&self.gateway_errors) {
-            let _ = writeln!(w, "warmline_gateway_errors_total{{kind=\"{kind}\"}} {}", count.load(Relaxed));
+            let _ = writeln!(
+                w,
+                "warmline_gateway_errors_total{{kind=\"{kind}\"}} {}",
+                count.load(Relaxed)
+            );
         }
-        header(w, "warmline_in_flight_requests", "gauge", "Requests currently being served.");
-        let _ = writeln!(w, "warmline_in_flight_requests {}", self.in_flight.load(Relaxed).max(0));
-        header(w, "warmline_request_duration_seconds", "summary", "Time from request to the end of the response body, by route kind.");
+        header(
+            w,
+            "warmline_in_flight_requests",
+            "gauge",
+            "Requests currently being served.",
+        );
+        let _ = writeln!(
+            w,
+            "warmline_in_flight_requests {}",
+            self.in_flight.load(Relaxed).max(0)
+        );
+        header(
+            w,
+            "warmline_request_duration_seconds",
+            "summary",
+            "Time from request to the end of the response body, by route kind.",
+        );
         for (kind, route) in RouteKind::ALL.iter().zip(&self.routes) {
             let label = kind.as_str();
             let (quantiles, count) = match route.latency.lock() {
@@ -219,26 +267,83 @@ impl Metrics {
                 Err(_) => ([0.5, 0.9, 0.95, 0.99].map(|q| (q, 0)), 0),
             };
             for (q, micros) in quantiles {
-                let _ = writeln!(w, "warmline_request_duration_seconds{{route=\"{label}\",quantile=\"{q}\"}} {}", seconds(micros));
+                let _ = writeln!(
+                    w,
+                    "warmline_request_duration_seconds{{route=\"{label}\",quantile=\"{q}\"}} {}",
+                    seconds(micros)
+                );
             }
-            let _ = writeln!(w, "warmline_request_duration_seconds_sum{{route=\"{label}\"}} {}", seconds(route.latency_sum_micros.load(Relaxed)));
-            let _ = writeln!(w, "warmline_request_duration_seconds_count{{route=\"{label}\"}} {count}");
+            let _ = writeln!(
+                w,
+                "warmline_request_duration_seconds_sum{{route=\"{label}\"}} {}",
+                seconds(route.latency_sum_micros.load(Relaxed))
+            );
+            let _ = writeln!(
+                w,
+                "warmline_request_duration_seconds_count{{route=\"{label}\"}} {count}"
+            );
         }
-        header(w, "warmline_upstream_requests_total", "counter", "Requests sent to upstreams.");
-        let _ = writeln!(w, "warmline_upstream_requests_total {}", self.upstream_requests.load(Relaxed));
-        header(w, "warmline_upstream_connections_opened_total", "counter", "New TCP connections opened to upstreams (the rest reused the pool).");
-        let _ = writeln!(w, "warmline_upstream_connections_opened_total {}", self.upstream_connects.load(Relaxed));
-        header(w, "warmline_upstream_up", "gauge", "1 if the upstream answered its last health check.");
+        header(
+            w,
+            "warmline_upstream_requests_total",
+            "counter",
+            "Requests sent to upstreams.",
+        );
+        let _ = writeln!(
+            w,
+            "warmline_upstream_requests_total {}",
+            self.upstream_requests.load(Relaxed)
+        );
+        header(
+            w,
+            "warmline_upstream_connections_opened_total",
+            "counter",
+            "New TCP connections opened to upstreams (the rest reused the pool).",
+        );
+        let _ = writeln!(
+            w,
+            "warmline_upstream_connections_opened_total {}",
+            self.upstream_connects.load(Relaxed)
+        );
+        header(
+            w,
+            "warmline_upstream_up",
+            "gauge",
+            "1 if the upstream answered its last health check.",
+        );
         for u in upstreams {
-            let _ = writeln!(w, "warmline_upstream_up{{upstream=\"{}\"}} {}", escape(&u.url), u8::from(u.reachable));
+            let _ = writeln!(
+                w,
+                "warmline_upstream_up{{upstream=\"{}\"}} {}",
+                escape(&u.url),
+                u8::from(u.reachable)
+            );
         }
-        header(w, "warmline_upstream_health_check_seconds", "gauge", "Latency of the upstream's last successful health check.");
+        header(
+            w,
+            "warmline_upstream_health_check_seconds",
+            "gauge",
+            "Latency of the upstream's last successful health check.",
+        );
         for u in upstreams {
             let value = u.last_latency_ms.map_or(f64::NAN, |ms| ms / 1000.0);
-            let _ = writeln!(w, "warmline_upstream_health_check_seconds{{upstream=\"{}\"}} {value}", escape(&u.url));
+            let _ = writeln!(
+                w,
+                "warmline_upstream_health_check_seconds{{upstream=\"{}\"}} {value}",
+                escape(&u.url)
+            );
         }
-        header(w, "warmline_uptime_seconds", "gauge", "Seconds since the gateway started.");
-        let _ = writeln!(w, "warmline_uptime_seconds {}", self.started.elapsed().as_secs_f64());
+        header(
+            w,
+            "warmline_uptime_seconds",
+            "gauge",
+            "Seconds since the gateway started.",
+        );
+        let _ = writeln!(
+            w,
+            "warmline_uptime_seconds {}",
+            self.started.elapsed().as_secs_f64()
+        );
         out
     }
 }
@@ -262,7 +367,10 @@ fn seconds(micros: u64) -> f64 {
 
 /// Escapes a Prometheus label value.
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The JSON served at `GET /warmline/stats`.
@@ -341,7 +449,10 @@ mod tests {
     fn prometheus_output_has_every_series_from_the_start() {
         let text = Metrics::new().render_prometheus(&[]);
         for kind in RouteKind::ALL {
-            assert!(text.contains(&format!("warmline_requests_total{{route=\"{}\"}} 0", kind.as_str())));
+            assert!(text.contains(&format!(
+                "warmline_requests_total{{route=\"{}\"}} 0",
+                kind.as_str()
+            )));
         }
         assert!(text.contains("warmline_gateway_errors_total{kind=\"upstream_unreachable\"} 0"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {

@@ -112,7 +112,11 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// Middleware: refuses disallowed origins, answers preflights, strips `Origin` before
 /// forwarding and adds CORS headers to the response of an allowed cross-origin request.
-pub async fn layer(State(policy): State<std::sync::Arc<OriginPolicy>>, mut request: Request, next: Next) -> Response {
+pub async fn layer(
+    State(policy): State<std::sync::Arc<OriginPolicy>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(origin) = request.headers_mut().remove(header::ORIGIN) else {
         return next.run(request).await;
     };
@@ -121,9 +125,7 @@ pub async fn layer(State(policy): State<std::sync::Arc<OriginPolicy>>, mut reque
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
-    let allowed = origin
-        .to_str()
-        .is_ok_and(|o| policy.allows(o, host));
+    let allowed = origin.to_str().is_ok_and(|o| policy.allows(o, host));
     if !allowed {
         let shown = String::from_utf8_lossy(origin.as_bytes()).into_owned();
         return Error::from(OriginError::NotAllowed(shown)).to_response(flavor);
@@ -145,7 +147,10 @@ pub async fn layer(State(policy): State<std::sync::Arc<OriginPolicy>>, mut reque
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(ALLOW_HEADERS),
         );
-        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static(MAX_AGE),
+        );
         headers.insert(
             header::VARY,
             HeaderValue::from_static(
@@ -203,7 +208,10 @@ mod tests {
         assert!(!policy.allows("http://localhost.evil.example", None));
         assert!(!policy.allows("chrome-extension://abc", None));
 
-        let policy = OriginPolicy::new(&["chrome-extension://*".into(), "https://*.corp.example".into()]);
+        let policy = OriginPolicy::new(&[
+            "chrome-extension://*".into(),
+            "https://*.corp.example".into(),
+        ]);
         assert!(policy.allows("chrome-extension://abc", None));
         assert!(policy.allows("https://app.corp.example", None));
         assert!(!policy.allows("https://corp.example.evil", None));

@@ -81,7 +81,10 @@ impl Proxy {
 /// decompression (bodies pass through as encoded), no proxies from the environment
 /// (an `HTTP_PROXY` meant for pulls must not capture loopback traffic), no redirects
 /// followed (a redirect is the client's to see).
-fn build_client(config: &Config, connects: Arc<AtomicU64>) -> Result<reqwest::Client, reqwest::Error> {
+fn build_client(
+    config: &Config,
+    connects: Arc<AtomicU64>,
+) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(config.timeouts.connect)
         .pool_max_idle_per_host(config.pool.max_idle_per_host)
@@ -106,7 +109,9 @@ pub async fn forward(proxy: Arc<Proxy>, request: Request) -> Response {
         started,
     };
     match send(&proxy, request, kind).await {
-        Ok((response, in_flight)) => into_client_response(&proxy, response, flavor, finish, in_flight),
+        Ok((response, in_flight)) => {
+            into_client_response(&proxy, response, flavor, finish, in_flight)
+        }
         Err(err) => {
             proxy.metrics.gateway_error(err.kind());
             tracing::warn!(kind = err.kind(), "{err}");
@@ -419,7 +424,11 @@ struct UpstreamBody {
 
 impl UpstreamBody {
     /// Ends a stream that broke: with an error line, cleanly, or by cutting it.
-    fn broken(&mut self, kind: &'static str, message: String) -> Poll<Option<Result<Bytes, BoxError>>> {
+    fn broken(
+        &mut self,
+        kind: &'static str,
+        message: String,
+    ) -> Poll<Option<Result<Bytes, BoxError>>> {
         self.done = true;
         if let Some(finish) = &self.finish {
             finish.metrics.gateway_error(kind);
@@ -431,7 +440,11 @@ impl UpstreamBody {
                 if !self.ended_with_newline {
                     line.push(b'\n');
                 }
-                line.extend_from_slice(serde_json::json!({ "error": message }).to_string().as_bytes());
+                line.extend_from_slice(
+                    serde_json::json!({ "error": message })
+                        .to_string()
+                        .as_bytes(),
+                );
                 line.push(b'\n');
                 Poll::Ready(Some(Ok(Bytes::from(line))))
             }
@@ -462,7 +475,10 @@ impl Stream for UpstreamBody {
                     .url()
                     .map(|u| u.origin().ascii_serialization())
                     .unwrap_or_else(|| "upstream".to_owned());
-                let message = format!("upstream {upstream} broke off the response: {}", describe(&err));
+                let message = format!(
+                    "upstream {upstream} broke off the response: {}",
+                    describe(&err)
+                );
                 self.broken("stream_aborted", message)
             }
             Poll::Ready(None) => {
@@ -533,12 +549,21 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_dropped() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         headers.insert("x-private", HeaderValue::from_static("1"));
         headers.insert(header::HOST, HeaderValue::from_static("localhost:11435"));
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         let out = forwardable(&headers);
         assert_eq!(out.len(), 1);
         assert!(out.contains_key(header::CONTENT_TYPE));
@@ -546,18 +571,30 @@ mod tests {
 
     #[test]
     fn describe_gives_the_innermost_cause() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        let io = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        );
         assert_eq!(describe(&io), "connection refused");
     }
 
     #[test]
     fn framing_follows_content_type() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
         assert_eq!(Framing::of(&headers), Framing::Ndjson);
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
         assert_eq!(Framing::of(&headers), Framing::Sse);
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         assert_eq!(Framing::of(&headers), Framing::Other);
     }
 }

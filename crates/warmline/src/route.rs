@@ -149,7 +149,10 @@ mod tests {
         assert_eq!(RouteKind::of("/api/chat"), RouteKind::Chat);
         assert_eq!(RouteKind::of("/api/blobs/sha256:abc"), RouteKind::Blobs);
         assert_eq!(RouteKind::of("/v1/chat/completions"), RouteKind::OpenAiChat);
-        assert_eq!(RouteKind::of("/v1/models/llama3.2"), RouteKind::OpenAiModels);
+        assert_eq!(
+            RouteKind::of("/v1/models/llama3.2"),
+            RouteKind::OpenAiModels
+        );
         assert_eq!(RouteKind::of("/v1/responses"), RouteKind::OpenAiOther);
         assert_eq!(RouteKind::of("/"), RouteKind::Root);
         assert_eq!(RouteKind::of("/api/chat/"), RouteKind::Other);

@@ -83,10 +83,10 @@ impl Upstream {
     /// The host answered (a probe, or a real request).
     pub fn mark_up(&self, probe_latency: Option<Duration>) {
         // Only the transition takes the lock: the request path calls this per answer.
-        if !self.reachable.swap(true, Relaxed) {
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = None;
-            }
+        if !self.reachable.swap(true, Relaxed)
+            && let Ok(mut last) = self.last_error.lock()
+        {
+            *last = None;
         }
         if let Some(latency) = probe_latency {
             let micros = u64::try_from(latency.as_micros()).unwrap_or(NO_LATENCY - 1);
@@ -147,7 +147,11 @@ impl UpstreamSet {
     /// Builds the set; `urls` is non-empty (config validation guarantees it).
     pub fn new(urls: &[Url]) -> UpstreamSet {
         UpstreamSet {
-            hosts: urls.iter().cloned().map(|u| Arc::new(Upstream::new(u))).collect(),
+            hosts: urls
+                .iter()
+                .cloned()
+                .map(|u| Arc::new(Upstream::new(u)))
+                .collect(),
         }
     }
 

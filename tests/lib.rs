@@ -1,0 +1,204 @@
+//! Shared helpers for the integration tests: in-process gateways and mock upstreams
+//! on port 0, and the real `warmline` / `ollama-sim` binaries as child processes.
+//!
+//! Nothing here uses a fixed port: every server binds `127.0.0.1:0` and reports the
+//! port it got, so tests run in parallel and never collide with a real Ollama.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use url::Url;
+use warmline::{Config, Gateway, GatewayHandle};
+
+/// Starts an in-process gateway in front of `upstreams`, after `tweak` adjusts the
+/// default config.
+pub async fn gateway(upstreams: &[String], tweak: impl FnOnce(&mut Config)) -> GatewayHandle {
+    let mut config = Config {
+        upstreams: upstreams
+            .iter()
+            .map(|u| Url::parse(u).expect("upstream url"))
+            .collect(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    Gateway::serve(listener, config).expect("gateway starts")
+}
+
+/// An in-process mock upstream: any axum router, served on a port-0 listener.
+#[derive(Debug)]
+pub struct Mock {
+    pub url: String,
+    pub hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Mock {
+    /// Serves `router`, counting in `hits` every request it receives except the
+    /// gateway's health probes (`HEAD /`).
+    pub async fn serve(router: axum::Router) -> Mock {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        let router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let probe =
+                    request.method() == axum::http::Method::HEAD && request.uri().path() == "/";
+                if !probe {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                next.run(request)
+            },
+        ));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Mock { url, hits, task }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A URL on which nothing listens (bound, then closed).
+pub async fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    url
+}
+
+/// The directory holding the workspace's binaries (next to this test binary).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WARMLINE_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/tests-xxxx → target/<profile>
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// Path of a workspace binary; panics with the command that builds it if missing.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A child process that is killed when dropped, so a failing test leaks nothing.
+#[derive(Debug)]
+pub struct Daemon {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Daemon {
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `command`, reads `stream` line by line until `find` extracts the URL from
+/// one (bounded by 20 s), then keeps draining that stream in the background.
+fn spawn_and_wait(
+    mut command: Command,
+    from_stderr: bool,
+    find: fn(&str) -> Option<String>,
+) -> Daemon {
+    command.stdin(Stdio::null());
+    if from_stderr {
+        command.stderr(Stdio::piped()).stdout(Stdio::null());
+    } else {
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    }
+    let mut child = command.spawn().expect("spawn daemon");
+    let stream: Box<dyn std::io::Read + Send> = if from_stderr {
+        Box::new(child.stderr.take().expect("stderr"))
+    } else {
+        Box::new(child.stdout.take().expect("stdout"))
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if !sent && let Some(url) = find(&line) {
+                let _ = tx.send(url);
+                sent = true;
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("daemon printed its ready line within 20 s");
+    Daemon { child, url }
+}
+
+/// Runs the real `ollama-sim serve` on a free loopback port.
+pub fn sim_daemon(envs: &[(&str, &str)]) -> Daemon {
+    let mut command = Command::new(bin("ollama-sim"));
+    command
+        .arg("serve")
+        .env("OLLAMA_HOST", "127.0.0.1:0")
+        .env("SIM_QUIET", "1");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    spawn_and_wait(command, true, |line| {
+        let rest = line.split("msg=\"Listening on ").nth(1)?;
+        let addr = rest.split(' ').next()?;
+        Some(format!("http://{addr}"))
+    })
+}
+
+/// Runs the real `warmline serve` on a free loopback port in front of `upstream`.
+pub fn warmline_daemon(upstream: &str, extra: &[&str]) -> Daemon {
+    let mut command = Command::new(bin("warmline"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream", upstream])
+        .args(extra)
+        .env_remove("WARMLINE_LISTEN")
+        .env_remove("WARMLINE_UPSTREAMS")
+        .env_remove("WARMLINE_CONFIG");
+    spawn_and_wait(command, false, |line| {
+        line.strip_prefix("warmline listening on ")
+            .map(str::to_owned)
+    })
+}

@@ -1,0 +1,8 @@
+//! Warmline's integration tests: one binary, one module per area.
+//!
+//! - `proxy`: proxy behaviour against in-process mock upstreams.
+//! - `passthrough`: every Ollama route, direct vs through the gateway, on the simulator.
+//! - `daemons`: the real `warmline` and `ollama-sim` binaries as processes.
+
+#[path = "suite/proxy.rs"]
+mod proxy;
