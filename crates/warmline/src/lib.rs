@@ -29,6 +29,7 @@
 //! and `gateway` (wiring, lifecycle).
 
 pub mod admin;
+pub mod bench;
 pub mod config;
 pub mod error;
 mod gateway;

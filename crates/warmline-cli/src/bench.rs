@@ -1,0 +1,249 @@
+//! `warmline bench`: argument parsing, a progress line and the report's rendering
+//! around `warmline::bench`.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use warmline::bench::{self, BenchConfig, BenchReport, Mode, Progress};
+
+/// Built-in request shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Non-streaming `/api/chat`, temperature 0.
+    Chat,
+    /// Streaming `/api/chat` (NDJSON), temperature 0; TTFT is the first chunk.
+    ChatStream,
+    /// Non-streaming `/api/generate`, temperature 0.
+    Generate,
+    /// `/api/embed` with one short input.
+    Embed,
+    /// `GET /api/tags`.
+    Tags,
+}
+
+impl Scenario {
+    fn path(self) -> &'static str {
+        match self {
+            Scenario::Chat | Scenario::ChatStream => "/api/chat",
+            Scenario::Generate => "/api/generate",
+            Scenario::Embed => "/api/embed",
+            Scenario::Tags => "/api/tags",
+        }
+    }
+
+    fn body(self, model: &str) -> String {
+        let value = match self {
+            Scenario::Chat | Scenario::ChatStream => serde_json::json!({
+                "model": model,
+                "messages": [{"role": "user", "content": "Say hello in five words."}],
+                "stream": self == Scenario::ChatStream,
+                "options": {"temperature": 0},
+            }),
+            Scenario::Generate => serde_json::json!({
+                "model": model,
+                "prompt": "Say hello in five words.",
+                "stream": false,
+                "options": {"temperature": 0},
+            }),
+            Scenario::Embed => serde_json::json!({"model": model, "input": "hello world"}),
+            Scenario::Tags => return String::new(),
+        };
+        value.to_string()
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Base URL of the endpoint under test (a gateway or Ollama itself)
+    #[arg(long, default_value = "http://127.0.0.1:11435")]
+    url: String,
+    /// Built-in request shape
+    #[arg(long, value_enum, default_value = "chat")]
+    scenario: Scenario,
+    /// Model named in the built-in bodies
+    #[arg(long, default_value = "llama3.2")]
+    model: String,
+    /// Path to request instead of the scenario's
+    #[arg(long)]
+    path: Option<String>,
+    /// Request body instead of the scenario's (JSON text)
+    #[arg(long, conflicts_with = "body_file")]
+    body: Option<String>,
+    /// File with one request body per line, sent round-robin
+    #[arg(long, value_name = "FILE")]
+    body_file: Option<PathBuf>,
+    /// Open loop: requests per second, scheduled regardless of responses
+    #[arg(long, conflicts_with = "concurrency")]
+    rate: Option<f64>,
+    /// Closed loop: this many workers sending back to back [default: 16]
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Length of the measured phase
+    #[arg(long, default_value = "10s", value_parser = humantime_duration)]
+    duration: Duration,
+    /// Stop after this many measured requests
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Unmeasured traffic before the measured phase
+    #[arg(long, default_value = "1s", value_parser = humantime_duration)]
+    warmup: Duration,
+    /// Per-request timeout
+    #[arg(long, default_value = "60s", value_parser = humantime_duration)]
+    timeout: Duration,
+    /// Open loop: requests outstanding beyond this are counted as dropped
+    #[arg(long, default_value_t = 10_000)]
+    max_in_flight: usize,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn humantime_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}
+
+pub async fn run(args: BenchArgs) -> ExitCode {
+    let config = match config(&args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("warmline bench: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let progress = Arc::new(Progress::default());
+    let ticker = std::io::stderr().is_terminal().then(|| {
+        tokio::spawn(show_progress(
+            Arc::clone(&progress),
+            config.warmup + config.duration,
+        ))
+    });
+    let result = bench::run(config, progress).await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprint!("\r\x1b[2K");
+    }
+    match result {
+        Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("warmline bench: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(report) => {
+            print!("{}", render(&report));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("warmline bench: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
+    let bodies: Vec<bytes::Bytes> = if let Some(file) = &args.body_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let bodies: Vec<_> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| bytes::Bytes::from(l.to_owned()))
+            .collect();
+        if bodies.is_empty() {
+            return Err(format!("{} has no request bodies", file.display()));
+        }
+        bodies
+    } else if let Some(body) = &args.body {
+        vec![bytes::Bytes::from(body.clone())]
+    } else {
+        vec![bytes::Bytes::from(args.scenario.body(&args.model))]
+    };
+    let method =
+        if args.scenario == Scenario::Tags && args.body.is_none() && args.body_file.is_none() {
+            reqwest::Method::GET
+        } else {
+            reqwest::Method::POST
+        };
+    let path = args.path.as_deref().unwrap_or(args.scenario.path());
+    let mode = match (args.rate, args.concurrency) {
+        (Some(rate), _) => Mode::OpenLoop { rate },
+        (None, concurrency) => Mode::ClosedLoop {
+            concurrency: concurrency.unwrap_or(16),
+        },
+    };
+    Ok(BenchConfig {
+        url: format!("{}{path}", args.url.trim_end_matches('/')),
+        method,
+        bodies,
+        mode,
+        duration: args.duration,
+        max_requests: args.requests,
+        warmup: args.warmup,
+        timeout: args.timeout,
+        max_in_flight: args.max_in_flight,
+    })
+}
+
+async fn show_progress(progress: Arc<Progress>, total: Duration) {
+    let started = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        ticker.tick().await;
+        let share = (started.elapsed().as_secs_f64() / total.as_secs_f64()).min(1.0);
+        let filled = (share * 30.0) as usize;
+        eprint!(
+            "\r[{}{}] {:>3.0}%  sent {}  done {}  errors {}",
+            "#".repeat(filled),
+            " ".repeat(30 - filled),
+            share * 100.0,
+            progress.sent.load(Relaxed),
+            progress.completed.load(Relaxed),
+            progress.errors.load(Relaxed),
+        );
+    }
+}
+
+fn render(r: &BenchReport) -> String {
+    let mode = match r.mode {
+        Mode::OpenLoop { rate } => format!("open loop, {rate} req/s"),
+        Mode::ClosedLoop { concurrency } => format!("closed loop, {concurrency} workers"),
+    };
+    let errors = if r.errors.is_empty() {
+        "none".to_owned()
+    } else {
+        r.errors
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let p = |p: &bench::Percentiles| {
+        format!(
+            "mean {:.3}  p50 {:.3}  p90 {:.3}  p95 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+            p.mean, p.p50, p.p90, p.p95, p.p99, p.p999, p.max
+        )
+    };
+    let mut out = format!(
+        "target      {} ({mode})\nrequests    {} in {:.2} s ({:.1} req/s), ok {}, errors: {errors}\nlatency ms  {}\nttft ms     {}\n",
+        r.url,
+        r.requests,
+        r.elapsed_s,
+        r.rps,
+        r.ok,
+        p(&r.latency_ms),
+        p(&r.ttft_ms)
+    );
+    if !r.cache.is_empty() {
+        let cache: Vec<String> = r.cache.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push_str(&format!("cache       {}\n", cache.join(", ")));
+    }
+    out
+}

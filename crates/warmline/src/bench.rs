@@ -1,0 +1,448 @@
+//! `warmline bench`: an HTTP load generator for Ollama-shaped traffic.
+//!
+//! Two modes:
+//! - **open loop** (`rate`): requests are *scheduled* at a fixed rate, whether or
+//!   not earlier ones have finished, and each latency is measured from the moment
+//!   the request was due, not from when it was actually sent. A stalled server
+//!   therefore shows up as the latency its users would see (no coordinated
+//!   omission). If the number of outstanding requests reaches `max_in_flight`, the
+//!   due request is counted as `dropped` instead of silently delayed.
+//! - **closed loop** (`concurrency`): N workers each send the next request as soon
+//!   as the previous one finished; this measures throughput.
+//!
+//! Both are bounded by duration and, optionally, by request count. Latency is the
+//! time to the end of the response body; TTFT is the time to its first chunk (for a
+//! stream, the first token). Responses' `x-warmline-cache` header values are
+//! counted, so cache behaviour shows in the same report. Histograms are HDR with
+//! microsecond resolution.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+/// What to send and how hard.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Full request URL, e.g. `http://127.0.0.1:11435/api/chat`.
+    pub url: String,
+    pub method: reqwest::Method,
+    /// Request bodies, used round-robin (one entry for a fixed body).
+    pub bodies: Vec<Bytes>,
+    pub mode: Mode,
+    /// How long the measured phase lasts.
+    pub duration: Duration,
+    /// Stop after this many measured requests, if set.
+    pub max_requests: Option<u64>,
+    /// Traffic sent before measuring starts (connections warm, caches primed).
+    pub warmup: Duration,
+    /// Per-request timeout; a request that takes longer is an error.
+    pub timeout: Duration,
+    /// Open loop only: outstanding requests beyond this are dropped, not queued.
+    pub max_in_flight: usize,
+}
+
+/// Open or closed loop.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    OpenLoop { rate: f64 },
+    ClosedLoop { concurrency: usize },
+}
+
+/// Live counters, for a progress display while the run goes on.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub sent: AtomicU64,
+    pub completed: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BenchReport {
+    pub url: String,
+    pub mode: Mode,
+    /// Measured requests that completed (any status).
+    pub requests: u64,
+    /// Requests with a 2xx status and a complete body.
+    pub ok: u64,
+    /// Failures by cause: `status_503`, `timeout`, `connect`, `body`, `dropped`, ...
+    pub errors: BTreeMap<String, u64>,
+    /// `x-warmline-cache` values seen (`hit`, `miss`, ...), if any.
+    pub cache: BTreeMap<String, u64>,
+    pub elapsed_s: f64,
+    /// Completed measured requests per second.
+    pub rps: f64,
+    pub latency_ms: Percentiles,
+    pub ttft_ms: Percentiles,
+}
+
+/// Latency distribution summary, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Percentiles {
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("invalid benchmark settings: {0}")]
+    Invalid(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Everything the request tasks record into.
+#[derive(Debug)]
+struct Recorder {
+    latency: Mutex<Histogram<u64>>,
+    ttft: Mutex<Histogram<u64>>,
+    errors: Mutex<BTreeMap<String, u64>>,
+    cache: Mutex<BTreeMap<String, u64>>,
+    requests: AtomicU64,
+    ok: AtomicU64,
+    progress: Arc<Progress>,
+}
+
+impl Recorder {
+    fn new(progress: Arc<Progress>) -> Recorder {
+        let histogram = || {
+            Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .unwrap_or_else(|e| unreachable!("constant bounds are valid: {e}"))
+        };
+        Recorder {
+            latency: Mutex::new(histogram()),
+            ttft: Mutex::new(histogram()),
+            errors: Mutex::default(),
+            cache: Mutex::default(),
+            requests: AtomicU64::new(0),
+            ok: AtomicU64::new(0),
+            progress,
+        }
+    }
+
+    fn error(&self, cause: String) {
+        self.progress.errors.fetch_add(1, Relaxed);
+        if let Ok(mut errors) = self.errors.lock() {
+            *errors.entry(cause).or_default() += 1;
+        }
+    }
+
+    fn record(&self, outcome: Outcome, measured: bool) {
+        self.progress.completed.fetch_add(1, Relaxed);
+        if !measured {
+            return;
+        }
+        self.requests.fetch_add(1, Relaxed);
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        if let Ok(mut h) = self.latency.lock() {
+            h.saturating_record(micros(outcome.latency));
+        }
+        if let Some(ttft) = outcome.ttft
+            && let Ok(mut h) = self.ttft.lock()
+        {
+            h.saturating_record(micros(ttft));
+        }
+        if let Some(cache) = outcome.cache
+            && let Ok(mut counts) = self.cache.lock()
+        {
+            *counts.entry(cache).or_default() += 1;
+        }
+        match outcome.error {
+            None => {
+                self.ok.fetch_add(1, Relaxed);
+            }
+            Some(cause) => self.error(cause),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Outcome {
+    latency: Duration,
+    ttft: Option<Duration>,
+    cache: Option<String>,
+    error: Option<String>,
+}
+
+/// Runs a benchmark to completion, updating `progress` as it goes.
+pub async fn run(config: BenchConfig, progress: Arc<Progress>) -> Result<BenchReport, BenchError> {
+    if config.bodies.is_empty() {
+        return Err(BenchError::Invalid(
+            "at least one request body is needed".into(),
+        ));
+    }
+    match config.mode {
+        Mode::OpenLoop { rate } if !(rate > 0.0 && rate.is_finite()) => {
+            return Err(BenchError::Invalid(format!(
+                "rate must be positive, got {rate}"
+            )));
+        }
+        Mode::ClosedLoop { concurrency: 0 } => {
+            return Err(BenchError::Invalid("concurrency must be at least 1".into()));
+        }
+        _ => {}
+    }
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(usize::MAX)
+        .timeout(config.timeout)
+        .build()
+        .map_err(|e| BenchError::Client(e.to_string()))?;
+    let recorder = Arc::new(Recorder::new(progress));
+    let started = Instant::now();
+    let measure_from = started + config.warmup;
+    let end = measure_from + config.duration;
+    match config.mode {
+        Mode::OpenLoop { rate } => {
+            open_loop(&config, &client, &recorder, rate, measure_from, end).await
+        }
+        Mode::ClosedLoop { concurrency } => {
+            closed_loop(&config, &client, &recorder, concurrency, measure_from, end).await;
+        }
+    }
+    let elapsed = Instant::now()
+        .saturating_duration_since(measure_from)
+        .min(config.duration.max(Duration::from_millis(1)));
+    let requests = recorder.requests.load(Relaxed);
+    let latency = recorder
+        .latency
+        .lock()
+        .map(|h| Percentiles::of(&h))
+        .unwrap_or_default();
+    let ttft = recorder
+        .ttft
+        .lock()
+        .map(|h| Percentiles::of(&h))
+        .unwrap_or_default();
+    Ok(BenchReport {
+        url: config.url.clone(),
+        mode: config.mode,
+        requests,
+        ok: recorder.ok.load(Relaxed),
+        errors: recorder
+            .errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default(),
+        cache: recorder.cache.lock().map(|c| c.clone()).unwrap_or_default(),
+        elapsed_s: elapsed.as_secs_f64(),
+        rps: requests as f64 / elapsed.as_secs_f64().max(1e-9),
+        latency_ms: latency,
+        ttft_ms: ttft,
+    })
+}
+
+/// Fires request `i` at `start + i / rate`, measuring from that due time.
+///
+/// Pacing runs on its own OS thread with `std::thread::sleep`, which wakes within
+/// tens of microseconds; tokio's timer has millisecond granularity, which would
+/// bunch requests into bursts and add up to a millisecond of phantom latency.
+async fn open_loop(
+    config: &BenchConfig,
+    client: &reqwest::Client,
+    recorder: &Arc<Recorder>,
+    rate: f64,
+    measure_from: Instant,
+    end: Instant,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let (measure_from_std, end_std) = (measure_from.into_std(), end.into_std());
+    let max_requests = config.max_requests;
+    let pacer = std::thread::Builder::new()
+        .name("bench-pacer".into())
+        .spawn(move || {
+            let start = std::time::Instant::now();
+            let mut measured = 0u64;
+            for i in 0u64.. {
+                let due = start + interval.mul_f64(i as f64);
+                if due >= end_std || max_requests.is_some_and(|max| measured >= max) {
+                    break;
+                }
+                let now = std::time::Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                measured += u64::from(due >= measure_from_std);
+                if tx.send((i, Instant::from_std(due))).is_err() {
+                    break;
+                }
+            }
+        });
+    if let Err(err) = pacer {
+        recorder.error(format!("pacer thread: {err}"));
+        return;
+    }
+
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    while let Some((i, due)) = rx.recv().await {
+        let is_measured = due >= measure_from;
+        if in_flight.load(Relaxed) >= config.max_in_flight as u64 {
+            if is_measured {
+                recorder.requests.fetch_add(1, Relaxed);
+                recorder.error("dropped".into());
+            }
+            continue;
+        }
+        in_flight.fetch_add(1, Relaxed);
+        recorder.progress.sent.fetch_add(1, Relaxed);
+        let (recorder, in_flight) = (Arc::clone(recorder), Arc::clone(&in_flight));
+        let request = build(config, client.clone(), i);
+        tasks.spawn(async move {
+            let outcome = send(request, due).await;
+            recorder.record(outcome, is_measured);
+            in_flight.fetch_sub(1, Relaxed);
+        });
+        // Reap finished tasks so the set does not grow with the run's length.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// `concurrency` workers, each sending back to back until `end`.
+async fn closed_loop(
+    config: &BenchConfig,
+    client: &reqwest::Client,
+    recorder: &Arc<Recorder>,
+    concurrency: usize,
+    measure_from: Instant,
+    end: Instant,
+) {
+    let next = Arc::new(AtomicU64::new(0));
+    let measured = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (config, client, recorder) = (config.clone(), client.clone(), Arc::clone(recorder));
+        let (next, measured) = (Arc::clone(&next), Arc::clone(&measured));
+        workers.spawn(async move {
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                let is_measured = now >= measure_from;
+                if is_measured {
+                    let n = measured.fetch_add(1, Relaxed);
+                    if config.max_requests.is_some_and(|max| n >= max) {
+                        break;
+                    }
+                }
+                let i = next.fetch_add(1, Relaxed);
+                recorder.progress.sent.fetch_add(1, Relaxed);
+                let outcome = send(build(&config, client.clone(), i), now).await;
+                recorder.record(outcome, is_measured);
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+}
+
+fn build(config: &BenchConfig, client: reqwest::Client, i: u64) -> reqwest::RequestBuilder {
+    let body = config.bodies[(i % config.bodies.len() as u64) as usize].clone();
+    client
+        .request(config.method.clone(), &config.url)
+        .body(body)
+}
+
+/// Sends one request and reads its whole body, timing from `due`.
+async fn send(request: reqwest::RequestBuilder, due: Instant) -> Outcome {
+    let failed = |error: String| Outcome {
+        latency: Instant::now().saturating_duration_since(due),
+        ttft: None,
+        cache: None,
+        error: Some(error),
+    };
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(err) if err.is_timeout() => return failed("timeout".into()),
+        Err(err) if err.is_connect() => return failed("connect".into()),
+        Err(_) => return failed("request".into()),
+    };
+    let status = response.status();
+    let cache = response
+        .headers()
+        .get("x-warmline-cache")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut ttft = None;
+    loop {
+        match response.chunk().await {
+            Ok(Some(_)) => {
+                ttft.get_or_insert_with(|| Instant::now().saturating_duration_since(due));
+            }
+            Ok(None) => break,
+            Err(err) => {
+                let mut outcome = failed(if err.is_timeout() { "timeout" } else { "body" }.into());
+                outcome.cache = cache;
+                return outcome;
+            }
+        }
+    }
+    Outcome {
+        latency: Instant::now().saturating_duration_since(due),
+        ttft,
+        cache,
+        error: (!status.is_success()).then(|| format!("status_{}", status.as_u16())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_an_empty_histogram_are_zero() {
+        let h = Histogram::<u64>::new_with_bounds(1, 1000, 3).expect("histogram");
+        assert_eq!(Percentiles::of(&h), Percentiles::default());
+    }
+
+    #[tokio::test]
+    async fn invalid_settings_are_refused() {
+        let config = BenchConfig {
+            url: "http://127.0.0.1:9/".into(),
+            method: reqwest::Method::GET,
+            bodies: vec![Bytes::new()],
+            mode: Mode::OpenLoop { rate: 0.0 },
+            duration: Duration::from_secs(1),
+            max_requests: None,
+            warmup: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+            max_in_flight: 10,
+        };
+        let err = run(config, Arc::default()).await.expect_err("rate 0");
+        assert!(err.to_string().contains("rate must be positive"));
+    }
+}
