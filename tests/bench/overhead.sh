@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Gateway overhead, measured as a paired run: the same ollama-sim, the same arrival
+# rate, direct vs through warmline, alternating in one run so the shared machine's
+# noise hits both sides alike. Open loop (warmline bench --rate), non-streaming
+# small chat requests, simulator delays at 0 so only HTTP and proxy costs remain.
+#
+#   tests/bench/overhead.sh [RATES] [SECONDS] [ROUNDS]
+#   tests/bench/overhead.sh "1000 5000" 10 3      (the default)
+#
+# Prints a Markdown table (for BENCHMARKS.md) and leaves raw JSON in bench-out/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RATES=${1:-"1000 5000"}
+SECONDS_PER_RUN=${2:-10}
+ROUNDS=${3:-3}
+OUT=bench-out/overhead
+mkdir -p "$OUT"
+
+cargo build --release --locked -q -p warmline-cli -p ollama-sim
+BIN=target/release
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_line() { # file pattern → first match, within 10 s
+  for _ in $(seq 100); do
+    if line=$(grep -m1 -o "$2" "$1" 2>/dev/null); then echo "$line"; return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
+}
+
+OLLAMA_HOST=127.0.0.1:0 SIM_QUIET=1 "$BIN/ollama-sim" serve 2>"$OUT/sim.log" >/dev/null &
+pids+=($!)
+SIM="http://$(wait_line "$OUT/sim.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
+"$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$SIM" >"$OUT/gw.out" 2>"$OUT/gw.log" &
+pids+=($!)
+GW=$(wait_line "$OUT/gw.out" 'http://[0-9.:]*')
+echo "simulator $SIM, gateway $GW" >&2
+
+for rate in $RATES; do
+  for round in $(seq "$ROUNDS"); do
+    for side in direct gateway; do
+      url=$SIM; [ "$side" = gateway ] && url=$GW
+      "$BIN/warmline" bench --url "$url" --scenario chat --rate "$rate" \
+        --duration "${SECONDS_PER_RUN}s" --warmup 1s --json >"$OUT/$side-$rate-$round.json"
+      echo "rate $rate round $round $side done" >&2
+    done
+  done
+done
+
+python3 - "$OUT" "$RATES" "$ROUNDS" <<'PY'
+import json, sys, statistics
+out, rates, rounds = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
+print("| rate (req/s) | side | requests | errors | p50 ms | p95 ms | p99 ms | p99.9 ms |")
+print("|---|---|---|---|---|---|---|---|")
+summary = []
+for rate in rates:
+    med = {}
+    for side in ("direct", "gateway"):
+        runs = [json.load(open(f"{out}/{side}-{rate}-{r}.json")) for r in range(1, rounds + 1)]
+        q = {k: statistics.median(run["latency_ms"][k] for run in runs) for k in ("p50", "p95", "p99", "p999")}
+        reqs = sum(run["requests"] for run in runs)
+        errs = sum(sum(run["errors"].values()) for run in runs)
+        med[side] = q
+        print(f"| {rate} | {side} | {reqs} | {errs} | {q['p50']:.3f} | {q['p95']:.3f} | {q['p99']:.3f} | {q['p999']:.3f} |")
+    d = {k: (med["gateway"][k] - med["direct"][k]) * 1000 for k in ("p50", "p95", "p99")}
+    summary.append(f"| {rate} | {d['p50']:+.0f} | {d['p95']:+.0f} | {d['p99']:+.0f} |")
+print()
+print("Added by the gateway (median over rounds of gateway minus direct, microseconds):")
+print()
+print("| rate (req/s) | p50 µs | p95 µs | p99 µs |")
+print("|---|---|---|---|")
+print("\n".join(summary))
+PY

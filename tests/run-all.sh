@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs every Warmline test on a fresh Debian (bookworm) machine, installing what it
+# needs first. This is the command README.md gives and .ci/run calls.
+#
+#   ./tests/run-all.sh              everything
+#   ./tests/run-all.sh --deps-only  only install the system packages (for running the app)
+#   SKIP_E2E=1 ./tests/run-all.sh   everything but the webview end-to-end test
+#
+# Stages: system packages → format and lint → core has no GUI dependency → build →
+# cargo tests (unit, integration, Tauri mock runtime) → official client libraries
+# (Python ollama/openai, JavaScript ollama) → the desktop app end to end under Xvfb.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+stage() { printf '\n==> %s (%s)\n' "$1" "$(date +%T)"; }
+
+# Debian packages: Tauri's build dependencies, the headless display and WebDriver
+# for the end-to-end test, Python's venv, and servers the tests start themselves.
+APT_PACKAGES=(
+  build-essential pkg-config curl file libssl-dev
+  libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
+  libayatana-appindicator3-dev librsvg2-dev libxdo-dev
+  xvfb xauth dbus webkit2gtk-driver
+  python3-venv nodejs npm
+)
+stage "system packages"
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  # nodejs/npm may come from elsewhere (the image ships Node 20): accept the command.
+  case "$pkg" in
+    nodejs) command -v node >/dev/null && continue ;;
+    npm) command -v npm >/dev/null && continue ;;
+  esac
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 update -q
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "all present"
+fi
+[ "${1:-}" = "--deps-only" ] && exit 0
+
+stage "format and lint"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+stage "the core crate has no GUI dependency"
+if cargo tree -p warmline -e normal --prefix none --locked | grep -Eq '^(tauri|wry|tao|gtk|webkit2gtk)[ -]'; then
+  echo "crates/warmline depends on a GUI crate:" >&2
+  cargo tree -p warmline -e normal -i tauri >&2 || true
+  exit 1
+fi
+echo "ok: crates/warmline pulls in no tauri/wry/tao/gtk/webkit"
+
+stage "build"
+cargo build --workspace --bins --locked
+
+stage "cargo tests"
+cargo test --workspace --locked
+
+stage "official client libraries"
+WARMLINE_BIN_DIR="$ROOT/target/debug" ./tests/clients/run.sh
+
+if [ -z "${SKIP_E2E:-}" ]; then
+  stage "desktop app end to end (Xvfb + WebDriver)"
+  ./tests/e2e/run.sh "$ROOT/target/debug/warmline-app"
+fi
+
+stage "all tests passed"
