@@ -1,0 +1,3 @@
+fn main() {
+    warmline_app::run()
+}
