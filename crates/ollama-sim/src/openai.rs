@@ -1,0 +1,870 @@
+//! The OpenAI-compatible layer: `/v1/chat/completions`, `/v1/completions`,
+//! `/v1/embeddings`, `/v1/models` (§2B of the reference).
+//!
+//! Ollama implements these as middleware that rewrites the OpenAI request
+//! into a native one, runs the native handler and rewrites its output. The
+//! simulator does the same with types instead of byte rewriting: each handler
+//! builds a [`GenInput`] (temperature and top_p default to 1.0, `max_tokens`
+//! becomes `num_predict`, `keep_alive` and `options` cannot be expressed) and
+//! renders the shared pipeline's result as OpenAI JSON or SSE. Errors keep
+//! their status and move into OpenAI's error shape ([`OpenAiError`]).
+//!
+//! Streams: `data: {chunk}\n\n` per token, the role on the first delta only,
+//! reasoning in `delta.reasoning`, a finish chunk with an empty delta, a
+//! usage chunk (`"choices":[]`) when `stream_options.include_usage`, then
+//! `data: [DONE]\n\n`.
+
+use std::time::SystemTime;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::api::{Message, Tool, ToolCall};
+use crate::body::{BOOL, FLOAT64, GoStruct, GoType, INT, STRING, bind};
+use crate::catalog::{ModelName, v1_model_object};
+use crate::clock::unix_secs;
+use crate::embeddings::{self, EmbedJob};
+use crate::error::{ApiError, OpenAiError};
+use crate::generation::Options;
+use crate::inference::{self, GenInput, Plan, Running};
+use crate::state::App;
+use crate::stream::{self, Event, Flavor};
+use crate::wire;
+
+// ---------------------------------------------------------------------------
+// Requests
+
+#[derive(Debug, Default, Deserialize)]
+struct ChatCompletionRequest {
+    model: Option<String>,
+    messages: Option<Vec<OaiMessage>>,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    max_tokens: Option<i64>,
+    seed: Option<i64>,
+    stop: Option<Value>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
+    response_format: Option<ResponseFormat>,
+    tools: Option<Vec<Tool>>,
+    reasoning: Option<Reasoning>,
+    reasoning_effort: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct OaiMessage {
+    role: Option<String>,
+    content: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ResponseFormat {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    json_schema: Option<JsonSchema>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct JsonSchema {
+    schema: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Reasoning {
+    effort: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CompletionRequest {
+    model: Option<String>,
+    prompt: Option<String>,
+    suffix: Option<String>,
+    max_tokens: Option<i64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    seed: Option<i64>,
+    stop: Option<Value>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct EmbedRequest {
+    model: Option<String>,
+    input: Option<Value>,
+    dimensions: Option<i64>,
+    encoding_format: Option<String>,
+}
+
+static CHAT_GO: GoStruct = GoStruct {
+    name: "openai.ChatCompletionRequest",
+    fields: &[
+        ("model", STRING),
+        ("messages", GoType::Slice(&GoType::Any, "[]openai.Message")),
+        ("stream", BOOL),
+        ("max_tokens", INT),
+        ("seed", INT),
+        ("temperature", FLOAT64),
+        ("top_p", FLOAT64),
+        ("frequency_penalty", FLOAT64),
+        ("presence_penalty", FLOAT64),
+        ("reasoning_effort", STRING),
+    ],
+};
+
+static COMPLETION_GO: GoStruct = GoStruct {
+    name: "openai.CompletionRequest",
+    fields: &[
+        ("model", STRING),
+        ("prompt", STRING),
+        ("suffix", STRING),
+        ("stream", BOOL),
+        ("max_tokens", INT),
+        ("seed", INT),
+        ("temperature", FLOAT64),
+        ("top_p", FLOAT64),
+        ("frequency_penalty", FLOAT64),
+        ("presence_penalty", FLOAT64),
+    ],
+};
+
+static EMBED_GO: GoStruct = GoStruct {
+    name: "openai.EmbedRequest",
+    fields: &[
+        ("model", STRING),
+        ("input", GoType::Any),
+        ("dimensions", INT),
+        ("encoding_format", STRING),
+    ],
+};
+
+/// The native `options` an OpenAI request maps to.
+fn native_options(
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_tokens: Option<i64>,
+    seed: Option<i64>,
+    stop: Option<Vec<String>>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
+) -> Map<String, Value> {
+    let mut o = Map::new();
+    o.insert(
+        "temperature".into(),
+        Value::from(temperature.unwrap_or(1.0)),
+    );
+    o.insert("top_p".into(), Value::from(top_p.unwrap_or(1.0)));
+    if let Some(n) = max_tokens {
+        o.insert("num_predict".into(), Value::from(n));
+    }
+    if let Some(s) = seed {
+        o.insert("seed".into(), Value::from(s));
+    }
+    if let Some(stop) = stop {
+        o.insert("stop".into(), Value::from(stop));
+    }
+    if let Some(f) = frequency_penalty {
+        o.insert("frequency_penalty".into(), Value::from(f));
+    }
+    if let Some(p) = presence_penalty {
+        o.insert("presence_penalty".into(), Value::from(p));
+    }
+    o
+}
+
+fn stop_list(stop: Option<Value>) -> Result<Option<Vec<String>>, ApiError> {
+    match stop {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(vec![s])),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                other => Err(ApiError::BadRequest(format!(
+                    "invalid type for 'stop' field: {}",
+                    go_type_name(&other)
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "invalid type for 'stop' field: {}",
+            go_type_name(&other)
+        ))),
+    }
+}
+
+fn go_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "float64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
+/// Converts one OpenAI message to a native one (text parts joined, images kept).
+fn native_message(m: OaiMessage) -> Result<Message, ApiError> {
+    let mut out = Message {
+        role: m.role.map(|r| r.to_ascii_lowercase()),
+        content: None,
+        images: None,
+    };
+    match m.content {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => out.content = Some(s),
+        Some(Value::Array(parts)) => {
+            let mut text = String::new();
+            let mut images = Vec::new();
+            for part in parts {
+                let kind = part.get("type").and_then(Value::as_str).unwrap_or_default();
+                match kind {
+                    "text" => {
+                        text.push_str(part.get("text").and_then(Value::as_str).unwrap_or_default())
+                    }
+                    "image_url" => {
+                        let url = part
+                            .get("image_url")
+                            .and_then(|u| u.get("url").or(Some(u)))
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        if url.starts_with("http://") || url.starts_with("https://") {
+                            return Err(ApiError::bad(
+                                "image URLs are not currently supported, please use base64 encoded data instead",
+                            ));
+                        }
+                        images.push(url.to_owned());
+                    }
+                    "input_audio" => {}
+                    _ => return Err(ApiError::bad("invalid message format")),
+                }
+            }
+            out.content = Some(text);
+            if !images.is_empty() {
+                out.images = Some(images);
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid message content type: {}",
+                go_type_name(&other)
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// `reasoning_effort` / `reasoning.effort` to native `think`.
+fn think_from_effort(effort: Option<String>) -> Result<Option<bool>, ApiError> {
+    match effort.as_deref() {
+        None => Ok(None),
+        Some("none") => Ok(Some(false)),
+        Some("minimal" | "low" | "medium" | "high" | "max" | "xhigh" | "ultra") => Ok(Some(true)),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "invalid reasoning value: '{other}' (must be \"none\", \"minimal\", \"low\", \"medium\", \"high\", \"xhigh\", \"max\" or \"ultra\")"
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+
+/// Identity shared by every chunk of one OpenAI stream.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkMeta {
+    pub id: String,
+    pub created: i64,
+    pub include_usage: bool,
+}
+
+impl ChunkMeta {
+    fn new(prefix: &str, include_usage: bool) -> Self {
+        ChunkMeta {
+            id: format!("{prefix}-{}", rand::random_range(0..999)),
+            created: unix_secs(SystemTime::now()),
+            include_usage,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+}
+
+impl Usage {
+    fn of(run: &Running) -> Usage {
+        let prompt = run.prompt_tokens.max(1);
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: run.reply.eval_count,
+            total_tokens: prompt + run.reply.eval_count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct OaiToolCall<'a> {
+    id: &'a str,
+    index: usize,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: OaiFunction<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct OaiFunction<'a> {
+    name: &'a str,
+    arguments: String,
+}
+
+fn tool_calls(calls: &[ToolCall]) -> Vec<OaiToolCall<'_>> {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| OaiToolCall {
+            id: &c.id,
+            index: i,
+            kind: "function",
+            function: OaiFunction {
+                name: &c.function.name,
+                arguments: serde_json::to_string(&c.function.arguments)
+                    .unwrap_or_else(|_| "{}".into()),
+            },
+        })
+        .collect()
+}
+
+fn finish_reason(run: &Running) -> &'static str {
+    if !run.reply.tool_calls.is_empty() && run.reply.done_reason == "stop" {
+        "tool_calls"
+    } else {
+        run.reply.done_reason
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ChatCompletion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    system_fingerprint: &'static str,
+    choices: [Choice<'a>; 1],
+    usage: Usage,
+}
+
+#[derive(Debug, Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: OutMessage<'a>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct OutMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    reasoning: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<OaiToolCall<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChatChunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    system_fingerprint: &'static str,
+    choices: &'a [ChunkChoice<'a>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChunkChoice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<OaiToolCall<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    system_fingerprint: &'static str,
+    choices: [CompletionChoice<'a>; 1],
+    usage: Usage,
+}
+
+#[derive(Debug, Serialize)]
+struct CompletionChoice<'a> {
+    text: &'a str,
+    index: u32,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct CompletionChunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    choices: &'a [CompletionChoice<'a>],
+    model: &'a str,
+    system_fingerprint: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+}
+
+const FINGERPRINT: &str = "fp_ollama";
+
+/// One SSE frame (or the closing frames) of a chat completion stream.
+pub(crate) fn chat_frame(
+    meta: &ChunkMeta,
+    run: &Running,
+    ev: Event<'_>,
+    first: bool,
+) -> Option<Bytes> {
+    let chunk = |choices: &[ChunkChoice<'_>], usage: Option<Usage>| {
+        wire::sse_frame(&ChatChunk {
+            id: &meta.id,
+            object: "chat.completion.chunk",
+            created: meta.created,
+            model: &run.model,
+            system_fingerprint: FINGERPRINT,
+            choices,
+            usage,
+        })
+    };
+    let role = first.then_some("assistant");
+    let delta = match ev {
+        Event::Thinking(t) => Delta {
+            role,
+            content: Some(""),
+            reasoning: Some(t),
+            ..Delta::default()
+        },
+        Event::Content(t) => Delta {
+            role,
+            content: Some(t),
+            ..Delta::default()
+        },
+        Event::ToolCalls => Delta {
+            role,
+            content: Some(""),
+            tool_calls: tool_calls(&run.reply.tool_calls),
+            ..Delta::default()
+        },
+        Event::Done(_) => {
+            let mut out = BytesMut::new();
+            let finish = [ChunkChoice {
+                index: 0,
+                delta: Delta::default(),
+                finish_reason: Some(finish_reason(run)),
+            }];
+            out.put(chunk(&finish, None));
+            if meta.include_usage {
+                out.put(chunk(&[], Some(Usage::of(run))));
+            }
+            out.put_slice(wire::SSE_DONE);
+            return Some(out.freeze());
+        }
+    };
+    Some(chunk(
+        &[ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason: None,
+        }],
+        None,
+    ))
+}
+
+/// One SSE frame (or the closing frames) of a legacy completion stream.
+pub(crate) fn completion_frame(meta: &ChunkMeta, run: &Running, ev: Event<'_>) -> Option<Bytes> {
+    let zero = meta.include_usage.then(Usage::default);
+    let chunk = |choices: &[CompletionChoice<'_>], usage: Option<Usage>| {
+        wire::sse_frame(&CompletionChunk {
+            id: &meta.id,
+            object: "text_completion",
+            created: meta.created,
+            choices,
+            model: &run.model,
+            system_fingerprint: FINGERPRINT,
+            usage,
+        })
+    };
+    match ev {
+        Event::Thinking(_) | Event::ToolCalls => None,
+        Event::Content(t) => Some(chunk(
+            &[CompletionChoice {
+                text: t,
+                index: 0,
+                finish_reason: None,
+            }],
+            zero,
+        )),
+        Event::Done(_) => {
+            let mut out = BytesMut::new();
+            out.put(chunk(
+                &[CompletionChoice {
+                    text: "",
+                    index: 0,
+                    finish_reason: Some(run.reply.done_reason),
+                }],
+                zero,
+            ));
+            if meta.include_usage {
+                out.put(chunk(&[], Some(Usage::of(run))));
+            }
+            out.put_slice(wire::SSE_DONE);
+            Some(out.freeze())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Handlers
+
+/// `POST /v1/chat/completions`.
+pub(crate) async fn chat_completions(State(app): State<App>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let result = async {
+        let req: ChatCompletionRequest =
+            bind(&body, &CHAT_GO).map_err(ApiError::from_bind_openai)?;
+        let messages = req.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Err(ApiError::bad("[] is too short - 'messages'"));
+        }
+        let messages = messages
+            .into_iter()
+            .map(native_message)
+            .collect::<Result<Vec<_>, _>>()?;
+        let format = match req.response_format {
+            Some(ResponseFormat {
+                kind: Some(k),
+                json_schema,
+            }) => match k.as_str() {
+                "json_object" => Some(Value::from("json")),
+                "json_schema" => json_schema.and_then(|s| s.schema),
+                _ => None,
+            },
+            _ => None,
+        };
+        let effort = req
+            .reasoning_effort
+            .or(req.reasoning.and_then(|r| r.effort));
+        let think = think_from_effort(effort)?;
+        let stop = stop_list(req.stop)?;
+        let input = GenInput {
+            chat: true,
+            model: req.model.unwrap_or_default(),
+            messages,
+            tools: req.tools.unwrap_or_default(),
+            format,
+            options: Some(native_options(
+                req.temperature,
+                req.top_p,
+                req.max_tokens,
+                req.seed,
+                stop,
+                req.frequency_penalty,
+                req.presence_penalty,
+            )),
+            keep_alive: None,
+            think,
+            stream: req.stream.unwrap_or(false),
+            ..GenInput::default()
+        };
+        let include_usage = req
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let meta = ChunkMeta::new("chatcmpl", include_usage);
+        let stream = input.stream;
+        let Plan::Generate(job) = inference::plan(&app, input)? else {
+            // Unreachable: messages are non-empty and keep_alive is unset.
+            return Err(ApiError::bad("[] is too short - 'messages'"));
+        };
+        let mut run = inference::start(&app, *job, started).await?;
+        if stream {
+            return Ok(stream::response(run, Flavor::OpenAiChat(meta)));
+        }
+        run.finish().await;
+        let body = ChatCompletion {
+            id: &meta.id,
+            object: "chat.completion",
+            created: meta.created,
+            model: &run.model,
+            system_fingerprint: FINGERPRINT,
+            choices: [Choice {
+                index: 0,
+                message: OutMessage {
+                    role: "assistant",
+                    content: &run.reply.content,
+                    reasoning: &run.reply.thinking,
+                    tool_calls: tool_calls(&run.reply.tool_calls),
+                },
+                finish_reason: Some(finish_reason(&run)),
+            }],
+            usage: Usage::of(&run),
+        };
+        Ok(wire::json(StatusCode::OK, &body))
+    }
+    .await;
+    result.unwrap_or_else(|e| OpenAiError(e).into_response())
+}
+
+/// `POST /v1/completions`.
+pub(crate) async fn completions(State(app): State<App>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let result = async {
+        let req: CompletionRequest =
+            bind(&body, &COMPLETION_GO).map_err(ApiError::from_bind_openai)?;
+        let stop = stop_list(req.stop)?;
+        let input = GenInput {
+            chat: false,
+            model: req.model.unwrap_or_default(),
+            prompt: req.prompt.unwrap_or_default(),
+            suffix: req.suffix.unwrap_or_default(),
+            options: Some(native_options(
+                req.temperature,
+                req.top_p,
+                req.max_tokens,
+                req.seed,
+                stop,
+                req.frequency_penalty,
+                req.presence_penalty,
+            )),
+            stream: req.stream.unwrap_or(false),
+            ..GenInput::default()
+        };
+        let include_usage = req
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let meta = ChunkMeta::new("cmpl", include_usage);
+        let stream = input.stream;
+        let model = input.model.clone();
+        let job = match inference::plan(&app, input)? {
+            Plan::Generate(job) => job,
+            // An empty prompt only loads the model, as the native call does.
+            Plan::Load(req) => {
+                app.sched.load_only(req).await?;
+                return Ok(load_completion(&meta, &model));
+            }
+            Plan::Unload => return Ok(load_completion(&meta, &model)),
+        };
+        let mut run = inference::start(&app, *job, started).await?;
+        if stream {
+            return Ok(stream::response(run, Flavor::OpenAiCompletion(meta)));
+        }
+        run.finish().await;
+        let body = Completion {
+            id: &meta.id,
+            object: "text_completion",
+            created: meta.created,
+            model: &run.model,
+            system_fingerprint: FINGERPRINT,
+            choices: [CompletionChoice {
+                text: &run.reply.content,
+                index: 0,
+                finish_reason: Some(run.reply.done_reason),
+            }],
+            usage: Usage::of(&run),
+        };
+        Ok(wire::json(StatusCode::OK, &body))
+    }
+    .await;
+    result.unwrap_or_else(|e| OpenAiError(e).into_response())
+}
+
+fn load_completion(meta: &ChunkMeta, model: &str) -> Response {
+    wire::json(
+        StatusCode::OK,
+        &Completion {
+            id: &meta.id,
+            object: "text_completion",
+            created: meta.created,
+            model,
+            system_fingerprint: FINGERPRINT,
+            choices: [CompletionChoice {
+                text: "",
+                index: 0,
+                finish_reason: Some("load"),
+            }],
+            usage: Usage::default(),
+        },
+    )
+}
+
+#[derive(Debug, Serialize)]
+struct EmbeddingList<'a> {
+    object: &'static str,
+    data: Vec<EmbeddingItem>,
+    model: &'a str,
+    usage: EmbedUsage,
+}
+
+#[derive(Debug, Serialize)]
+struct EmbeddingItem {
+    object: &'static str,
+    embedding: Value,
+    index: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct EmbedUsage {
+    prompt_tokens: u64,
+    total_tokens: u64,
+}
+
+/// `POST /v1/embeddings`.
+pub(crate) async fn v1_embeddings(State(app): State<App>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let result = async {
+        let req: EmbedRequest = bind(&body, &EMBED_GO).map_err(ApiError::from_bind_openai)?;
+        let inputs = match req.input {
+            None | Some(Value::Null) => return Err(ApiError::bad("invalid input")),
+            Some(Value::Array(a)) if a.is_empty() => return Err(ApiError::bad("invalid input")),
+            Some(v) => embeddings::inputs(Some(v))?,
+        };
+        let base64 = match req.encoding_format.as_deref() {
+            None | Some("") | Some("float") => false,
+            Some("base64") => true,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid value for 'encoding_format' = {other}. Supported values: ['float', 'base64']."
+                )));
+            }
+        };
+        let typed = req.model.unwrap_or_default();
+        let model = embeddings::embed_model(&app, &typed)?;
+        let job = EmbedJob {
+            model,
+            inputs,
+            truncate: true,
+            dimensions: req.dimensions.and_then(|d| usize::try_from(d).ok()),
+            keep_alive: None,
+            options: Options::default(),
+        };
+        let out = embeddings::run(&app, job, started).await?;
+        let data = out
+            .vectors
+            .into_iter()
+            .enumerate()
+            .map(|(index, v)| EmbeddingItem {
+                object: "embedding",
+                embedding: if base64 {
+                    Value::String(base64_f32(&v))
+                } else {
+                    Value::from(v)
+                },
+                index,
+            })
+            .collect();
+        let body = EmbeddingList {
+            object: "list",
+            data,
+            model: &typed,
+            usage: EmbedUsage {
+                prompt_tokens: out.prompt_tokens,
+                total_tokens: out.prompt_tokens,
+            },
+        };
+        Ok(wire::json(StatusCode::OK, &body))
+    }
+    .await;
+    result.unwrap_or_else(|e| OpenAiError(e).into_response())
+}
+
+/// Little-endian `f32`s, standard base64 with padding.
+fn base64_f32(v: &[f32]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `GET /v1/models`.
+pub(crate) async fn models(State(app): State<App>) -> Response {
+    wire::json_raw(StatusCode::OK, app.registry.snapshot().v1_models.clone())
+}
+
+/// `GET /v1/models/{model}`.
+pub(crate) async fn model(State(app): State<App>, Path(name): Path<String>) -> Response {
+    match app.registry.get(&name) {
+        Some(m) => wire::json(StatusCode::OK, &v1_model_object(&m)),
+        None => {
+            let shown = ModelName::parse(&name).map_or(name, |n| n.display());
+            OpenAiError(ApiError::NotFound(format!("model '{shown}' not found"))).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_known_encoding() {
+        // 1.0f32 = 00 00 80 3f
+        assert_eq!(base64_f32(&[1.0]), "AACAPw==");
+        assert_eq!(base64_f32(&[1.0, 2.0]), "AACAPwAAAEA=");
+    }
+
+    #[test]
+    fn stop_must_be_strings() {
+        assert_eq!(
+            stop_list(Some(Value::from("x"))).ok(),
+            Some(Some(vec!["x".to_owned()]))
+        );
+        assert!(stop_list(Some(serde_json::json!(["a", 1]))).is_err());
+    }
+}
