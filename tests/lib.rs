@@ -5,6 +5,7 @@
 //! port it got, so tests run in parallel and never collide with a real Ollama.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -28,6 +29,19 @@ pub async fn gateway(upstreams: &[String], tweak: impl FnOnce(&mut Config)) -> G
     tweak(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     Gateway::serve(listener, config).expect("gateway starts")
+}
+
+/// Starts an in-process Ollama simulator with its default (fast) knobs.
+pub async fn simulator() -> ollama_sim::SimHandle {
+    simulator_with(ollama_sim::SimConfig::default()).await
+}
+
+/// Starts an in-process Ollama simulator with `config`.
+pub async fn simulator_with(config: ollama_sim::SimConfig) -> ollama_sim::SimHandle {
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    ollama_sim::Simulator::bind(addr, config)
+        .await
+        .expect("simulator binds")
 }
 
 /// An in-process mock upstream: any axum router, served on a port-0 listener.
@@ -181,6 +195,12 @@ pub fn sim_daemon(envs: &[(&str, &str)]) -> Daemon {
     for (k, v) in envs {
         command.env(k, v);
     }
+    spawn_logged(command)
+}
+
+/// Spawns an Ollama-like daemon and waits for its Ollama-style
+/// `msg="Listening on HOST:PORT (version V)"` log line on stderr.
+pub fn spawn_logged(command: Command) -> Daemon {
     spawn_and_wait(command, true, |line| {
         let rest = line.split("msg=\"Listening on ").nth(1)?;
         let addr = rest.split(' ').next()?;
@@ -194,6 +214,7 @@ pub fn warmline_daemon(upstream: &str, extra: &[&str]) -> Daemon {
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--upstream", upstream])
         .args(extra)
+        .env("RUST_LOG", "warn")
         .env_remove("WARMLINE_LISTEN")
         .env_remove("WARMLINE_UPSTREAMS")
         .env_remove("WARMLINE_CONFIG");

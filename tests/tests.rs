@@ -6,3 +6,9 @@
 
 #[path = "suite/proxy.rs"]
 mod proxy;
+
+#[path = "suite/passthrough.rs"]
+mod passthrough;
+
+#[path = "suite/daemons.rs"]
+mod daemons;
