@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end smoke test of the Warmline desktop app under Xvfb.
 #
-#   tests/e2e/run.sh [--venv DIR] [--app BINARY] [--release] [--timeout SECONDS]
+#   tests/e2e/run.sh [--venv DIR] [--app BINARY] [--release] [--timeout SECONDS] [PATH...]
 #
-# Builds the app (`cargo build -p warmline-app`) unless --app names a binary,
+# A bare PATH is the app if it is an executable file, else the venv directory.
+# Builds the app (`cargo build -p warmline-app`) unless a binary is given,
 # installs what it needs if missing (tauri-driver 2.1.0 with cargo, selenium in a
 # Python venv: --venv or $WARMLINE_E2E_VENV, default tests/e2e/.venv), then runs
 # smoke.py inside `xvfb-run -a` + `dbus-run-session` with a throwaway
@@ -32,8 +33,17 @@ while [[ $# -gt 0 ]]; do
     --app) APP="$2"; shift 2 ;;
     --release) PROFILE="release"; shift ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-    *) echo "e2e: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -*) echo "e2e: unknown option: $1 (see --help)" >&2; exit 2 ;;
+    # A bare path: an executable is the app, a directory the venv.
+    *)
+      if [[ -f "$1" && -x "$1" ]]; then APP="$1"
+      elif [[ "$1" == *warmline-app ]]; then
+        echo "e2e: app binary not found: $1 (build it, or pass no path to build it here)" >&2; exit 2
+      elif [[ -d "$1" || ! -e "$1" ]]; then VENV="$1"
+      else echo "e2e: $1 is neither an executable nor a directory" >&2; exit 2
+      fi
+      shift ;;
   esac
 done
 

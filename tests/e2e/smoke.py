@@ -229,6 +229,13 @@ def text_of(session, element_id):
 
 
 def screenshot(session, path):
+    # The DOM can be ahead of the pixels: let two animation frames pass so the
+    # snapshot shows what the checks just read, not the previous paint.
+    session.set_script_timeout(5)
+    session.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "requestAnimationFrame(() => requestAnimationFrame(() => done(true)));"
+    )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if not session.get_screenshot_as_file(path):
         raise Failure(f"could not write the screenshot to {path}")
@@ -243,16 +250,40 @@ def close_session(session, expect_gone=False):
             log(f"closing the WebDriver session failed: {type(err).__name__}")
 
 
+def launch(args, name, env, listen_port=None):
+    """Starts tauri-driver and a WebDriver session, which starts the app.
+
+    A new-session request that the driver chain drops without an answer (seen
+    rarely, on a busy machine) is retried once on a fresh driver, after the first
+    one's whole process group, including any app it started, is gone. An app
+    that really fails to start fails both attempts."""
+    for attempt in (1, 2):
+        driver = Driver(args, f"{name}-{attempt}", env)
+        try:
+            return driver, driver.session()
+        except Failure:
+            driver.stop()
+            raise
+        except Exception as err:  # noqa: BLE001 - selenium and urllib3 both raise here
+            print(f"--- {driver.log_path} ---\n{tail(driver.log_path)}", file=sys.stderr)
+            driver.stop()
+            if attempt == 2:
+                raise
+            log(f"new session failed ({type(err).__name__}: {err}); retrying once with a fresh driver")
+            if listen_port is not None:
+                wait_for(f"port {listen_port} to be free", 10, lambda: not port_open(listen_port))
+    raise AssertionError("unreachable")
+
+
 # --- phases ----------------------------------------------------------------------
 
 
 def normal_launch(args, env, upstream):
     listen_url = f"http://127.0.0.1:{args.port}"
-    driver = Driver(args, "normal", env)
+    log(f"launching the app through WebDriver (listen {listen_url}, upstream {upstream})")
+    driver, session = launch(args, "normal", env, listen_port=args.port)
     quit_clicked = False
     try:
-        log(f"launching the app through WebDriver (listen {listen_url}, upstream {upstream})")
-        session = driver.session()
         try:
             # 1. The status card shows the listen URL (first paint via gateway_status).
             try:
@@ -301,7 +332,7 @@ def normal_launch(args, env, upstream):
             log("Quit from the window stopped the gateway")
         finally:
             close_session(session, expect_gone=quit_clicked)
-    except Failure:
+    except Exception:
         print(f"--- {driver.log_path} ---\n{tail(driver.log_path)}", file=sys.stderr)
         raise
     finally:
@@ -315,9 +346,8 @@ def port_taken(args, env):
     taken = blocker.getsockname()[1]
     driver = None
     try:
-        driver = Driver(args, "port-taken", {**env, "WARMLINE_LISTEN": f"127.0.0.1:{taken}"})
         log(f"launching the app with its port {taken} already taken")
-        session = driver.session()
+        driver, session = launch(args, "port-taken", {**env, "WARMLINE_LISTEN": f"127.0.0.1:{taken}"})
         try:
             wait_for("the page to report state 'failed'", 20,
                      lambda: body_attr(session, "data-state") == "failed")
@@ -330,6 +360,10 @@ def port_taken(args, env):
             screenshot(session, os.path.join(args.screenshots, "port-taken.png"))
         finally:
             close_session(session)
+    except Exception:
+        if driver is not None:
+            print(f"--- {driver.log_path} ---\n{tail(driver.log_path)}", file=sys.stderr)
+        raise
     finally:
         if driver is not None:
             driver.stop()
@@ -393,8 +427,13 @@ def main():
         normal_launch(args, env, upstream)
         port_taken(args, env)
         direct_launch(args, env)
-    except (Failure, WebDriverException) as err:
-        message = str(err) if isinstance(err, Failure) else f"{type(err).__name__}: {err.msg or err!r}"
+    except Exception as err:  # noqa: BLE001 - any error is a failed run, said in one line
+        if isinstance(err, Failure):
+            message = str(err)
+        elif isinstance(err, WebDriverException):
+            message = f"{type(err).__name__}: {err.msg or err!r}"
+        else:
+            message = f"{type(err).__name__}: {err}"
         print(f"e2e: FAIL: {message}", file=sys.stderr)
         return 1
     finally:
