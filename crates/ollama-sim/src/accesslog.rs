@@ -55,7 +55,7 @@ impl AccessLog {
     fn write(&self, entry: &Entry, status: u16) {
         let client = entry.peer.map(|p| p.ip().to_string()).unwrap_or_default();
         let line = format!(
-            "[GIN] {} | {:>3} | {:>13} | {:>15} | {:<7} {:?}\n",
+            "[GIN] {} | {:>3} | {:>13} | {:>15} | {:<7}  {:?}\n",
             gin_stamp(SystemTime::now()),
             status,
             go_duration(entry.start.elapsed()),

@@ -194,7 +194,8 @@ pub fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(run(config));
-    runtime.shutdown_timeout(Duration::from_millis(200));
+    // Nothing left to wait for: idle blocking-pool threads (DNS) must not delay exit.
+    runtime.shutdown_background();
     code
 }
 
@@ -239,7 +240,13 @@ async fn run(config: SimConfig) -> ExitCode {
     let listener = match bind(&listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("Error: listen tcp {listen}: bind: {e}");
+            // Go's wording, e.g. "bind: address already in use".
+            let reason = match e.kind() {
+                std::io::ErrorKind::AddrInUse => "address already in use".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                _ => e.to_string(),
+            };
+            eprintln!("Error: listen tcp {listen}: bind: {reason}");
             return ExitCode::from(1);
         }
     };

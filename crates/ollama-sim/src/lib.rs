@@ -73,6 +73,8 @@ mod knobs;
 mod models;
 mod openai;
 mod pull;
+#[cfg(test)]
+mod router_tests;
 mod scheduler;
 mod security;
 mod server;
