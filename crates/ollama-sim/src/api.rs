@@ -219,6 +219,11 @@ impl<'de> Deserialize<'de> for RawThink {
     }
 }
 
+/// `cmp.Or(req.Model, req.Name)`: the current field, else the deprecated one.
+pub(crate) fn model_or_name(model: Option<String>, name: Option<String>) -> String {
+    model.filter(|m| !m.is_empty()).or(name).unwrap_or_default()
+}
+
 /// Go's `%q` for the plain strings that appear in error messages.
 pub(crate) fn go_quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))

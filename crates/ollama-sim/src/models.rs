@@ -76,11 +76,10 @@ pub(crate) async fn ps(State(app): State<App>) -> Response {
 pub(crate) async fn show(State(app): State<App>, body: Bytes) -> Response {
     let result = (|| {
         let req: ShowRequest = bind(&body, &SHOW_GO).map_err(ApiError::from_bind)?;
-        let typed = req
-            .model
-            .filter(|m| !m.is_empty())
-            .or(req.name.filter(|n| !n.is_empty()))
-            .ok_or_else(|| ApiError::bad("model is required"))?;
+        let typed = crate::api::model_or_name(req.model, req.name);
+        if typed.is_empty() {
+            return Err(ApiError::bad("model is required"));
+        }
         let not_found = || {
             let shown = ModelName::parse(&typed).map_or_else(|| typed.clone(), |n| n.display());
             ApiError::NotFound(format!("model '{shown}' not found"))
@@ -131,11 +130,7 @@ pub(crate) async fn copy(State(app): State<App>, body: Bytes) -> Response {
 pub(crate) async fn delete(State(app): State<App>, body: Bytes) -> Response {
     let result = (|| {
         let req: DeleteRequest = bind(&body, &DELETE_GO).map_err(ApiError::from_bind)?;
-        let name = req
-            .model
-            .filter(|m| !m.is_empty())
-            .or(req.name)
-            .unwrap_or_default();
+        let name = crate::api::model_or_name(req.model, req.name);
         match app.registry.delete(&name) {
             Ok(()) => Ok(wire::empty(StatusCode::OK)),
             Err(StoreError::InvalidName) => Err(ApiError::BadRequest(format!(
@@ -217,11 +212,7 @@ pub(crate) async fn create(State(app): State<App>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return ApiError::from_bind(e).into_response(),
     };
-    let name = req
-        .model
-        .filter(|m| !m.is_empty())
-        .or(req.name)
-        .unwrap_or_default();
+    let name = crate::api::model_or_name(req.model, req.name);
     if ModelName::parse(&name).is_none() {
         return ApiError::bad("invalid model name").into_response();
     }

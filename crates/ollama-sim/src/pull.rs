@@ -129,11 +129,7 @@ async fn transfer(app: App, body: Bytes, schema: &GoStruct, push: bool) -> Respo
         Ok(r) => r,
         Err(e) => return ApiError::from_bind(e).into_response(),
     };
-    let name = req
-        .model
-        .filter(|m| !m.is_empty())
-        .or(req.name)
-        .unwrap_or_default();
+    let name = crate::api::model_or_name(req.model, req.name);
     if push && name.is_empty() {
         return ApiError::bad("model is required").into_response();
     }
