@@ -16,7 +16,7 @@ ROUNDS=${3:-3}
 OUT=bench-out/overhead
 mkdir -p "$OUT"
 
-cargo build --release --locked -q -p warmline-cli -p ollama-sim
+[ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p warmline-cli -p ollama-sim
 BIN=target/release
 
 pids=()
