@@ -54,14 +54,16 @@ pub struct Mock {
 
 impl Mock {
     /// Serves `router`, counting in `hits` every request it receives except the
-    /// gateway's health probes (`HEAD /`).
+    /// gateway's own background traffic: health probes (`HEAD /`) and the cache's
+    /// model listing (`GET /api/tags`).
     pub async fn serve(router: axum::Router) -> Mock {
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&hits);
         let router = router.layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
-                let probe =
-                    request.method() == axum::http::Method::HEAD && request.uri().path() == "/";
+                let (method, path) = (request.method(), request.uri().path());
+                let probe = (method == axum::http::Method::HEAD && path == "/")
+                    || (method == axum::http::Method::GET && path == "/api/tags");
                 if !probe {
                     counter.fetch_add(1, Ordering::SeqCst);
                 }
@@ -222,4 +224,88 @@ pub fn warmline_daemon(upstream: &str, extra: &[&str]) -> Daemon {
         line.strip_prefix("warmline listening on ")
             .map(str::to_owned)
     })
+}
+
+/// A real `redis-server` on a free loopback port, killed when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` (Debian's package; `tests/run-all.sh` installs it)
+    /// with persistence off, and waits until it answers PING.
+    pub fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (tests/run-all.sh installs it)");
+        let server = RedisServer { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if server.ping() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not answer PING on port {port} within 10 s");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    /// Number of keys in the server's database (0 if it does not answer).
+    pub fn dbsize(&self) -> u64 {
+        use std::io::{BufRead, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return 0;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        if stream.write_all(b"DBSIZE\r\n").is_err() {
+            return 0;
+        }
+        let mut line = String::new();
+        let _ = BufReader::new(stream).read_line(&mut line);
+        line.trim().trim_start_matches(':').parse().unwrap_or(0)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -23,7 +23,7 @@ APT_PACKAGES=(
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev
   xvfb xauth dbus webkit2gtk-driver
-  python3-venv nodejs npm
+  python3-venv nodejs npm redis-server
 )
 stage "system packages"
 missing=()

@@ -3,6 +3,8 @@
 //! - `proxy`: proxy behaviour against in-process mock upstreams.
 //! - `passthrough`: every Ollama route, direct vs through the gateway, on the simulator.
 //! - `daemons`: the real `warmline` and `ollama-sim` binaries as processes.
+//! - `cache`: caching and coalescing on the simulator.
+//! - `redis`: the shared Redis tier with a real `redis-server`.
 
 #[path = "suite/proxy.rs"]
 mod proxy;
@@ -12,3 +14,9 @@ mod passthrough;
 
 #[path = "suite/daemons.rs"]
 mod daemons;
+
+#[path = "suite/cache.rs"]
+mod cache;
+
+#[path = "suite/redis.rs"]
+mod redis;

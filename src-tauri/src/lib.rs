@@ -23,7 +23,7 @@ pub mod state;
 pub mod status;
 pub mod tray;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime, WindowEvent};
 
@@ -59,14 +59,7 @@ pub fn configure<R: Runtime>(builder: Builder<R>) -> Builder<R> {
 /// Builds and runs the app until Quit. The binary's whole `main`.
 pub fn run() {
     // Same logging as `warmline serve`: RUST_LOG, default `warmline=info`, on stderr.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warmline=info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    warmline::logging::init();
     let app = configure(Builder::default())
         .setup(|app| {
             start(app.handle());

@@ -560,8 +560,10 @@ async fn connections_to_the_upstream_are_pooled() {
     }
     let stats = gw.stats();
     assert_eq!(stats.upstream.requests, 50);
+    // A few connections: the requests' own, plus the health checker's and the
+    // model lister's, which share the pool.
     assert!(
-        stats.upstream.connections_opened <= 2,
+        stats.upstream.connections_opened <= 4,
         "{:?}",
         stats.upstream
     );

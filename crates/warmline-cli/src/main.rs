@@ -2,7 +2,7 @@
 //! anyone who wants the gateway without the desktop app. Wiring only: every
 //! behaviour lives in the `warmline` library crate.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,6 +39,12 @@ struct ServeArgs {
     /// [default: http://127.0.0.1:11434]
     #[arg(long = "upstream", value_name = "URL")]
     upstreams: Vec<String>,
+    /// Shared Redis cache tier, e.g. redis://127.0.0.1:6379 [env: WARMLINE_REDIS]
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Turn the response cache and request coalescing off
+    #[arg(long)]
+    no_cache: bool,
     /// TOML config file; flags override the environment, which overrides the file
     #[arg(long, value_name = "FILE", env = "WARMLINE_CONFIG")]
     config: Option<PathBuf>,
@@ -46,14 +52,7 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warmline=info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    warmline::logging::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -71,6 +70,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let overrides = Overrides {
         listen: args.listen,
         upstreams: args.upstreams,
+        redis: args.redis,
+        no_cache: args.no_cache,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
@@ -26,13 +26,33 @@ pub async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     Json(shared.proxy.metrics.stats()).into_response()
 }
 
+/// `GET /warmline/cache`: entries, bytes and outcome counts.
+pub async fn cache(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.cache_stats().await).into_response()
+}
+
+/// Query of `DELETE /warmline/cache`.
+#[derive(Debug, serde::Deserialize)]
+pub struct PurgeQuery {
+    model: Option<String>,
+}
+
+/// `DELETE /warmline/cache[?model=NAME]`: purges everything, or one model.
+pub async fn purge_cache(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<PurgeQuery>,
+) -> Response {
+    let model = query
+        .model
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    Json(shared.purge_cache(model).await).into_response()
+}
+
 /// `GET /metrics`: the Prometheus text exposition.
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let body = shared
-        .proxy
-        .metrics
-        .render_prometheus(&shared.proxy.upstreams.health());
-    let mut response = body.into_response();
+    let mut response = shared.prometheus().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

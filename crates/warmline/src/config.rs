@@ -25,6 +25,17 @@
 //! [limits]
 //! max_body = "64MiB"    # request bodies, except blob uploads
 //! max_blob_body = 0     # /api/blobs uploads; 0 means unlimited
+//!
+//! [cache]
+//! enabled = true
+//! max_size = "256MiB"   # byte budget of the in-process cache
+//! ttl_generation = "5m"
+//! ttl_embedding = "1h"
+//! ttl_show = "1m"
+//! sampled = false       # also cache sampled generations (temperature > 0, no seed)
+//! coalesce_sampled = false
+//! redis = "redis://127.0.0.1:6379"   # optional shared second tier
+//! redis_timeout = "5ms"
 //! ```
 
 use std::net::SocketAddr;
@@ -44,6 +55,8 @@ pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
 pub const ENV_LISTEN: &str = "WARMLINE_LISTEN";
 /// Environment variable naming the upstreams, comma-separated.
 pub const ENV_UPSTREAMS: &str = "WARMLINE_UPSTREAMS";
+/// Environment variable naming the shared Redis cache tier.
+pub const ENV_REDIS: &str = "WARMLINE_REDIS";
 
 /// A configuration error. The message always names the field it is about.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +91,27 @@ pub struct Config {
     pub pool: PoolConfig,
     pub timeouts: Timeouts,
     pub limits: Limits,
+    pub cache: CacheConfig,
+}
+
+/// Response cache and coalescing settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// Byte budget of the in-process tier.
+    pub max_bytes: u64,
+    pub ttl_generation: Duration,
+    pub ttl_embedding: Duration,
+    pub ttl_show: Duration,
+    /// Cache sampled generations too (off: they are random draws).
+    pub sampled: bool,
+    /// Coalesce identical sampled requests too (off: N identical sampled requests
+    /// usually mean "give me N different answers").
+    pub coalesce_sampled: bool,
+    /// Shared second tier, e.g. `redis://127.0.0.1:6379`.
+    pub redis: Option<Url>,
+    /// Longest a Redis read may take before the request goes upstream instead.
+    pub redis_timeout: Duration,
 }
 
 /// Upstream connection pool settings.
@@ -133,6 +167,22 @@ pub struct RawConfig {
     pub timeouts: RawTimeouts,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub cache: RawCache,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub enabled: Option<bool>,
+    pub max_size: Option<ByteSize>,
+    pub ttl_generation: Option<String>,
+    pub ttl_embedding: Option<String>,
+    pub ttl_show: Option<String>,
+    pub sampled: Option<bool>,
+    pub coalesce_sampled: Option<bool>,
+    pub redis: Option<String>,
+    pub redis_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -172,6 +222,8 @@ pub enum ByteSize {
 pub struct Overrides {
     pub listen: Option<String>,
     pub upstreams: Vec<String>,
+    pub redis: Option<String>,
+    pub no_cache: bool,
 }
 
 impl Config {
@@ -219,6 +271,9 @@ impl RawConfig {
         if let Some(list) = var(ENV_UPSTREAMS).filter(|v| !v.trim().is_empty()) {
             self.upstreams = Some(split_list(&list));
         }
+        if let Some(redis) = var(ENV_REDIS).filter(|v| !v.trim().is_empty()) {
+            self.cache.redis = Some(redis);
+        }
     }
 
     /// Applies command-line settings.
@@ -234,6 +289,12 @@ impl RawConfig {
                     .flat_map(|u| split_list(u))
                     .collect(),
             );
+        }
+        if let Some(redis) = &overrides.redis {
+            self.cache.redis = Some(redis.clone());
+        }
+        if overrides.no_cache {
+            self.cache.enabled = Some(false);
         }
     }
 
@@ -309,6 +370,7 @@ impl RawConfig {
             Some(size) => Some(parse_size("limits.max_blob_body", size)?).filter(|&n| n > 0),
             None => None,
         };
+        let cache = self.cache.validate()?;
         Ok(Config {
             listen,
             upstreams,
@@ -319,6 +381,59 @@ impl RawConfig {
                 max_body,
                 max_blob_body,
             },
+            cache,
+        })
+    }
+}
+
+impl RawCache {
+    fn validate(self) -> Result<CacheConfig, ConfigError> {
+        let max_bytes = match &self.max_size {
+            Some(size) => parse_size("cache.max_size", size)?,
+            None => 256 * 1024 * 1024,
+        };
+        let redis = match self
+            .redis
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            None => None,
+            Some(text) => {
+                let url = Url::parse(text).map_err(|e| {
+                    ConfigError::invalid("cache.redis", format!("{text:?} is not a URL: {e}"))
+                })?;
+                if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+                    return Err(ConfigError::invalid(
+                        "cache.redis",
+                        format!("{text:?}: expected a redis:// URL"),
+                    ));
+                }
+                Some(url)
+            }
+        };
+        Ok(CacheConfig {
+            enabled: self.enabled.unwrap_or(true),
+            max_bytes,
+            ttl_generation: nonzero_duration(
+                "cache.ttl_generation",
+                self.ttl_generation.as_deref(),
+                "5m",
+            )?,
+            ttl_embedding: nonzero_duration(
+                "cache.ttl_embedding",
+                self.ttl_embedding.as_deref(),
+                "1h",
+            )?,
+            ttl_show: nonzero_duration("cache.ttl_show", self.ttl_show.as_deref(), "1m")?,
+            sampled: self.sampled.unwrap_or(false),
+            coalesce_sampled: self.coalesce_sampled.unwrap_or(false),
+            redis,
+            redis_timeout: nonzero_duration(
+                "cache.redis_timeout",
+                self.redis_timeout.as_deref(),
+                "5ms",
+            )?,
         })
     }
 }
@@ -449,6 +564,7 @@ mod tests {
         raw.apply_overrides(&Overrides {
             listen: Some("127.0.0.1:0".into()),
             upstreams: vec!["http://127.0.0.1:5".into()],
+            ..Overrides::default()
         });
         let config = raw.validate().expect("valid");
         assert_eq!(config.listen.port(), 0);
@@ -484,6 +600,25 @@ mod tests {
         let raw = RawConfig::from_toml("[limits]\nmax_body = \"12 parsecs\"").expect("toml");
         let err = raw.validate().expect_err("unit").to_string();
         assert!(err.starts_with("limits.max_body: "), "{err}");
+    }
+
+    #[test]
+    fn cache_settings_validate() {
+        let config = Config::default();
+        assert!(config.cache.enabled);
+        assert_eq!(config.cache.max_bytes, 256 << 20);
+        assert_eq!(config.cache.ttl_embedding, Duration::from_secs(3600));
+        assert_eq!(config.cache.redis, None);
+        let raw = RawConfig::from_toml("[cache]\nredis = \"http://x\"").expect("toml");
+        let err = raw.validate().expect_err("not redis").to_string();
+        assert!(err.starts_with("cache.redis: "), "{err}");
+        let raw = RawConfig::from_toml("[cache]\nttl_show = \"0s\"").expect("toml");
+        assert!(
+            raw.validate()
+                .expect_err("zero")
+                .to_string()
+                .starts_with("cache.ttl_show: ")
+        );
     }
 
     #[test]

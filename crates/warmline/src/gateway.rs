@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!   client ──▶ origin check / CORS ──▶ /warmline/*, /metrics  (Warmline's own)
-//!                                  └─▶ proxy ──▶ upstream Ollama (least busy)
+//!                                  └─▶ proxy ─┬─▶ cacheable POST: cache / coalescing
+//!                                             └─▶ upstream Ollama (least busy)
 //! ```
 
 use std::net::SocketAddr;
@@ -22,11 +23,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin;
+use crate::cache::{self, CacheStats, Purged};
 use crate::config::Config;
-use crate::error::{Error, ProxyError};
+use crate::error::Error;
 use crate::metrics::{Metrics, Stats};
 use crate::origin::{self, OriginPolicy};
 use crate::proxy::{self, Proxy};
+
+/// How often model digests are re-read from `/api/tags` (a pull or delete through
+/// the gateway refreshes them at once).
+const DIGEST_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 use crate::upstream::{self, UpstreamHealth};
 
 /// Warmline's version, reported by `/warmline/health`.
@@ -40,6 +46,45 @@ pub struct Shared {
 }
 
 impl Shared {
+    pub(crate) fn prometheus(&self) -> String {
+        let mut out = self
+            .proxy
+            .metrics
+            .render_prometheus(&self.proxy.upstreams.health());
+        cache::render_prometheus(self.proxy.cache.as_deref(), &mut out);
+        out
+    }
+
+    pub(crate) async fn cache_stats(&self) -> CacheStats {
+        match &self.proxy.cache {
+            Some(cache) => cache.stats().await,
+            None => CacheStats {
+                enabled: false,
+                entries: 0,
+                bytes: 0,
+                max_bytes: 0,
+                hits: 0,
+                misses: 0,
+                coalesced: 0,
+                bypass: 0,
+                stores: 0,
+                in_flight: 0,
+                redis: None,
+            },
+        }
+    }
+
+    pub(crate) async fn purge_cache(&self, model: Option<&str>) -> Purged {
+        match &self.proxy.cache {
+            Some(cache) => cache.purge(model).await,
+            None => Purged {
+                model: model.map(str::to_owned),
+                removed: 0,
+                redis_removed: None,
+            },
+        }
+    }
+
     pub(crate) fn health(&self) -> Health {
         let upstreams = self.proxy.upstreams.health();
         let up = upstreams.iter().filter(|u| u.reachable).count();
@@ -88,6 +133,10 @@ fn router(shared: Arc<Shared>, origins: Arc<OriginPolicy>) -> Router {
         .route("/warmline/health", get(admin::health))
         .route("/warmline/stats", get(admin::stats))
         .route("/metrics", get(admin::metrics))
+        .route(
+            "/warmline/cache",
+            get(admin::cache).delete(admin::purge_cache),
+        )
         // The whole /warmline/ namespace is ours: a typo there must not reach Ollama.
         .route("/warmline/{*rest}", any(admin::not_found))
         // Everything else is Ollama's, native or OpenAI-compatible, known or not.
@@ -123,19 +172,13 @@ impl Gateway {
             source,
         })?;
         let metrics = Arc::new(Metrics::new());
-        let proxy = Proxy::new(&config, metrics).map_err(|e| {
-            Error::Proxy(ProxyError::Protocol {
-                upstream: "(client)".into(),
-                reason: proxy::describe(&e),
-            })
-        })?;
-        let proxy = Arc::new(proxy);
+        let proxy = Arc::new(Proxy::new(&config, metrics)?);
         let shared = Arc::new(Shared {
             proxy: Arc::clone(&proxy),
             listen,
         });
 
-        let health_task = tokio::spawn(upstream::run_health_checks(
+        let mut background = vec![tokio::spawn(upstream::run_health_checks(
             Arc::clone(&proxy.upstreams),
             proxy.client.clone(),
             config.timeouts.health_interval,
@@ -143,7 +186,21 @@ impl Gateway {
                 .timeouts
                 .connect
                 .max(std::time::Duration::from_secs(1)),
-        ));
+        ))];
+        if let Some(cache) = &proxy.cache {
+            background.push(tokio::spawn(cache::refresh_digests(
+                Arc::clone(cache),
+                proxy.client.clone(),
+                proxy
+                    .upstreams
+                    .hosts()
+                    .iter()
+                    .map(|h| h.base().to_owned())
+                    .collect(),
+                DIGEST_REFRESH,
+                Arc::clone(&proxy.models_changed),
+            )));
+        }
 
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let app = router(
@@ -169,7 +226,7 @@ impl Gateway {
                 shared,
                 drain: config.timeouts.drain,
                 stop: stop_tx,
-                tasks: Mutex::new(Some((server_task, health_task))),
+                tasks: Mutex::new(Some((server_task, background))),
             }),
         })
     }
@@ -186,17 +243,20 @@ struct Inner {
     shared: Arc<Shared>,
     drain: std::time::Duration,
     stop: watch::Sender<bool>,
-    tasks: Mutex<Option<(JoinHandle<()>, JoinHandle<()>)>>,
+    tasks: Mutex<Option<Tasks>>,
 }
+
+/// The server task and the background tasks (health checks, model digests).
+type Tasks = (JoinHandle<()>, Vec<JoinHandle<()>>);
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle is gone without a shutdown: don't leave tasks behind.
         if let Ok(mut tasks) = self.tasks.lock()
-            && let Some((server, health)) = tasks.take()
+            && let Some((server, background)) = tasks.take()
         {
             server.abort();
-            health.abort();
+            background.iter().for_each(JoinHandle::abort);
         }
     }
 }
@@ -224,21 +284,27 @@ impl GatewayHandle {
 
     /// The Prometheus exposition, as served at `/metrics`.
     pub fn prometheus(&self) -> String {
-        let shared = &self.inner.shared;
-        shared
-            .proxy
-            .metrics
-            .render_prometheus(&shared.proxy.upstreams.health())
+        self.inner.shared.prometheus()
+    }
+
+    /// Cache counters and sizes (`enabled: false` and zeros when the cache is off).
+    pub async fn cache_stats(&self) -> CacheStats {
+        self.inner.shared.cache_stats().await
+    }
+
+    /// Empties the cache, or only one model's entries, in both tiers.
+    pub async fn purge_cache(&self, model: Option<&str>) -> Purged {
+        self.inner.shared.purge_cache(model).await
     }
 
     /// Stops accepting connections, lets in-flight requests finish for up to
     /// `timeouts.drain`, then cuts whatever is left. Idempotent.
     pub async fn shutdown(&self) {
         let tasks = self.inner.tasks.lock().ok().and_then(|mut t| t.take());
-        let Some((mut server, health)) = tasks else {
+        let Some((mut server, background)) = tasks else {
             return;
         };
-        health.abort();
+        background.iter().for_each(JoinHandle::abort);
         let _ = self.inner.stop.send(true);
         if tokio::time::timeout(self.inner.drain, &mut server)
             .await

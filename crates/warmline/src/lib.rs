@@ -30,9 +30,13 @@
 
 pub mod admin;
 pub mod bench;
+pub mod cache;
+mod cached;
+pub mod coalesce;
 pub mod config;
 pub mod error;
 mod gateway;
+pub mod logging;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;

@@ -36,10 +36,11 @@ use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use http::{HeaderMap, HeaderName, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use http_body::Body as _;
 use tokio::time::Sleep;
 
+use crate::cache::{self, Cache, Outcome};
 use crate::config::Config;
 use crate::error::{Error, Flavor, ProxyError};
 use crate::metrics::Metrics;
@@ -54,6 +55,10 @@ pub struct Proxy {
     pub client: reqwest::Client,
     pub upstreams: Arc<UpstreamSet>,
     pub metrics: Arc<Metrics>,
+    /// The response cache, unless `cache.enabled` is off.
+    pub cache: Option<Arc<Cache>>,
+    /// Notified when a request that changes the installed models went through.
+    pub models_changed: Arc<tokio::sync::Notify>,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
     connect_timeout: Duration,
@@ -62,18 +67,43 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Proxy, reqwest::Error> {
-        let client = build_client(config, metrics.connect_counter())?;
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Proxy, Error> {
+        let client = build_client(config, metrics.connect_counter()).map_err(|e| {
+            Error::Proxy(ProxyError::Protocol {
+                upstream: "(client)".into(),
+                reason: describe(&e),
+            })
+        })?;
+        let cache = if config.cache.enabled {
+            let cache = Cache::new(&config.cache).map_err(|reason| {
+                Error::Config(crate::config::ConfigError::Invalid {
+                    field: "cache.redis".into(),
+                    message: reason,
+                })
+            })?;
+            Some(Arc::new(cache))
+        } else {
+            None
+        };
         Ok(Proxy {
             client,
             upstreams: Arc::new(UpstreamSet::new(&config.upstreams)),
             metrics,
+            cache,
+            models_changed: Arc::new(tokio::sync::Notify::new()),
             first_byte_timeout: config.timeouts.first_byte,
             idle_timeout: config.timeouts.idle,
             connect_timeout: config.timeouts.connect,
             max_body: config.limits.max_body,
             max_blob_body: config.limits.max_blob_body,
         })
+    }
+}
+
+impl Proxy {
+    /// Largest accepted request body (blob uploads excepted).
+    pub(crate) fn max_body(&self) -> u64 {
+        self.max_body
     }
 }
 
@@ -102,47 +132,116 @@ pub async fn forward(proxy: Arc<Proxy>, request: Request) -> Response {
     let kind = RouteKind::of(request.uri().path());
     let flavor = Flavor::of(request.uri().path());
     proxy.metrics.request_started(kind);
+    let changes_models = matches!(
+        kind,
+        RouteKind::Pull | RouteKind::Create | RouteKind::Copy | RouteKind::Delete
+    );
     let finish = Finish {
         metrics: Arc::clone(&proxy.metrics),
         kind,
         status: 0,
         started,
+        models_changed: changes_models.then(|| Arc::clone(&proxy.models_changed)),
     };
-    match send(&proxy, request, kind).await {
+    if let Some(cache) = &proxy.cache
+        && request.method() == http::Method::POST
+        && let Some(route) = cache::key_route(kind)
+    {
+        let cache = Arc::clone(cache);
+        return crate::cached::serve(proxy, cache, request, kind, route, finish).await;
+    }
+    let (parts, body) = request.into_parts();
+    let response = match send(&proxy, parts, OutBody::Stream(body), kind).await {
         Ok((response, in_flight)) => {
-            into_client_response(&proxy, response, flavor, finish, in_flight)
+            into_client_response(&proxy, response, flavor, Some(finish), in_flight)
         }
         Err(err) => {
-            proxy.metrics.gateway_error(err.kind());
-            tracing::warn!(kind = err.kind(), "{err}");
-            let response = err.to_response(flavor);
+            let response = error_response(&proxy, &err, flavor);
             finish.record(response.status().as_u16());
             response
         }
+    };
+    bypassed(&proxy, response)
+}
+
+/// Marks a response that did not involve the cache.
+pub(crate) fn bypassed(proxy: &Proxy, mut response: Response) -> Response {
+    if let Some(cache) = &proxy.cache {
+        cache.count(Outcome::Bypass);
     }
+    response.headers_mut().insert(
+        CACHE_HEADER,
+        HeaderValue::from_static(Outcome::Bypass.as_str()),
+    );
+    response
+}
+
+/// The response header that tells how the cache treated a request.
+pub const CACHE_HEADER: &str = "x-warmline-cache";
+
+/// Logs and counts a gateway error once, and renders it for the client.
+pub(crate) fn error_response(proxy: &Proxy, err: &Error, flavor: Flavor) -> Response {
+    proxy.metrics.gateway_error(err.kind());
+    tracing::warn!(kind = err.kind(), "{err}");
+    err.to_response(flavor)
+}
+
+/// A request body on its way upstream.
+pub(crate) enum OutBody {
+    /// Streamed as it arrives from the client (never buffered).
+    Stream(Body),
+    /// Already read (the cache needed it whole to compute the key).
+    Bytes(Bytes),
+}
+
+/// Reads a whole request body, refusing more than `limit` bytes.
+pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Result<Bytes, Error> {
+    if declared_length(headers).is_some_and(|len| len > limit) {
+        return Err(ProxyError::BodyTooLarge { limit }.into());
+    }
+    let too_large = Arc::new(AtomicBool::new(false));
+    let mut limited = LimitedBody {
+        inner: body.into_data_stream(),
+        seen: 0,
+        limit,
+        too_large: Arc::clone(&too_large),
+    };
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = limited.next().await {
+        match chunk {
+            Ok(chunk) => out.extend_from_slice(&chunk),
+            Err(_) if too_large.load(Relaxed) => {
+                return Err(ProxyError::BodyTooLarge { limit }.into());
+            }
+            Err(err) => return Err(ProxyError::ClientBody(err.to_string()).into()),
+        }
+    }
+    Ok(out.freeze())
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// Sends the request upstream and waits for the response headers.
-async fn send(
+pub(crate) async fn send(
     proxy: &Proxy,
-    request: Request,
+    parts: http::request::Parts,
+    body: OutBody,
     kind: RouteKind,
 ) -> Result<(reqwest::Response, InFlight), Error> {
-    let (parts, body) = request.into_parts();
     let limit = if kind.is_blob_upload() {
         proxy.max_blob_body
     } else {
         Some(proxy.max_body)
     };
-    if let Some(limit) = limit {
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit) {
-            return Err(ProxyError::BodyTooLarge { limit }.into());
-        }
+    if let Some(limit) = limit
+        && declared_length(&parts.headers).is_some_and(|len| len > limit)
+    {
+        return Err(ProxyError::BodyTooLarge { limit }.into());
     }
 
     let upstream = proxy.upstreams.pick();
@@ -153,14 +252,18 @@ async fn send(
         .request(parts.method, upstream.target(path_and_query))
         .headers(forwardable(&parts.headers));
     let too_large = Arc::new(AtomicBool::new(false));
-    if body.size_hint().exact() != Some(0) {
-        let limited = LimitedBody {
-            inner: body.into_data_stream(),
-            seen: 0,
-            limit: limit.unwrap_or(u64::MAX),
-            too_large: Arc::clone(&too_large),
-        };
-        builder = builder.body(reqwest::Body::wrap_stream(limited));
+    match body {
+        OutBody::Stream(body) if body.size_hint().exact() != Some(0) => {
+            let limited = LimitedBody {
+                inner: body.into_data_stream(),
+                seen: 0,
+                limit: limit.unwrap_or(u64::MAX),
+                too_large: Arc::clone(&too_large),
+            };
+            builder = builder.body(reqwest::Body::wrap_stream(limited));
+        }
+        OutBody::Stream(_) => {}
+        OutBody::Bytes(bytes) => builder = builder.body(bytes),
     }
 
     proxy.metrics.upstream_request();
@@ -260,23 +363,12 @@ fn into_client_response(
     proxy: &Proxy,
     upstream: reqwest::Response,
     flavor: Flavor,
-    finish: Finish,
+    finish: Option<Finish>,
     in_flight: InFlight,
 ) -> Response {
     let status = upstream.status();
     let headers = forwardable(upstream.headers());
-    let framing = Framing::of(&headers);
-    let body = UpstreamBody {
-        inner: upstream.bytes_stream().boxed(),
-        idle: Box::pin(tokio::time::sleep(proxy.idle_timeout)),
-        idle_timeout: proxy.idle_timeout,
-        framing,
-        flavor,
-        ended_with_newline: true,
-        done: false,
-        finish: Some(finish.on_drop(status.as_u16())),
-        _in_flight: in_flight,
-    };
+    let body = UpstreamBody::new(proxy, upstream, &headers, flavor, finish, in_flight);
     let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
@@ -284,7 +376,7 @@ fn into_client_response(
 }
 
 /// Copies the headers that belong to the message rather than to the connection.
-fn forwardable(headers: &HeaderMap) -> HeaderMap {
+pub(crate) fn forwardable(headers: &HeaderMap) -> HeaderMap {
     // Headers named in `Connection:` are hop-by-hop too (RFC 9110 §7.6.1).
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -322,14 +414,14 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// How a response body is framed, which decides how a broken stream is ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     Ndjson,
     Sse,
     Other,
 }
 
 impl Framing {
-    fn of(headers: &HeaderMap) -> Framing {
+    pub(crate) fn of(headers: &HeaderMap) -> Framing {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -346,21 +438,23 @@ impl Framing {
 
 /// Records a request's outcome in the metrics exactly once: when dropped.
 #[derive(Debug)]
-struct Finish {
+pub(crate) struct Finish {
     metrics: Arc<Metrics>,
     kind: RouteKind,
     status: u16,
     started: Instant,
+    /// Told when a model-changing request succeeded (the cache re-reads digests).
+    models_changed: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Finish {
     /// Records the outcome now.
-    fn record(mut self, status: u16) {
+    pub(crate) fn record(mut self, status: u16) {
         self.status = status;
     }
 
     /// Records the outcome when the returned value (held by the body) is dropped.
-    fn on_drop(mut self, status: u16) -> Finish {
+    pub(crate) fn on_drop(mut self, status: u16) -> Finish {
         self.status = status;
         self
     }
@@ -370,6 +464,11 @@ impl Drop for Finish {
     fn drop(&mut self) {
         self.metrics
             .request_finished(self.kind, self.status, self.started.elapsed());
+        if let Some(changed) = &self.models_changed
+            && (200..300).contains(&self.status)
+        {
+            changed.notify_one();
+        }
     }
 }
 
@@ -409,7 +508,7 @@ where
 
 /// The upstream's response body on its way to the client, chunk by chunk, with the
 /// idle timeout and the end-of-stream rules from the module docs.
-struct UpstreamBody {
+pub(crate) struct UpstreamBody {
     inner: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
@@ -418,11 +517,44 @@ struct UpstreamBody {
     /// Whether the last chunk sent ended a line, so an error line starts on its own.
     ended_with_newline: bool,
     done: bool,
-    finish: Option<Finish>,
+    /// Whether the upstream's body ended normally (not cut, not timed out).
+    clean: bool,
+    metrics: Arc<Metrics>,
+    /// Held so the request is recorded when the body is dropped.
+    _finish: Option<Finish>,
     _in_flight: InFlight,
 }
 
 impl UpstreamBody {
+    pub(crate) fn new(
+        proxy: &Proxy,
+        upstream: reqwest::Response,
+        headers: &HeaderMap,
+        flavor: Flavor,
+        finish: Option<Finish>,
+        in_flight: InFlight,
+    ) -> UpstreamBody {
+        let status = upstream.status().as_u16();
+        UpstreamBody {
+            inner: upstream.bytes_stream().boxed(),
+            idle: Box::pin(tokio::time::sleep(proxy.idle_timeout)),
+            idle_timeout: proxy.idle_timeout,
+            framing: Framing::of(headers),
+            flavor,
+            ended_with_newline: true,
+            done: false,
+            clean: false,
+            metrics: Arc::clone(&proxy.metrics),
+            _finish: finish.map(|f| f.on_drop(status)),
+            _in_flight: in_flight,
+        }
+    }
+
+    /// Whether the body ended normally; meaningful once the stream returned `None`.
+    pub(crate) fn ended_cleanly(&self) -> bool {
+        self.clean
+    }
+
     /// Ends a stream that broke: with an error line, cleanly, or by cutting it.
     fn broken(
         &mut self,
@@ -430,9 +562,7 @@ impl UpstreamBody {
         message: String,
     ) -> Poll<Option<Result<Bytes, BoxError>>> {
         self.done = true;
-        if let Some(finish) = &self.finish {
-            finish.metrics.gateway_error(kind);
-        }
+        self.metrics.gateway_error(kind);
         tracing::warn!(kind, "{message}");
         match self.framing {
             Framing::Ndjson if self.flavor == Flavor::Ollama => {
@@ -483,6 +613,7 @@ impl Stream for UpstreamBody {
             }
             Poll::Ready(None) => {
                 self.done = true;
+                self.clean = true;
                 Poll::Ready(None)
             }
             Poll::Pending => match self.idle.as_mut().poll(cx) {
@@ -544,7 +675,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     #[test]
     fn hop_by_hop_headers_are_dropped() {

@@ -1,0 +1,691 @@
+//! The response cache: which requests may be answered from memory, where answers
+//! are kept, and for how long.
+//!
+//! **What is cached** (see [`Cache::plan`]): by default only deterministic work —
+//! generations with temperature 0 or an explicit seed, embeddings, `/api/show`.
+//! Ollama's default temperature is 0.8 (1.0 on `/v1`), so a request that omits it is
+//! a random draw and is not cached unless `cache.sampled` opts in. Load-only and
+//! unload requests, errors, and aborted or incomplete streams are never stored.
+//! `/api/ps`, `/api/pull`, `/api/create`, `/api/delete`, `/api/copy` and every
+//! other route are never cached (they are not [`KeyRoute`]s).
+//!
+//! **Keys**: a canonical form of every output-affecting field, hashed (see
+//! [`key`]); the model's digest from `/api/tags` is part of it, so a re-pulled
+//! model never serves old entries, and a model whose digest is not known yet is
+//! not cached at all. Entries are stored per [`StoreKey`]: the generation identity
+//! plus the route (native or OpenAI shape) and, on `/v1`, the fields that shape
+//! the answer's bytes (stream flag, `include_usage`, `encoding_format`). A native
+//! generate/chat stream also answers the same request with `"stream": false`, by
+//! assembling it ([`entry`]); a whole answer never poses as a stream (Ollama sends
+//! one chunk per token), so a stream request after a whole one goes upstream once
+//! and its stream replaces the whole answer.
+//!
+//! **Tiers**: moka in process, bounded by a byte budget (a weigher counts each
+//! entry's payload plus its overhead) with a per-entry TTL by kind; optionally
+//! Redis behind it ([`redis`]), shared by several gateways.
+//!
+//! **Per request**: `Cache-Control: no-cache` skips the read (the answer is fetched
+//! and stored afresh), `no-store` bypasses the cache entirely, `max-age=N` accepts
+//! only entries younger than N seconds.
+
+pub mod entry;
+pub mod key;
+pub mod redis;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use crate::coalesce::Flights;
+use crate::config::CacheConfig;
+use crate::route::RouteKind;
+use entry::{Entry, Native, Replay};
+pub use key::{CacheKey, Canonical, KeyRoute};
+use redis::RedisTier;
+
+/// Where an answer is stored: the generation identity and the shape of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StoreKey {
+    pub key: CacheKey,
+    pub route: KeyRoute,
+    /// Answer-shaping fields outside the key; see [`response_variant`].
+    pub variant: u8,
+}
+
+impl StoreKey {
+    fn redis_key(&self) -> String {
+        format!("{}:{:?}:{}", self.key.to_hex(), self.route, self.variant)
+    }
+}
+
+/// Requests that may share one upstream exchange: the same stored answer, the
+/// same stream flag, and (for requests that must not be shared) a unique nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlightKey {
+    pub store: StoreKey,
+    pub stream: bool,
+    pub nonce: u64,
+}
+
+/// What to do with one request.
+#[derive(Debug)]
+pub enum Plan {
+    /// Forward it untouched; the reason is for logs and metrics.
+    Bypass(&'static str),
+    /// Look it up, and store the answer.
+    Use(Lookup),
+}
+
+/// A cacheable request, resolved.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub store: StoreKey,
+    pub stream: bool,
+    pub model: String,
+    pub ttl: Duration,
+    /// Whether to answer from the cache (`Cache-Control: no-cache` says no).
+    pub read: bool,
+    /// Oldest acceptable entry (`Cache-Control: max-age`).
+    pub max_age: Option<Duration>,
+    /// Whether identical requests in flight may share one upstream exchange.
+    pub coalesce: bool,
+    pub native: Option<Native>,
+}
+
+impl Lookup {
+    pub fn flight_key(&self) -> FlightKey {
+        static NONCE: AtomicU64 = AtomicU64::new(1);
+        FlightKey {
+            store: self.store,
+            stream: self.stream,
+            nonce: if self.coalesce {
+                0
+            } else {
+                NONCE.fetch_add(1, Relaxed)
+            },
+        }
+    }
+}
+
+/// The route kinds the cache knows how to key.
+pub fn key_route(kind: RouteKind) -> Option<KeyRoute> {
+    Some(match kind {
+        RouteKind::Generate => KeyRoute::Generate,
+        RouteKind::Chat => KeyRoute::Chat,
+        RouteKind::Embed => KeyRoute::Embed,
+        RouteKind::Embeddings => KeyRoute::Embeddings,
+        RouteKind::Show => KeyRoute::Show,
+        RouteKind::OpenAiChat => KeyRoute::OpenAiChat,
+        RouteKind::OpenAiCompletions => KeyRoute::OpenAiCompletions,
+        RouteKind::OpenAiEmbeddings => KeyRoute::OpenAiEmbeddings,
+        _ => return None,
+    })
+}
+
+/// `Cache-Control` directives of a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Control {
+    pub no_cache: bool,
+    pub no_store: bool,
+    pub max_age: Option<u64>,
+}
+
+impl Control {
+    pub fn of(headers: &HeaderMap) -> Control {
+        let mut control = Control::default();
+        for value in headers.get_all(http::header::CACHE_CONTROL) {
+            let Ok(value) = value.to_str() else { continue };
+            for directive in value.split(',').map(str::trim) {
+                let lower = directive.to_ascii_lowercase();
+                match lower.as_str() {
+                    "no-cache" => control.no_cache = true,
+                    "no-store" => control.no_store = true,
+                    _ => {
+                        if let Some(age) = lower.strip_prefix("max-age=") {
+                            control.max_age = age.trim_matches('"').parse().ok();
+                        }
+                    }
+                }
+            }
+        }
+        if headers
+            .get(http::header::PRAGMA)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("no-cache"))
+        {
+            control.no_cache = true;
+        }
+        control
+    }
+}
+
+/// Outcome counters, by the value of `x-warmline-cache`.
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    coalesced: AtomicU64,
+    bypass: AtomicU64,
+    stores: AtomicU64,
+    rejected_stores: AtomicU64,
+}
+
+/// The cache (both tiers), the in-flight table and the model digests.
+pub struct Cache {
+    store: moka::future::Cache<StoreKey, Arc<Entry>>,
+    flights: Arc<Flights<FlightKey>>,
+    digests: ArcSwap<HashMap<String, String>>,
+    redis: Option<Arc<RedisTier>>,
+    config: CacheConfig,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.store.entry_count())
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A single entry may use at most this share of the budget: one huge answer must
+/// not evict everything else.
+const MAX_ENTRY_SHARE: u64 = 8;
+
+/// Per-entry TTL for moka.
+struct EntryTtl;
+
+impl moka::Expiry<StoreKey, Arc<Entry>> for EntryTtl {
+    fn expire_after_create(
+        &self,
+        _: &StoreKey,
+        entry: &Arc<Entry>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.ttl.saturating_sub(entry.age()))
+    }
+}
+
+impl Cache {
+    pub fn new(config: &CacheConfig) -> Result<Cache, String> {
+        let store = moka::future::Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(|_: &StoreKey, entry: &Arc<Entry>| {
+                u32::try_from(entry.weight()).unwrap_or(u32::MAX)
+            })
+            .expire_after(EntryTtl)
+            .support_invalidation_closures()
+            .build();
+        let redis = match &config.redis {
+            Some(url) => Some(Arc::new(RedisTier::new(url, config.redis_timeout)?)),
+            None => None,
+        };
+        Ok(Cache {
+            store,
+            flights: Arc::new(Flights::default()),
+            digests: ArcSwap::from_pointee(HashMap::new()),
+            redis,
+            config: config.clone(),
+            counters: Counters::default(),
+        })
+    }
+
+    pub fn flights(&self) -> &Arc<Flights<FlightKey>> {
+        &self.flights
+    }
+
+    /// Replaces the model → digest index (from the upstreams' `/api/tags`).
+    pub fn set_digests(&self, digests: HashMap<String, String>) {
+        let changed = **self.digests.load() != digests;
+        if changed {
+            self.digests.store(Arc::new(digests));
+        }
+    }
+
+    /// Decides how to treat a request to `route` with `body`.
+    pub fn plan(&self, route: KeyRoute, headers: &HeaderMap, body: &[u8], partition: &str) -> Plan {
+        let control = Control::of(headers);
+        if control.no_store {
+            return Plan::Bypass("no_store");
+        }
+        let digests = self.digests.load();
+        let canonical =
+            match key::canonical(route, body, partition, |model| digests.get(model).cloned()) {
+                Ok(Some(canonical)) => canonical,
+                Ok(None) => return Plan::Bypass("unknown_model"),
+                Err(err) => {
+                    tracing::debug!("not caching: {err}");
+                    return Plan::Bypass("unparsable");
+                }
+            };
+        if canonical.load_only {
+            return Plan::Bypass("load_only");
+        }
+        if !canonical.deterministic && !self.config.sampled {
+            return Plan::Bypass("sampled");
+        }
+        let (ttl, native) = match route {
+            KeyRoute::Generate => (self.config.ttl_generation, Some(Native::Generate)),
+            KeyRoute::Chat => (self.config.ttl_generation, Some(Native::Chat)),
+            KeyRoute::OpenAiChat | KeyRoute::OpenAiCompletions => {
+                (self.config.ttl_generation, None)
+            }
+            KeyRoute::Embed | KeyRoute::Embeddings | KeyRoute::OpenAiEmbeddings => {
+                (self.config.ttl_embedding, None)
+            }
+            KeyRoute::Show => (self.config.ttl_show, None),
+        };
+        let variant = response_variant(route, canonical.stream, body);
+        Plan::Use(Lookup {
+            store: StoreKey {
+                key: canonical.key,
+                route,
+                variant,
+            },
+            stream: canonical.stream,
+            model: canonical.model,
+            ttl,
+            read: !control.no_cache,
+            max_age: control.max_age.map(Duration::from_secs),
+            coalesce: canonical.deterministic || self.config.coalesce_sampled,
+            native,
+        })
+    }
+
+    /// Finds an answer for `lookup` in memory, then in Redis.
+    pub async fn lookup(&self, lookup: &Lookup) -> Option<(Replay, Duration)> {
+        let fresh = |entry: &Entry| lookup.max_age.is_none_or(|max| entry.age() <= max);
+        if let Some(entry) = self.store.get(&lookup.store).await
+            && fresh(&entry)
+            && let Some(replay) = entry.replay(lookup.stream, lookup.native)
+        {
+            return Some((replay, entry.age()));
+        }
+        let redis = self.redis.as_ref()?;
+        let entry = redis.get(&lookup.store.redis_key()).await?;
+        if !fresh(&entry) {
+            return None;
+        }
+        let replay = entry.replay(lookup.stream, lookup.native)?;
+        let age = entry.age();
+        self.store.insert(lookup.store, Arc::new(entry)).await;
+        Some((replay, age))
+    }
+
+    /// Stores a complete, successful answer.
+    pub async fn insert(&self, lookup: &Lookup, content_type: String, chunks: Vec<Bytes>) {
+        let entry = Entry {
+            model: lookup.model.clone(),
+            stream: lookup.stream,
+            content_type,
+            chunks,
+            stored_at: SystemTime::now(),
+            ttl: lookup.ttl,
+        };
+        if entry.weight() > self.config.max_bytes / MAX_ENTRY_SHARE {
+            self.counters.rejected_stores.fetch_add(1, Relaxed);
+            return;
+        }
+        self.counters.stores.fetch_add(1, Relaxed);
+        if let Some(redis) = &self.redis {
+            redis.put(lookup.store.redis_key(), &entry);
+        }
+        self.store.insert(lookup.store, Arc::new(entry)).await;
+    }
+
+    /// Counts one response by its `x-warmline-cache` value.
+    pub fn count(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Hit => &self.counters.hits,
+            Outcome::Miss => &self.counters.misses,
+            Outcome::Coalesced => &self.counters.coalesced,
+            Outcome::Bypass => &self.counters.bypass,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Removes every entry, or one model's, from both tiers.
+    pub async fn purge(&self, model: Option<&str>) -> Purged {
+        let model = model.map(|m| key::normalise_model_name(m).unwrap_or_else(|_| m.to_owned()));
+        let before = self.store.entry_count();
+        match &model {
+            Some(model) => {
+                let model = model.clone();
+                if let Err(err) = self
+                    .store
+                    .invalidate_entries_if(move |_, entry| entry.model == model)
+                {
+                    tracing::warn!("cannot purge by model: {err}");
+                }
+            }
+            None => self.store.invalidate_all(),
+        }
+        self.store.run_pending_tasks().await;
+        let removed = before.saturating_sub(self.store.entry_count());
+        let redis_removed = match &self.redis {
+            Some(redis) => redis.purge(model.as_deref()).await.ok(),
+            None => None,
+        };
+        Purged {
+            model,
+            removed,
+            redis_removed,
+        }
+    }
+
+    /// Counters and sizes for `/warmline/cache`.
+    pub async fn stats(&self) -> CacheStats {
+        self.store.run_pending_tasks().await;
+        let c = &self.counters;
+        CacheStats {
+            enabled: true,
+            entries: self.store.entry_count(),
+            bytes: self.store.weighted_size(),
+            max_bytes: self.config.max_bytes,
+            hits: c.hits.load(Relaxed),
+            misses: c.misses.load(Relaxed),
+            coalesced: c.coalesced.load(Relaxed),
+            bypass: c.bypass.load(Relaxed),
+            stores: c.stores.load(Relaxed),
+            in_flight: self.flights.len() as u64,
+            redis: self.redis.as_ref().map(|r| RedisStats {
+                url: r.url().to_owned(),
+                up: !r.is_down(),
+                hits: r.hits.load(Relaxed),
+                misses: r.misses.load(Relaxed),
+                errors: r.errors.load(Relaxed),
+            }),
+        }
+    }
+
+    /// Counters for the Prometheus exposition: (outcome, count).
+    pub fn outcome_counts(&self) -> [(&'static str, u64); 4] {
+        let c = &self.counters;
+        [
+            ("hit", c.hits.load(Relaxed)),
+            ("miss", c.misses.load(Relaxed)),
+            ("coalesced", c.coalesced.load(Relaxed)),
+            ("bypass", c.bypass.load(Relaxed)),
+        ]
+    }
+
+    /// Bytes held and entries, without waiting for pending maintenance.
+    pub fn size(&self) -> (u64, u64) {
+        (self.store.weighted_size(), self.store.entry_count())
+    }
+
+    /// Redis read failures so far (0 without Redis).
+    pub fn redis_errors(&self) -> u64 {
+        self.redis.as_ref().map_or(0, |r| r.errors.load(Relaxed))
+    }
+}
+
+/// The value of `x-warmline-cache` on a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Hit,
+    Miss,
+    Coalesced,
+    Bypass,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Coalesced => "coalesced",
+            Outcome::Bypass => "bypass",
+        }
+    }
+}
+
+/// Keeps the model → digest index fresh: every `interval`, and at once when
+/// `changed` is notified (a pull, create, copy or delete went through). The digest
+/// is part of every key, so a re-pulled model never answers from old entries.
+pub async fn refresh_digests(
+    cache: Arc<Cache>,
+    client: reqwest::Client,
+    upstreams: Vec<String>,
+    interval: Duration,
+    changed: Arc<tokio::sync::Notify>,
+) {
+    loop {
+        let mut digests = HashMap::new();
+        for base in &upstreams {
+            match fetch_digests(&client, base).await {
+                Ok(found) => {
+                    for (model, digest) in found {
+                        digests.entry(model).or_insert(digest);
+                    }
+                }
+                Err(err) => tracing::debug!(upstream = %base, "cannot list models: {err}"),
+            }
+        }
+        cache.set_digests(digests);
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = changed.notified() => {}
+        }
+    }
+}
+
+async fn fetch_digests(
+    client: &reqwest::Client,
+    base: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let response = client
+        .get(format!("{base}/api/tags"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("/api/tags answered {}", response.status()));
+    }
+    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+    let tags: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let models = tags
+        .get("models")
+        .and_then(|m| m.as_array())
+        .cloned()
+        .unwrap_or_default();
+    Ok(models
+        .iter()
+        .filter_map(|m| {
+            let name = m.get("model").or_else(|| m.get("name"))?.as_str()?;
+            let digest = m.get("digest")?.as_str()?;
+            Some((key::normalise_model_name(name).ok()?, digest.to_owned()))
+        })
+        .collect())
+}
+
+/// Appends the cache's series to a Prometheus exposition (zeros when disabled, so
+/// the series always exist).
+pub fn render_prometheus(cache: Option<&Cache>, out: &mut String) {
+    use std::fmt::Write as _;
+    let counts = cache.map_or(
+        [("hit", 0), ("miss", 0), ("coalesced", 0), ("bypass", 0)],
+        Cache::outcome_counts,
+    );
+    let (bytes, entries) = cache.map_or((0, 0), Cache::size);
+    let _ = writeln!(
+        out,
+        "# HELP warmline_cache_requests_total Cacheable-route responses by cache outcome."
+    );
+    let _ = writeln!(out, "# TYPE warmline_cache_requests_total counter");
+    for (outcome, count) in counts {
+        let _ = writeln!(
+            out,
+            "warmline_cache_requests_total{{outcome=\"{outcome}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP warmline_cache_bytes Bytes held by the in-process cache."
+    );
+    let _ = writeln!(out, "# TYPE warmline_cache_bytes gauge");
+    let _ = writeln!(out, "warmline_cache_bytes {bytes}");
+    let _ = writeln!(
+        out,
+        "# HELP warmline_cache_entries Entries in the in-process cache."
+    );
+    let _ = writeln!(out, "# TYPE warmline_cache_entries gauge");
+    let _ = writeln!(out, "warmline_cache_entries {entries}");
+    let _ = writeln!(
+        out,
+        "# HELP warmline_cache_redis_errors_total Redis operations that failed or timed out (requests went on without it)."
+    );
+    let _ = writeln!(out, "# TYPE warmline_cache_redis_errors_total counter");
+    let _ = writeln!(
+        out,
+        "warmline_cache_redis_errors_total {}",
+        cache.map_or(0, Cache::redis_errors)
+    );
+}
+
+/// Request fields that change the bytes of a `/v1` answer without changing the
+/// generation (so they are not in the key): the stream flag and
+/// `stream_options.include_usage` on completions, `encoding_format` on embeddings.
+/// Native answers have none: their stream and whole forms convert.
+fn response_variant(route: KeyRoute, stream: bool, body: &[u8]) -> u8 {
+    if !route.is_openai() {
+        return 0;
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return 0;
+    };
+    match route {
+        KeyRoute::OpenAiEmbeddings => {
+            u8::from(value.get("encoding_format").and_then(|f| f.as_str()) == Some("base64"))
+        }
+        _ => {
+            let usage = value
+                .get("stream_options")
+                .and_then(|o| o.get("include_usage"))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false);
+            u8::from(stream) | (u8::from(usage) << 1)
+        }
+    }
+}
+
+/// The JSON served at `GET /warmline/cache`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CacheStats {
+    pub enabled: bool,
+    pub entries: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub coalesced: u64,
+    pub bypass: u64,
+    pub stores: u64,
+    /// Upstream exchanges currently shared by coalescing.
+    pub in_flight: u64,
+    pub redis: Option<RedisStats>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RedisStats {
+    pub url: String,
+    pub up: bool,
+    pub hits: u64,
+    pub misses: u64,
+    pub errors: u64,
+}
+
+/// The JSON answered by `DELETE /warmline/cache`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Purged {
+    pub model: Option<String>,
+    pub removed: u64,
+    pub redis_removed: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_directives_are_parsed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            "No-Cache, max-age=30".parse().expect("value"),
+        );
+        let control = Control::of(&headers);
+        assert!(control.no_cache && !control.no_store);
+        assert_eq!(control.max_age, Some(30));
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            "no-store".parse().expect("value"),
+        );
+        assert!(Control::of(&headers).no_store);
+    }
+
+    fn config(max_bytes: u64) -> CacheConfig {
+        crate::Config::default()
+            .cache
+            .clone()
+            .with_budget(max_bytes)
+    }
+
+    impl CacheConfig {
+        fn with_budget(mut self, max_bytes: u64) -> CacheConfig {
+            self.max_bytes = max_bytes;
+            self
+        }
+    }
+
+    #[tokio::test]
+    async fn the_byte_budget_holds_within_five_percent() {
+        let budget = 1 << 20;
+        let cache = Cache::new(&config(budget)).expect("cache");
+        for i in 0u8..=255 {
+            for j in 0u8..12 {
+                let lookup = Lookup {
+                    store: StoreKey {
+                        key: CacheKey([i ^ j.wrapping_mul(31); 32].map(|b| b.wrapping_add(j))),
+                        route: KeyRoute::Chat,
+                        variant: j,
+                    },
+                    stream: false,
+                    model: "m:latest".into(),
+                    ttl: Duration::from_secs(60),
+                    read: true,
+                    max_age: None,
+                    coalesce: true,
+                    native: Some(Native::Chat),
+                };
+                cache
+                    .insert(
+                        &lookup,
+                        "application/json".into(),
+                        vec![Bytes::from(vec![b'x'; 1000])],
+                    )
+                    .await;
+            }
+        }
+        let stats = cache.stats().await;
+        assert!(
+            stats.bytes <= budget + budget / 20,
+            "{} > {}",
+            stats.bytes,
+            budget
+        );
+        assert!(
+            stats.entries > 100,
+            "it still holds plenty: {}",
+            stats.entries
+        );
+    }
+}

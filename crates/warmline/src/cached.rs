@@ -1,0 +1,320 @@
+//! The cached request path: what happens to a `POST` on a route the cache can key
+//! (generate, chat, embed, embeddings, show and their `/v1` counterparts).
+//!
+//! ```text
+//!  read body (≤ limits.max_body) ─▶ plan ─┬─ bypass ─▶ plain proxy           x-warmline-cache: bypass
+//!                                         └─ use ─▶ lookup ─┬─ hit ─▶ replay x-warmline-cache: hit
+//!                                                          └─ join flight ─┬─ leader: miss
+//!                                                                          └─ follower: coalesced
+//! ```
+//!
+//! A flight's upstream exchange runs in its own task ([`drive`]), publishing the head
+//! and every chunk to all subscribers as it arrives — the live stream is never
+//! delayed by recording — and storing the answer only once it is complete and
+//! successful.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::cache::entry::Replay;
+use crate::cache::{Cache, FlightKey, KeyRoute, Lookup, Outcome, Plan};
+use crate::coalesce::{End, Event, Head, Joined, Publisher, Subscription};
+use crate::error::{Error, Flavor, ProxyError};
+use crate::proxy::{
+    CACHE_HEADER, Finish, Framing, OutBody, Proxy, UpstreamBody, bypassed, error_response,
+    forwardable, read_body, send,
+};
+use crate::route::RouteKind;
+
+/// Serves one cacheable request.
+pub(crate) async fn serve(
+    proxy: Arc<Proxy>,
+    cache: Arc<Cache>,
+    request: Request,
+    kind: RouteKind,
+    route: KeyRoute,
+    finish: Finish,
+) -> Response {
+    let flavor = Flavor::of(request.uri().path());
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, &parts.headers, proxy.max_body()).await {
+        Ok(body) => body,
+        Err(err) => {
+            let response = error_response(&proxy, &err, flavor);
+            finish.record(response.status().as_u16());
+            return bypassed(&proxy, response);
+        }
+    };
+    let lookup = match cache.plan(route, &parts.headers, &body, "") {
+        Plan::Use(lookup) => lookup,
+        Plan::Bypass(reason) => {
+            tracing::trace!(reason, "cache bypass");
+            let response = match send(&proxy, parts, OutBody::Bytes(body), kind).await {
+                Ok((upstream, in_flight)) => {
+                    let status = upstream.status();
+                    let headers = forwardable(upstream.headers());
+                    let stream = UpstreamBody::new(
+                        &proxy,
+                        upstream,
+                        &headers,
+                        flavor,
+                        Some(finish),
+                        in_flight,
+                    );
+                    let mut response = Response::new(Body::from_stream(stream));
+                    *response.status_mut() = status;
+                    *response.headers_mut() = headers;
+                    response
+                }
+                Err(err) => {
+                    let response = error_response(&proxy, &err, flavor);
+                    finish.record(response.status().as_u16());
+                    response
+                }
+            };
+            return bypassed(&proxy, response);
+        }
+    };
+
+    if lookup.read
+        && let Some((replay, age)) = cache.lookup(&lookup).await
+    {
+        cache.count(Outcome::Hit);
+        finish.record(StatusCode::OK.as_u16());
+        return hit(replay, age);
+    }
+
+    let flight_key: FlightKey = lookup.flight_key();
+    let (outcome, subscription) = match cache.flights().join(&flight_key) {
+        Joined::Leader(publisher, subscription) => {
+            tokio::spawn(drive(
+                Arc::clone(&proxy),
+                Arc::clone(&cache),
+                parts,
+                body,
+                publisher,
+                lookup,
+                kind,
+                flavor,
+            ));
+            (Outcome::Miss, subscription)
+        }
+        Joined::Follower(subscription) => (Outcome::Coalesced, subscription),
+    };
+    cache.count(outcome);
+    respond(subscription, outcome, flavor, finish).await
+}
+
+/// A response built from a cached answer.
+fn hit(replay: Replay, age: std::time::Duration) -> Response {
+    let length: usize = replay.chunks.iter().map(Bytes::len).sum();
+    let body = if replay.chunks.len() == 1 {
+        Body::from(replay.chunks.into_iter().next().unwrap_or_default())
+    } else {
+        Body::from_stream(futures_util::stream::iter(
+            replay
+                .chunks
+                .into_iter()
+                .map(Ok::<_, std::convert::Infallible>),
+        ))
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&replay.content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    if !replay.stream {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
+    headers.insert(
+        CACHE_HEADER,
+        HeaderValue::from_static(Outcome::Hit.as_str()),
+    );
+    response
+}
+
+/// Turns a flight subscription into this client's response.
+async fn respond(
+    mut subscription: Subscription,
+    outcome: Outcome,
+    flavor: Flavor,
+    finish: Finish,
+) -> Response {
+    let head = match subscription.next().await {
+        Event::Head(head) => head,
+        Event::End(End::Failed(err)) => {
+            let mut response = err.to_response(flavor);
+            finish.record(response.status().as_u16());
+            response
+                .headers_mut()
+                .insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
+            return response;
+        }
+        Event::End(_) | Event::Chunk(_) => {
+            let err = Error::from(ProxyError::Protocol {
+                upstream: "upstream".into(),
+                reason: "the shared response ended before its headers".into(),
+            });
+            finish.record(err.status().as_u16());
+            return err.to_response(flavor);
+        }
+    };
+    let framing = Framing::of(&head.headers);
+    let finish = finish.on_drop(head.status.as_u16());
+    let stream =
+        futures_util::stream::unfold(Some((subscription, finish)), move |state| async move {
+            let (mut subscription, finish) = state?;
+            match subscription.next().await {
+                Event::Chunk(chunk) => Some((Ok(chunk), Some((subscription, finish)))),
+                Event::End(End::Broken) if framing == Framing::Other => {
+                    // A fixed-length body that broke off: cut the connection so the
+                    // client sees a truncated body, not a short "complete" one.
+                    Some((
+                        Err(std::io::Error::other("upstream broke off the response")),
+                        None,
+                    ))
+                }
+                Event::End(_) | Event::Head(_) => None,
+            }
+        });
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = head.status;
+    *response.headers_mut() = head.headers;
+    response
+        .headers_mut()
+        .insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
+    response
+}
+
+/// Runs one flight's upstream exchange to the end (or until nobody listens), then
+/// stores the answer if it is complete and successful.
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    proxy: Arc<Proxy>,
+    cache: Arc<Cache>,
+    parts: http::request::Parts,
+    body: Bytes,
+    publisher: Publisher<FlightKey>,
+    lookup: Lookup,
+    kind: RouteKind,
+    flavor: Flavor,
+) {
+    let sent = tokio::select! {
+        sent = send(&proxy, parts, OutBody::Bytes(body), kind) => sent,
+        () = publisher.cancelled() => return,
+    };
+    let (upstream, in_flight) = match sent {
+        Ok(sent) => sent,
+        Err(err) => {
+            proxy.metrics.gateway_error(err.kind());
+            tracing::warn!(kind = err.kind(), "{err}");
+            publisher.finish(End::Failed(Arc::new(err)));
+            return;
+        }
+    };
+    let status = upstream.status();
+    let headers = forwardable(upstream.headers());
+    let framing = Framing::of(&headers);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut stream = UpstreamBody::new(&proxy, upstream, &headers, flavor, None, in_flight);
+    publisher.head(Head { status, headers });
+    loop {
+        tokio::select! {
+            item = stream.next() => match item {
+                Some(Ok(chunk)) => publisher.chunk(chunk),
+                Some(Err(_)) => break,
+                None => break,
+            },
+            () = publisher.cancelled() => return,
+        }
+    }
+    let clean = stream.ended_cleanly();
+    drop(stream);
+    if clean && status == StatusCode::OK {
+        let chunks = publisher.chunks();
+        // Store before the flight leaves the table, so an identical request never
+        // falls into the gap between the two and starts a second generation.
+        if is_complete(framing, &chunks) {
+            cache.insert(&lookup, content_type, chunks).await;
+        }
+    }
+    publisher.finish(if clean { End::Complete } else { End::Broken });
+}
+
+/// Whether a successful answer is whole: a native stream must end with its
+/// `done: true` object and carry no in-stream error, an SSE stream must end with
+/// `data: [DONE]` (Ollama's SSE streams that fail end without it).
+fn is_complete(framing: Framing, chunks: &[Bytes]) -> bool {
+    if chunks.is_empty() {
+        return false;
+    }
+    let body: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    match framing {
+        Framing::Ndjson => {
+            let mut lines = body
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .peekable();
+            let mut done = false;
+            while let Some(line) = lines.next() {
+                let Ok(object) = serde_json::from_slice::<serde_json::Value>(line) else {
+                    return false;
+                };
+                if object.get("error").is_some() {
+                    return false;
+                }
+                if lines.peek().is_none() {
+                    done = object.get("done") == Some(&serde_json::Value::Bool(true));
+                }
+            }
+            done
+        }
+        Framing::Sse => body.ends_with(b"data: [DONE]\n\n"),
+        Framing::Other => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: &[&'static str]) -> Vec<Bytes> {
+        parts
+            .iter()
+            .map(|p| Bytes::from_static(p.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn only_finished_streams_count_as_complete() {
+        assert!(is_complete(
+            Framing::Ndjson,
+            &chunks(&["{\"done\":false}\n{\"do", "ne\":true}\n"])
+        ));
+        assert!(!is_complete(
+            Framing::Ndjson,
+            &chunks(&["{\"done\":false}\n"])
+        ));
+        assert!(!is_complete(
+            Framing::Ndjson,
+            &chunks(&["{\"done\":false}\n{\"error\":\"boom\"}\n"])
+        ));
+        assert!(is_complete(
+            Framing::Sse,
+            &chunks(&["data: {}\n\n", "data: [DONE]\n\n"])
+        ));
+        assert!(!is_complete(Framing::Sse, &chunks(&["data: {}\n\n"])));
+        assert!(!is_complete(Framing::Other, &[]));
+    }
+}
