@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use warmline::bench::{self, BenchConfig, BenchReport, Mode, Progress};
+use warmline::bench::{self, BenchConfig, BenchReport, Bodies, Mode, Progress};
 
 /// Built-in request shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,21 +35,21 @@ impl Scenario {
         }
     }
 
-    fn body(self, model: &str) -> String {
+    fn body(self, model: &str, prompt: &str) -> String {
         let value = match self {
             Scenario::Chat | Scenario::ChatStream => serde_json::json!({
                 "model": model,
-                "messages": [{"role": "user", "content": "Say hello in five words."}],
+                "messages": [{"role": "user", "content": prompt}],
                 "stream": self == Scenario::ChatStream,
                 "options": {"temperature": 0},
             }),
             Scenario::Generate => serde_json::json!({
                 "model": model,
-                "prompt": "Say hello in five words.",
+                "prompt": prompt,
                 "stream": false,
                 "options": {"temperature": 0},
             }),
-            Scenario::Embed => serde_json::json!({"model": model, "input": "hello world"}),
+            Scenario::Embed => serde_json::json!({"model": model, "input": prompt}),
             Scenario::Tags => return String::new(),
         };
         value.to_string()
@@ -67,6 +67,13 @@ pub struct BenchArgs {
     /// Model named in the built-in bodies
     #[arg(long, default_value = "llama3.2")]
     model: String,
+    /// Share of requests (0..1) that repeat one of --distinct recurring prompts;
+    /// the rest are one-off prompts. Without it every request is identical.
+    #[arg(long, value_name = "SHARE")]
+    repeat: Option<f64>,
+    /// Number of recurring prompts for --repeat
+    #[arg(long, default_value_t = 10)]
+    distinct: u64,
     /// Path to request instead of the scenario's
     #[arg(long)]
     path: Option<String>,
@@ -149,7 +156,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
 }
 
 fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
-    let bodies: Vec<bytes::Bytes> = if let Some(file) = &args.body_file {
+    let bodies = if let Some(file) = &args.body_file {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let bodies: Vec<_> = text
@@ -160,11 +167,25 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
         if bodies.is_empty() {
             return Err(format!("{} has no request bodies", file.display()));
         }
-        bodies
+        Bodies::List(bodies)
     } else if let Some(body) = &args.body {
-        vec![bytes::Bytes::from(body.clone())]
+        Bodies::List(vec![bytes::Bytes::from(body.clone())])
+    } else if let Some(share) = args.repeat {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(format!("--repeat must be between 0 and 1, got {share}"));
+        }
+        let (scenario, model) = (args.scenario, args.model.clone());
+        // A per-run salt: one-off prompts must not hit entries from an earlier run.
+        let salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        bench::repeating(share, args.distinct, salt, move |prompt| {
+            bytes::Bytes::from(scenario.body(&model, prompt))
+        })
     } else {
-        vec![bytes::Bytes::from(args.scenario.body(&args.model))]
+        Bodies::List(vec![bytes::Bytes::from(
+            args.scenario.body(&args.model, "Say hello in five words."),
+        )])
     };
     let method =
         if args.scenario == Scenario::Tags && args.body.is_none() && args.body_file.is_none() {

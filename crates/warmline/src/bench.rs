@@ -32,8 +32,8 @@ pub struct BenchConfig {
     /// Full request URL, e.g. `http://127.0.0.1:11435/api/chat`.
     pub url: String,
     pub method: reqwest::Method,
-    /// Request bodies, used round-robin (one entry for a fixed body).
-    pub bodies: Vec<Bytes>,
+    /// The body of request number `i`.
+    pub bodies: Bodies,
     pub mode: Mode,
     /// How long the measured phase lasts.
     pub duration: Duration,
@@ -45,6 +45,71 @@ pub struct BenchConfig {
     pub timeout: Duration,
     /// Open loop only: outstanding requests beyond this are dropped, not queued.
     pub max_in_flight: usize,
+}
+
+/// Where request bodies come from.
+#[derive(Clone)]
+pub enum Bodies {
+    /// A list used round-robin (one entry for a fixed body).
+    List(Vec<Bytes>),
+    /// Made per request from its number (for workloads with a repeat share).
+    Generated(Arc<dyn Fn(u64) -> Bytes + Send + Sync>),
+}
+
+impl Bodies {
+    /// The body of request number `i`.
+    pub fn get(&self, i: u64) -> Bytes {
+        match self {
+            Bodies::List(list) => list[(i % list.len().max(1) as u64) as usize].clone(),
+            Bodies::Generated(make) => make(i),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Bodies::List(list) if list.is_empty())
+    }
+}
+
+impl std::fmt::Debug for Bodies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bodies::List(list) => write!(f, "Bodies::List({} bodies)", list.len()),
+            Bodies::Generated(_) => f.write_str("Bodies::Generated"),
+        }
+    }
+}
+
+/// A workload where a share of requests repeats earlier ones: request `i` uses one
+/// of `distinct` recurring prompts with probability `repeat` (decided by a hash of
+/// `i`, so a run is reproducible), otherwise a prompt no other request uses.
+/// `render` turns a prompt into a body. `salt` keeps two runs' unique prompts apart.
+pub fn repeating(
+    repeat: f64,
+    distinct: u64,
+    salt: u64,
+    render: impl Fn(&str) -> Bytes + Send + Sync + 'static,
+) -> Bodies {
+    let distinct = distinct.max(1);
+    Bodies::Generated(Arc::new(move |i| {
+        let h = mix(i ^ salt.rotate_left(17));
+        let prompt = if (h >> 11) as f64 / (1u64 << 53) as f64 <= repeat {
+            format!(
+                "Recurring question {}: what is a gateway?",
+                mix(h) % distinct
+            )
+        } else {
+            format!("One-off question {salt:x}-{i}: what is a gateway?")
+        };
+        render(&prompt)
+    }))
+}
+
+/// SplitMix64's finaliser: a cheap, well-spread hash of a counter.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Open or closed loop.
@@ -371,7 +436,7 @@ async fn closed_loop(
 }
 
 fn build(config: &BenchConfig, client: reqwest::Client, i: u64) -> reqwest::RequestBuilder {
-    let body = config.bodies[(i % config.bodies.len() as u64) as usize].clone();
+    let body = config.bodies.get(i);
     client
         .request(config.method.clone(), &config.url)
         .body(body)
@@ -424,6 +489,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn repeating_bodies_have_the_requested_repeat_share() {
+        let bodies = repeating(0.7, 10, 42, |p| Bytes::from(p.to_owned()));
+        let texts: Vec<Bytes> = (0..10_000).map(|i| bodies.get(i)).collect();
+        let recurring = texts.iter().filter(|b| b.starts_with(b"Recurring")).count();
+        assert!((6_800..=7_200).contains(&recurring), "{recurring}");
+        let distinct: std::collections::HashSet<&Bytes> = texts.iter().collect();
+        assert_eq!(distinct.len(), 10 + (10_000 - recurring));
+        assert_eq!(bodies.get(5), bodies.get(5), "reproducible");
+    }
+
+    #[test]
     fn percentiles_of_an_empty_histogram_are_zero() {
         let h = Histogram::<u64>::new_with_bounds(1, 1000, 3).expect("histogram");
         assert_eq!(Percentiles::of(&h), Percentiles::default());
@@ -434,7 +510,7 @@ mod tests {
         let config = BenchConfig {
             url: "http://127.0.0.1:9/".into(),
             method: reqwest::Method::GET,
-            bodies: vec![Bytes::new()],
+            bodies: Bodies::List(vec![Bytes::new()]),
             mode: Mode::OpenLoop { rate: 0.0 },
             duration: Duration::from_secs(1),
             max_requests: None,
