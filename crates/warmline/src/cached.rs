@@ -126,9 +126,7 @@ fn hit(replay: Replay, age: std::time::Duration) -> Response {
     };
     let mut response = Response::new(body);
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&replay.content_type) {
-        headers.insert(header::CONTENT_TYPE, value);
-    }
+    headers.insert(header::CONTENT_TYPE, replay.content_type);
     if !replay.stream {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     }
@@ -224,9 +222,8 @@ async fn drive(
     let framing = Framing::of(&headers);
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
     let mut stream = UpstreamBody::new(&proxy, upstream, &headers, flavor, None, in_flight);
     publisher.head(Head { status, headers });
     loop {

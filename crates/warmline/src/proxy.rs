@@ -206,17 +206,22 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Re
         limit,
         too_large: Arc::clone(&too_large),
     };
-    let mut out = bytes::BytesMut::new();
+    // Most bodies arrive as one chunk: keep it as it is, copy only when split.
+    let mut chunks: Vec<Bytes> = Vec::with_capacity(1);
     while let Some(chunk) = limited.next().await {
         match chunk {
-            Ok(chunk) => out.extend_from_slice(&chunk),
+            Ok(chunk) => chunks.push(chunk),
             Err(_) if too_large.load(Relaxed) => {
                 return Err(ProxyError::BodyTooLarge { limit }.into());
             }
             Err(err) => return Err(ProxyError::ClientBody(err.to_string()).into()),
         }
     }
-    Ok(out.freeze())
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => Bytes::from(chunks.concat()),
+    })
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {

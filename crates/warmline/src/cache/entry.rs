@@ -19,6 +19,7 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use http::HeaderValue;
 use serde_json::{Map, Value};
 
 /// A stored response.
@@ -28,7 +29,7 @@ pub struct Entry {
     pub model: String,
     /// Whether the body is a stream (NDJSON or SSE).
     pub stream: bool,
-    pub content_type: String,
+    pub content_type: HeaderValue,
     pub chunks: Vec<Bytes>,
     pub stored_at: SystemTime,
     pub ttl: Duration,
@@ -37,7 +38,7 @@ pub struct Entry {
 /// What a hit sends back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replay {
-    pub content_type: String,
+    pub content_type: HeaderValue,
     pub chunks: Vec<Bytes>,
     pub stream: bool,
 }
@@ -87,7 +88,7 @@ impl Entry {
         }
         let whole = assemble(&self.chunks, native)?;
         Some(Replay {
-            content_type: "application/json; charset=utf-8".into(),
+            content_type: HeaderValue::from_static("application/json; charset=utf-8"),
             chunks: vec![whole],
             stream: false,
         })
@@ -214,12 +215,11 @@ mod tests {
         Entry {
             model: "llama3.2:latest".into(),
             stream,
-            content_type: if stream {
+            content_type: HeaderValue::from_static(if stream {
                 "application/x-ndjson"
             } else {
                 "application/json; charset=utf-8"
-            }
-            .into(),
+            }),
             chunks: chunks.iter().map(|c| Bytes::from(c.to_string())).collect(),
             stored_at: SystemTime::now(),
             ttl: Duration::from_secs(60),
@@ -259,7 +259,12 @@ mod tests {
         let whole = "{\"model\":\"m\",\"created_at\":\"t\",\"response\":\"Hi\",\"done\":true}";
         let e = entry(false, &[whole]);
         assert!(e.replay(true, Some(Native::Generate)).is_none());
-        assert_eq!(e.replay(false, Some(Native::Generate)).expect("same form").chunks, e.chunks);
+        assert_eq!(
+            e.replay(false, Some(Native::Generate))
+                .expect("same form")
+                .chunks,
+            e.chunks
+        );
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub enum Plan {
 pub struct Lookup {
     pub store: StoreKey,
     pub stream: bool,
-    pub model: String,
+    pub model: Arc<str>,
     pub ttl: Duration,
     /// Whether to answer from the cache (`Cache-Control: no-cache` says no).
     pub read: bool,
@@ -176,11 +176,101 @@ struct Counters {
     rejected_stores: AtomicU64,
 }
 
+/// Canonical keys of recently seen request bodies, by their exact bytes.
+///
+/// A repeated request (the case the cache exists for) is usually byte-identical to
+/// an earlier one, so its canonical key is remembered: a lookup is one hash of the
+/// body and one comparison instead of parsing, canonicalising and BLAKE3-hashing it
+/// again (about a tenth of a cache hit's CPU time). Entries are tagged with the
+/// digest index's generation, so a re-pulled model invalidates them. Bounded: only
+/// bodies up to [`MEMO_MAX_BODY`] bytes, and the table is cleared when it reaches
+/// [`MEMO_CAPACITY`] entries.
+#[derive(Debug, Default)]
+struct Memo {
+    map: std::sync::Mutex<HashMap<(KeyRoute, Bytes), Memoized, foldhash::fast::RandomState>>,
+}
+
+#[derive(Debug, Clone)]
+struct Memoized {
+    generation: u64,
+    partition: Box<str>,
+    resolved: Resolved,
+}
+
+/// What the cache needs of a [`Canonical`] (not the canonical text itself).
+#[derive(Debug, Clone)]
+struct Resolved {
+    key: CacheKey,
+    model: Arc<str>,
+    stream: bool,
+    deterministic: bool,
+    load_only: bool,
+}
+
+impl From<&Canonical> for Resolved {
+    fn from(c: &Canonical) -> Resolved {
+        Resolved {
+            key: c.key,
+            model: c.model.as_str().into(),
+            stream: c.stream,
+            deterministic: c.deterministic,
+            load_only: c.load_only,
+        }
+    }
+}
+
+const MEMO_MAX_BODY: usize = 16 * 1024;
+const MEMO_CAPACITY: usize = 4096;
+
+impl Memo {
+    fn get(
+        &self,
+        route: KeyRoute,
+        body: &Bytes,
+        partition: &str,
+        generation: u64,
+    ) -> Option<Resolved> {
+        let map = self.map.lock().ok()?;
+        let found = map.get(&(route, body.clone()))?;
+        (found.generation == generation && &*found.partition == partition)
+            .then(|| found.resolved.clone())
+    }
+
+    fn put(
+        &self,
+        route: KeyRoute,
+        body: &Bytes,
+        partition: &str,
+        generation: u64,
+        resolved: &Resolved,
+    ) {
+        if body.len() > MEMO_MAX_BODY {
+            return;
+        }
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= MEMO_CAPACITY {
+                map.clear();
+            }
+            map.insert(
+                (route, body.clone()),
+                Memoized {
+                    generation,
+                    partition: partition.into(),
+                    resolved: resolved.clone(),
+                },
+            );
+        }
+    }
+}
+
 /// The cache (both tiers), the in-flight table and the model digests.
 pub struct Cache {
     store: moka::future::Cache<StoreKey, Arc<Entry>>,
     flights: Arc<Flights<FlightKey>>,
     digests: ArcSwap<HashMap<String, String>>,
+    /// Bumped whenever `digests` changes (invalidates the memo).
+    generation: AtomicU64,
+    memo: Memo,
     redis: Option<Arc<RedisTier>>,
     config: CacheConfig,
     counters: Counters,
@@ -231,6 +321,8 @@ impl Cache {
             store,
             flights: Arc::new(Flights::default()),
             digests: ArcSwap::from_pointee(HashMap::new()),
+            generation: AtomicU64::new(0),
+            memo: Memo::default(),
             redis,
             config: config.clone(),
             counters: Counters::default(),
@@ -246,25 +338,41 @@ impl Cache {
         let changed = **self.digests.load() != digests;
         if changed {
             self.digests.store(Arc::new(digests));
+            self.generation.fetch_add(1, Relaxed);
         }
     }
 
     /// Decides how to treat a request to `route` with `body`.
-    pub fn plan(&self, route: KeyRoute, headers: &HeaderMap, body: &[u8], partition: &str) -> Plan {
+    pub fn plan(
+        &self,
+        route: KeyRoute,
+        headers: &HeaderMap,
+        body: &Bytes,
+        partition: &str,
+    ) -> Plan {
         let control = Control::of(headers);
         if control.no_store {
             return Plan::Bypass("no_store");
         }
-        let digests = self.digests.load();
-        let canonical =
-            match key::canonical(route, body, partition, |model| digests.get(model).cloned()) {
-                Ok(Some(canonical)) => canonical,
-                Ok(None) => return Plan::Bypass("unknown_model"),
-                Err(err) => {
-                    tracing::debug!("not caching: {err}");
-                    return Plan::Bypass("unparsable");
+        let generation = self.generation.load(Relaxed);
+        let canonical = match self.memo.get(route, body, partition, generation) {
+            Some(canonical) => canonical,
+            None => {
+                let digests = self.digests.load();
+                match key::canonical(route, body, partition, |model| digests.get(model).cloned()) {
+                    Ok(Some(canonical)) => {
+                        let resolved = Resolved::from(&canonical);
+                        self.memo.put(route, body, partition, generation, &resolved);
+                        resolved
+                    }
+                    Ok(None) => return Plan::Bypass("unknown_model"),
+                    Err(err) => {
+                        tracing::debug!("not caching: {err}");
+                        return Plan::Bypass("unparsable");
+                    }
                 }
-            };
+            }
+        };
         if canonical.load_only {
             return Plan::Bypass("load_only");
         }
@@ -320,9 +428,14 @@ impl Cache {
     }
 
     /// Stores a complete, successful answer.
-    pub async fn insert(&self, lookup: &Lookup, content_type: String, chunks: Vec<Bytes>) {
+    pub async fn insert(
+        &self,
+        lookup: &Lookup,
+        content_type: http::HeaderValue,
+        chunks: Vec<Bytes>,
+    ) {
         let entry = Entry {
-            model: lookup.model.clone(),
+            model: lookup.model.to_string(),
             stream: lookup.stream,
             content_type,
             chunks,
@@ -646,6 +759,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_new_model_digest_changes_the_key_of_a_remembered_body() {
+        let cache = Cache::new(&config(1 << 20)).expect("cache");
+        let body = Bytes::from_static(br#"{"model":"m","prompt":"p","options":{"temperature":0}}"#);
+        let key_of =
+            |cache: &Cache| match cache.plan(KeyRoute::Generate, &HeaderMap::new(), &body, "") {
+                Plan::Use(lookup) => lookup.store.key,
+                Plan::Bypass(reason) => panic!("bypassed: {reason}"),
+            };
+        let digests = |d: &str| HashMap::from([("m:latest".to_owned(), d.to_owned())]);
+        cache.set_digests(digests("aaa"));
+        let first = key_of(&cache);
+        assert_eq!(key_of(&cache), first, "remembered");
+        cache.set_digests(digests("bbb"));
+        assert_ne!(
+            key_of(&cache),
+            first,
+            "a re-pulled model never reuses old keys"
+        );
+        cache.set_digests(HashMap::new());
+        assert!(matches!(
+            cache.plan(KeyRoute::Generate, &HeaderMap::new(), &body, ""),
+            Plan::Bypass("unknown_model")
+        ));
+    }
+
     #[tokio::test]
     async fn the_byte_budget_holds_within_five_percent() {
         let budget = 1 << 20;
@@ -659,7 +798,7 @@ mod tests {
                         variant: j,
                     },
                     stream: false,
-                    model: "m:latest".into(),
+                    model: Arc::from("m:latest"),
                     ttl: Duration::from_secs(60),
                     read: true,
                     max_age: None,
@@ -669,7 +808,7 @@ mod tests {
                 cache
                     .insert(
                         &lookup,
-                        "application/json".into(),
+                        http::HeaderValue::from_static("application/json"),
                         vec![Bytes::from(vec![b'x'; 1000])],
                     )
                     .await;

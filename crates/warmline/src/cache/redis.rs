@@ -258,7 +258,7 @@ pub fn decode(mut data: Bytes) -> Option<Entry> {
     let ttl = Duration::from_millis(data.get_u64());
     let stream = data.get_u8() != 0;
     let model = String::from_utf8(take(&mut data)?.to_vec()).ok()?;
-    let content_type = String::from_utf8(take(&mut data)?.to_vec()).ok()?;
+    let content_type = http::HeaderValue::from_maybe_shared(take(&mut data)?).ok()?;
     if data.remaining() < 4 {
         return None;
     }
@@ -307,7 +307,7 @@ mod tests {
         Entry {
             model: "llama3.2:latest".into(),
             stream: true,
-            content_type: "application/x-ndjson".into(),
+            content_type: http::HeaderValue::from_static("application/x-ndjson"),
             chunks: vec![
                 Bytes::from_static(b"{\"a\":1}\n"),
                 Bytes::from_static(b"{\"done\":true}\n"),
