@@ -34,7 +34,9 @@ wait_line() { # file pattern → first match, within 10 s
 OLLAMA_HOST=127.0.0.1:0 SIM_QUIET=1 "$BIN/ollama-sim" serve 2>"$OUT/sim.log" >/dev/null &
 pids+=($!)
 SIM="http://$(wait_line "$OUT/sim.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
-"$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$SIM" >"$OUT/gw.out" 2>"$OUT/gw.log" &
+# --no-cache: this measures pass-through; the chat scenario (temperature 0)
+# would otherwise be answered from the cache after its first request.
+"$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$SIM" --no-cache >"$OUT/gw.out" 2>"$OUT/gw.log" &
 pids+=($!)
 GW=$(wait_line "$OUT/gw.out" 'http://[0-9.:]*')
 echo "simulator $SIM, gateway $GW" >&2
