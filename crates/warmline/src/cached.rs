@@ -28,7 +28,7 @@ use crate::coalesce::{End, Event, Head, Joined, Publisher, Subscription};
 use crate::error::{Error, Flavor, ProxyError};
 use crate::proxy::{
     CACHE_HEADER, Finish, Framing, OutBody, Proxy, UpstreamBody, bypassed, error_response,
-    forwardable, read_body, send,
+    forwardable, into_client_response, read_body, send,
 };
 use crate::route::RouteKind;
 
@@ -57,20 +57,7 @@ pub(crate) async fn serve(
             tracing::trace!(reason, "cache bypass");
             let response = match send(&proxy, parts, OutBody::Bytes(body), kind).await {
                 Ok((upstream, in_flight)) => {
-                    let status = upstream.status();
-                    let headers = forwardable(upstream.headers());
-                    let stream = UpstreamBody::new(
-                        &proxy,
-                        upstream,
-                        &headers,
-                        flavor,
-                        Some(finish),
-                        in_flight,
-                    );
-                    let mut response = Response::new(Body::from_stream(stream));
-                    *response.status_mut() = status;
-                    *response.headers_mut() = headers;
-                    response
+                    into_client_response(&proxy, upstream, flavor, Some(finish), in_flight)
                 }
                 Err(err) => {
                     let response = error_response(&proxy, &err, flavor);

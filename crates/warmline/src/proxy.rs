@@ -7,7 +7,9 @@
 //! never reaches it (see [`crate::origin`]). Bodies stream in both directions: a
 //! request body is forwarded as it arrives (blob uploads are never held in memory)
 //! and every response chunk is handed to the client the moment it arrives, which is
-//! what NDJSON and SSE clients need. Nothing is ever buffered whole.
+//! what NDJSON and SSE clients need. The one exception is the request body of a
+//! cacheable `POST` (generate, chat, embed, show and their `/v1` twins), which
+//! [`crate::cached`] reads whole — bounded by `limits.max_body` — to compute its key.
 //!
 //! Failure handling, in the order it can happen:
 //! - body larger than `limits.max_body` → 413 (by `Content-Length` up front, or
@@ -98,9 +100,7 @@ impl Proxy {
             max_blob_body: config.limits.max_blob_body,
         })
     }
-}
 
-impl Proxy {
     /// Largest accepted request body (blob uploads excepted).
     pub(crate) fn max_body(&self) -> u64 {
         self.max_body
@@ -364,7 +364,7 @@ pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Builds the client's response around the upstream's, streaming its body.
-fn into_client_response(
+pub(crate) fn into_client_response(
     proxy: &Proxy,
     upstream: reqwest::Response,
     flavor: Flavor,
