@@ -5,6 +5,7 @@
 //! - `daemons`: the real `warmline` and `ollama-sim` binaries as processes.
 //! - `cache`: caching and coalescing on the simulator.
 //! - `redis`: the shared Redis tier with a real `redis-server`.
+//! - `failover`: retries across several upstreams.
 
 #[path = "suite/proxy.rs"]
 mod proxy;
@@ -20,3 +21,6 @@ mod cache;
 
 #[path = "suite/redis.rs"]
 mod redis;
+
+#[path = "suite/failover.rs"]
+mod failover;

@@ -25,6 +25,7 @@
 //! [limits]
 //! max_body = "64MiB"    # request bodies, except blob uploads
 //! max_blob_body = 0     # /api/blobs uploads; 0 means unlimited
+//! retry_body = "1MiB"   # bodies held for a retry on another upstream
 //!
 //! [cache]
 //! enabled = true
@@ -143,6 +144,9 @@ pub struct Limits {
     pub max_body: u64,
     /// Largest accepted `/api/blobs/*` upload, in bytes; `None` means unlimited.
     pub max_blob_body: Option<u64>,
+    /// Request bodies up to this size are held so they can be re-sent to another
+    /// upstream if the first fails; larger ones stream through and are not retried.
+    pub retry_body: u64,
 }
 
 impl Default for Config {
@@ -207,6 +211,7 @@ pub struct RawTimeouts {
 pub struct RawLimits {
     pub max_body: Option<ByteSize>,
     pub max_blob_body: Option<ByteSize>,
+    pub retry_body: Option<ByteSize>,
 }
 
 /// A byte count written either as an integer or as a string such as `"64MiB"`.
@@ -370,6 +375,10 @@ impl RawConfig {
             Some(size) => Some(parse_size("limits.max_blob_body", size)?).filter(|&n| n > 0),
             None => None,
         };
+        let retry_body = match &self.limits.retry_body {
+            Some(size) => parse_size("limits.retry_body", size)?,
+            None => 1024 * 1024,
+        };
         let cache = self.cache.validate()?;
         Ok(Config {
             listen,
@@ -380,6 +389,7 @@ impl RawConfig {
             limits: Limits {
                 max_body,
                 max_blob_body,
+                retry_body,
             },
             cache,
         })

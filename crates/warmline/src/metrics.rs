@@ -48,6 +48,8 @@ pub struct Metrics {
     status_classes: [AtomicU64; 5],
     gateway_errors: Vec<AtomicU64>,
     upstream_requests: AtomicU64,
+    /// Requests re-sent to another upstream after the first failed.
+    upstream_retries: AtomicU64,
     /// New TCP connections to upstreams, counted by the client's connector.
     upstream_connects: Arc<AtomicU64>,
 }
@@ -85,6 +87,7 @@ impl Metrics {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             upstream_requests: AtomicU64::new(0),
+            upstream_retries: AtomicU64::new(0),
             upstream_connects: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -103,6 +106,11 @@ impl Metrics {
     /// A request was sent to an upstream.
     pub fn upstream_request(&self) {
         self.upstream_requests.fetch_add(1, Relaxed);
+    }
+
+    /// A request was re-sent to another upstream.
+    pub fn upstream_retry(&self) {
+        self.upstream_retries.fetch_add(1, Relaxed);
     }
 
     /// A request of `kind` finished (its response body ended or was dropped).
@@ -185,6 +193,7 @@ impl Metrics {
             upstream: UpstreamStats {
                 requests: upstream_requests,
                 connections_opened: connects,
+                retries: self.upstream_retries.load(Relaxed),
                 reuse_ratio: if upstream_requests == 0 {
                     0.0
                 } else {
@@ -293,6 +302,17 @@ impl Metrics {
             w,
             "warmline_upstream_requests_total {}",
             self.upstream_requests.load(Relaxed)
+        );
+        header(
+            w,
+            "warmline_upstream_retries_total",
+            "counter",
+            "Requests re-sent to another upstream after a refused connection, a connect timeout, a reset or a 5xx.",
+        );
+        let _ = writeln!(
+            w,
+            "warmline_upstream_retries_total {}",
+            self.upstream_retries.load(Relaxed)
         );
         header(
             w,
@@ -416,6 +436,8 @@ pub struct RouteStats {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UpstreamStats {
     pub requests: u64,
+    /// Requests re-sent to another upstream.
+    pub retries: u64,
     pub connections_opened: u64,
     /// Share of upstream requests that reused a pooled connection.
     pub reuse_ratio: f64,

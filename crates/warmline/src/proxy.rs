@@ -17,6 +17,10 @@
 //! - upstream refuses or cannot be resolved → 502 naming it, host marked down;
 //! - connect takes longer than `timeouts.connect` → 504 naming that timeout;
 //! - no response headers within `timeouts.first_byte` → 504 naming that timeout;
+//! - with several upstreams, a refused or reset connection, a connect timeout or a
+//!   5xx answer is retried once on another reachable host — only before anything
+//!   reached the client, within the same `timeouts.first_byte` budget, and only for
+//!   bodies held whole (up to `limits.retry_body`); 4xx answers are never retried;
 //! - the upstream goes silent mid-stream for `timeouts.idle`, or breaks the
 //!   connection: an NDJSON stream ends with Ollama's own in-stream error line
 //!   (`{"error":"..."}`), an SSE stream ends without `[DONE]` (as Ollama's does),
@@ -66,6 +70,8 @@ pub struct Proxy {
     connect_timeout: Duration,
     max_body: u64,
     max_blob_body: Option<u64>,
+    /// Bodies up to this size are held so a failed attempt can be re-sent.
+    retry_body: u64,
 }
 
 impl Proxy {
@@ -98,6 +104,7 @@ impl Proxy {
             connect_timeout: config.timeouts.connect,
             max_body: config.limits.max_body,
             max_blob_body: config.limits.max_blob_body,
+            retry_body: config.limits.retry_body,
         })
     }
 
@@ -243,18 +250,91 @@ pub(crate) async fn send(
     } else {
         Some(proxy.max_body)
     };
+    let declared = declared_length(&parts.headers);
     if let Some(limit) = limit
-        && declared_length(&parts.headers).is_some_and(|len| len > limit)
+        && declared.is_some_and(|len| len > limit)
     {
         return Err(ProxyError::BodyTooLarge { limit }.into());
     }
+    // A body can be sent twice only if it is held whole: small declared bodies
+    // are read first when there is another host to fail over to.
+    let body = match body {
+        OutBody::Stream(stream)
+            if proxy.upstreams.hosts().len() > 1
+                && (stream.size_hint().exact() == Some(0)
+                    || declared.is_some_and(|len| len <= proxy.retry_body)) =>
+        {
+            OutBody::Bytes(read_body(stream, &parts.headers, proxy.retry_body).await?)
+        }
+        other => other,
+    };
 
-    let upstream = proxy.upstreams.pick();
+    // One budget for the whole exchange, failover included: timeouts never stack.
+    let deadline = tokio::time::Instant::now() + proxy.first_byte_timeout;
+    let first = Arc::clone(proxy.upstreams.pick());
+    let retry_to = match &body {
+        OutBody::Bytes(_) => proxy.upstreams.pick_other(&first).cloned(),
+        OutBody::Stream(_) => None,
+    };
+    let Some(second) = retry_to else {
+        return attempt(proxy, &parts, &first, body, deadline, limit).await;
+    };
+    let OutBody::Bytes(bytes) = body else {
+        unreachable!("a retry target is only chosen for a body held whole")
+    };
+    let result = attempt(
+        proxy,
+        &parts,
+        &first,
+        OutBody::Bytes(bytes.clone()),
+        deadline,
+        limit,
+    )
+    .await;
+    let reason = match &result {
+        Ok((response, _)) if response.status().is_server_error() => {
+            format!("answered {}", response.status())
+        }
+        Err(Error::Proxy(
+            err @ (ProxyError::Unreachable { .. }
+            | ProxyError::ConnectTimeout { .. }
+            | ProxyError::Protocol { .. }),
+        )) => err.to_string(),
+        _ => return result,
+    };
+    // Nothing has reached the client yet: try the other host once.
+    proxy.metrics.upstream_retry();
+    tracing::info!(
+        from = first.base(),
+        to = second.base(),
+        "retrying on another upstream: {reason}"
+    );
+    drop(result);
+    attempt(
+        proxy,
+        &parts,
+        &second,
+        OutBody::Bytes(bytes),
+        deadline,
+        limit,
+    )
+    .await
+}
+
+/// One request to one upstream, waiting for its response headers until `deadline`.
+async fn attempt(
+    proxy: &Proxy,
+    parts: &http::request::Parts,
+    upstream: &Arc<Upstream>,
+    body: OutBody,
+    deadline: tokio::time::Instant,
+    limit: Option<u64>,
+) -> Result<(reqwest::Response, InFlight), Error> {
     let in_flight = upstream.begin();
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let mut builder = proxy
         .client
-        .request(parts.method, upstream.target(path_and_query))
+        .request(parts.method.clone(), upstream.target(path_and_query))
         .headers(forwardable(&parts.headers));
     let too_large = Arc::new(AtomicBool::new(false));
     match body {
@@ -268,12 +348,12 @@ pub(crate) async fn send(
             builder = builder.body(reqwest::Body::wrap_stream(limited));
         }
         OutBody::Stream(_) => {}
+        OutBody::Bytes(bytes) if bytes.is_empty() => {}
         OutBody::Bytes(bytes) => builder = builder.body(bytes),
     }
 
     proxy.metrics.upstream_request();
-    let response = tokio::time::timeout(proxy.first_byte_timeout, builder.send()).await;
-    match response {
+    match tokio::time::timeout_at(deadline, builder.send()).await {
         Ok(Ok(response)) => {
             upstream.mark_up(None);
             Ok((response, in_flight))

@@ -173,6 +173,14 @@ impl UpstreamSet {
             .unwrap_or_else(|| unreachable!("config validation guarantees one upstream"))
     }
 
+    /// The least busy reachable host other than `tried`, for a retry.
+    pub fn pick_other(&self, tried: &Arc<Upstream>) -> Option<&Arc<Upstream>> {
+        self.hosts
+            .iter()
+            .filter(|h| !Arc::ptr_eq(h, tried) && h.is_reachable())
+            .min_by_key(|h| h.in_flight())
+    }
+
     pub fn health(&self) -> Vec<UpstreamHealth> {
         self.hosts.iter().map(|h| h.health()).collect()
     }
@@ -240,6 +248,23 @@ mod tests {
         }
         let _busy = set.hosts()[0].begin();
         assert_eq!(set.pick().base(), "http://127.0.0.1:10001");
+    }
+
+    #[test]
+    fn a_retry_goes_to_another_reachable_host_or_nowhere() {
+        let set = set(3);
+        let first = Arc::clone(set.pick());
+        let other = set.pick_other(&first).expect("another host");
+        assert!(!Arc::ptr_eq(other, &first));
+        for host in set.hosts().iter().filter(|h| !Arc::ptr_eq(h, &first)) {
+            host.mark_down("refused".into());
+        }
+        assert!(set.pick_other(&first).is_none());
+        assert!(
+            UpstreamSet::new(&[first.url().clone()])
+                .pick_other(&first)
+                .is_none()
+        );
     }
 
     #[test]

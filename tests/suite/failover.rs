@@ -1,0 +1,156 @@
+//! Failover across several upstreams: what is retried on another host, what never
+//! is, and that a single host's answer passes through unchanged.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use warmline_tests::{Mock, dead_url, gateway, simulator};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+const CHAT: &str =
+    r#"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"stream":false}"#;
+
+async fn status_of(url: &str, path: &str, body: &str) -> (u16, String) {
+    let response = client()
+        .post(format!("{url}{path}"))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("response");
+    (
+        response.status().as_u16(),
+        response.text().await.expect("body"),
+    )
+}
+
+/// A mock answering every POST /api/chat with `status` and a JSON error.
+async fn failing(status: StatusCode) -> Mock {
+    Mock::serve(Router::new().route(
+        "/api/chat",
+        post(move || async move { (status, r#"{"error":"mock failure"}"#) }),
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn a_refusing_host_costs_no_client_an_error() {
+    let dead = dead_url().await;
+    let sim = simulator().await;
+    // A long health interval: the passive path alone must keep clients whole.
+    let gw = gateway(&[dead.clone(), sim.url()], |c| {
+        c.timeouts.health_interval = Duration::from_secs(3600);
+    })
+    .await;
+    for _ in 0..50 {
+        let (status, body) = status_of(&gw.url(), "/api/chat", CHAT).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(
+        !gw.health().upstreams[0].reachable,
+        "the refusing host left the rotation"
+    );
+}
+
+#[tokio::test]
+async fn a_5xx_is_retried_once_on_the_other_host() {
+    let bad = failing(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let sim = simulator().await;
+    let gw = gateway(&[bad.url.clone(), sim.url()], |_| {}).await;
+    for _ in 0..10 {
+        let (status, body) = status_of(&gw.url(), "/api/chat", CHAT).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(gw.stats().upstream.retries >= 1);
+    assert!(gw.prometheus().contains("warmline_upstream_retries_total"));
+}
+
+#[tokio::test]
+async fn a_4xx_is_never_retried() {
+    let picky = failing(StatusCode::BAD_REQUEST).await;
+    let other = failing(StatusCode::BAD_REQUEST).await;
+    let gw = gateway(&[picky.url.clone(), other.url.clone()], |_| {}).await;
+    let (status, body) = status_of(&gw.url(), "/api/chat", CHAT).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"error":"mock failure"}"#)
+    );
+    assert_eq!(picky.hits() + other.hits(), 1, "one attempt only");
+}
+
+#[tokio::test]
+async fn a_single_hosts_5xx_passes_through_unchanged() {
+    let bad = failing(StatusCode::SERVICE_UNAVAILABLE).await;
+    let gw = gateway(std::slice::from_ref(&bad.url), |_| {}).await;
+    let (status, body) = status_of(&gw.url(), "/api/chat", CHAT).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, r#"{"error":"mock failure"}"#)
+    );
+    assert_eq!(bad.hits(), 1);
+}
+
+#[tokio::test]
+async fn both_hosts_failing_gives_the_second_answer() {
+    let a = failing(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let b = failing(StatusCode::BAD_GATEWAY).await;
+    let gw = gateway(&[a.url.clone(), b.url.clone()], |_| {}).await;
+    let (status, _) = status_of(&gw.url(), "/api/chat", CHAT).await;
+    assert!(status == 500 || status == 502, "{status}");
+    assert_eq!(a.hits() + b.hits(), 2, "exactly one retry");
+}
+
+#[tokio::test]
+async fn a_stream_that_already_started_is_never_retried() {
+    let breaking = Mock::serve(Router::new().route(
+        "/api/generate",
+        post(|| async {
+            let stream = futures_util::stream::once(async {
+                Ok::<_, std::io::Error>(Bytes::from_static(
+                    b"{\"response\":\"a\",\"done\":false}\n",
+                ))
+            })
+            .chain(futures_util::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(std::io::Error::other("host died"))
+            }));
+            Response::builder()
+                .header("content-type", "application/x-ndjson")
+                .body(Body::from_stream(stream))
+                .expect("response")
+        }),
+    ))
+    .await;
+    let healthy = Mock::serve(Router::new().route(
+        "/api/generate",
+        post(|| async { Ok::<_, Infallible>("{}") }),
+    ))
+    .await;
+    // Both idle: ties go to the first listed host, the breaking one.
+    let gw = gateway(&[breaking.url.clone(), healthy.url.clone()], |_| {}).await;
+    let (status, body) =
+        status_of(&gw.url(), "/api/generate", r#"{"model":"m","prompt":"p"}"#).await;
+    assert_eq!(status, 200);
+    let last = body.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("{\"error\":"),
+        "the stream ends with Ollama's error line: {body}"
+    );
+    assert_eq!(
+        healthy.hits(),
+        0,
+        "no silent retry once bytes reached the client"
+    );
+}
