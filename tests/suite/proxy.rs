@@ -573,3 +573,29 @@ async fn connections_to_the_upstream_are_pooled() {
             .contains("warmline_requests_total{route=\"tags\"} 50")
     );
 }
+
+#[tokio::test]
+async fn foreign_host_names_are_refused_on_loopback() {
+    let mock = echo().await;
+    let gw = gateway(std::slice::from_ref(&mock.url), |_| {}).await;
+    let url = format!("{}/api/tags", gw.url());
+    let response = client()
+        .get(&url)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 403);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert!(body["error"].as_str().expect("message").contains("evil.example"), "{body}");
+    assert_eq!(mock.hits(), 0);
+    for host in ["localhost:11435", "my-box.local", "127.0.0.1"] {
+        let response = client()
+            .get(&url)
+            .header("host", host)
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 200, "{host}");
+    }
+}

@@ -61,9 +61,13 @@ pub enum ProxyError {
     ClientBody(String),
 }
 
-/// A browser origin that the allow-list refuses.
+/// A browser origin that the allow-list refuses, or a foreign `Host`.
 #[derive(Debug, thiserror::Error)]
 pub enum OriginError {
+    #[error(
+        "host {0:?} is not allowed: Warmline listens on loopback and refuses non-local Host names (DNS-rebinding protection); listen on a non-loopback address to serve other names"
+    )]
+    HostNotAllowed(String),
     #[error(
         "origin {0:?} is not allowed; add it to `origins` in Warmline's config (the equivalent of OLLAMA_ORIGINS)"
     )]
@@ -117,7 +121,8 @@ impl Error {
                 ProxyError::BodyTooLarge { .. } => "body_too_large",
                 ProxyError::ClientBody(_) => "client_body",
             },
-            Error::Origin(_) => "origin_forbidden",
+            Error::Origin(OriginError::NotAllowed(_)) => "origin_forbidden",
+            Error::Origin(OriginError::HostNotAllowed(_)) => "host_forbidden",
         }
     }
 

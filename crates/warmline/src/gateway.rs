@@ -205,7 +205,7 @@ impl Gateway {
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let app = router(
             Arc::clone(&shared),
-            Arc::new(OriginPolicy::new(&config.origins)),
+            Arc::new(OriginPolicy::new(&config.origins).with_host_check(listen.ip().is_loopback())),
         );
         let listener = listener.tap_io(|tcp| {
             // Streams are many small writes: never let Nagle hold a token back.

@@ -34,6 +34,7 @@ pub const GATEWAY_ERROR_KINDS: &[&str] = &[
     "body_too_large",
     "client_body",
     "origin_forbidden",
+    "host_forbidden",
     "idle_timeout",
     "stream_aborted",
 ];

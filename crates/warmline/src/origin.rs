@@ -1,4 +1,15 @@
-//! Browser `Origin` checks and CORS, answered by Warmline alone.
+//! Browser `Origin` checks, CORS, and the `Host` check, answered by Warmline alone.
+//!
+//! **Host** (DNS-rebinding protection): when Warmline listens on a loopback address,
+//! a request whose `Host` is not a local name is refused with 403, as Ollama does —
+//! otherwise a web page on `evil.example`, re-pointed at 127.0.0.1 by its DNS, could
+//! drive the local models. Allowed: no `Host`, `localhost`, names ending in
+//! `.localhost`, `.local` or `.internal`, the machine's hostname, and IP literals that
+//! are loopback, private (RFC 1918, ULA), link-local or unspecified. (Ollama also
+//! accepts the addresses of local interfaces; Warmline does not list interfaces,
+//! so a client that addresses this machine by a public IP is refused — bind to that
+//! address explicitly to allow it.) Listening on a non-loopback address turns the
+//! check off, as in Ollama.
 //!
 //! Ollama refuses cross-origin requests from pages it does not know (a web page must
 //! not be able to drive a local model server). Warmline applies the same allow-list —
@@ -52,6 +63,8 @@ const MAX_AGE: &str = "43200";
 pub struct OriginPolicy {
     allow_all: bool,
     patterns: Vec<String>,
+    /// `Some` when listening on loopback: the machine's hostname (lower case).
+    host_check: Option<String>,
 }
 
 impl OriginPolicy {
@@ -67,6 +80,50 @@ impl OriginPolicy {
         OriginPolicy {
             allow_all,
             patterns,
+            host_check: None,
+        }
+    }
+
+    /// Turns the `Host` check on or off (on when listening on loopback).
+    pub fn with_host_check(mut self, on: bool) -> OriginPolicy {
+        self.host_check = on.then(machine_hostname);
+        self
+    }
+
+    /// Whether a request carrying `Host: host` may proceed.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let Some(hostname) = &self.host_check else {
+            return true;
+        };
+        let host = host.trim().to_ascii_lowercase();
+        let name = strip_port(&host);
+        if name.is_empty() || name == "localhost" || name == hostname.as_str() {
+            return true;
+        }
+        if [".localhost", ".local", ".internal"]
+            .iter()
+            .any(|s| name.ends_with(s))
+        {
+            return true;
+        }
+        match name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+        {
+            Ok(std::net::IpAddr::V4(ip)) => {
+                ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+            }
+            Ok(std::net::IpAddr::V6(ip)) => {
+                ip.is_loopback()
+                    || ip.is_unspecified()
+                    || ip.is_unique_local()
+                    || ip.is_unicast_link_local()
+                    || ip
+                        .to_ipv4_mapped()
+                        .is_some_and(|v4| v4.is_loopback() || v4.is_private())
+            }
+            Err(_) => false,
         }
     }
 
@@ -87,6 +144,29 @@ impl OriginPolicy {
         }
         self.patterns.iter().any(|p| glob_match(p, &origin))
     }
+}
+
+/// `host:port`, `[v6]:port` or a bare name → the name part.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(v6, _)| &v6[1..]);
+    }
+    match host.rsplit_once(':') {
+        // A bare IPv6 literal has several colons and no port.
+        Some((name, port)) if !name.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    }
+}
+
+/// The machine's hostname, lower case (empty if it cannot be read).
+fn machine_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// Matches `text` against a pattern where `*` stands for any run of characters.
@@ -117,6 +197,13 @@ pub async fn layer(
     mut request: Request,
     next: Next,
 ) -> Response {
+    if let Some(host) = request.headers().get(header::HOST)
+        && !host.to_str().is_ok_and(|h| policy.allows_host(h))
+    {
+        let shown = String::from_utf8_lossy(host.as_bytes()).into_owned();
+        return Error::from(OriginError::HostNotAllowed(shown))
+            .to_response(Flavor::of(request.uri().path()));
+    }
     let Some(origin) = request.headers_mut().remove(header::ORIGIN) else {
         return next.run(request).await;
     };
@@ -224,6 +311,47 @@ mod tests {
         let policy = OriginPolicy::new(&[]);
         assert!(policy.allows("http://my-box.lan:11435", Some("my-box.lan:11435")));
         assert!(!policy.allows("http://my-box.lan:11435", Some("other:11435")));
+    }
+
+    #[test]
+    fn foreign_hosts_are_refused_on_loopback_only() {
+        let policy = OriginPolicy::new(&[]).with_host_check(true);
+        for host in [
+            "localhost:11435",
+            "127.0.0.1:11435",
+            "[::1]:11435",
+            "app.localhost",
+            "printer.local:80",
+            "svc.internal",
+            "192.168.1.20:11435",
+            "10.0.0.5",
+            "[fd00::1]:1",
+            "",
+        ] {
+            assert!(policy.allows_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:11435",
+            "8.8.8.8",
+            "[2001:db8::1]:11435",
+            "localhost.evil.example",
+        ] {
+            assert!(!policy.allows_host(host), "{host}");
+        }
+        assert!(
+            OriginPolicy::new(&[])
+                .with_host_check(false)
+                .allows_host("evil.example")
+        );
+    }
+
+    #[test]
+    fn ports_are_stripped_from_every_host_form() {
+        assert_eq!(strip_port("a:1"), "a");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+        assert_eq!(strip_port("::1"), "::1");
+        assert_eq!(strip_port("a"), "a");
     }
 
     #[test]
