@@ -30,6 +30,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod breaker;
 pub mod cache;
 mod cached;
 pub mod coalesce;
