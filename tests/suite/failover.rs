@@ -154,3 +154,62 @@ async fn a_stream_that_already_started_is_never_retried() {
         "no silent retry once bytes reached the client"
     );
 }
+
+#[tokio::test]
+async fn a_failing_hosts_breaker_opens_and_then_everything_is_a_503_with_retry_after() {
+    let bad = failing(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let gw = gateway(std::slice::from_ref(&bad.url), |_| {}).await;
+    for _ in 0..5 {
+        assert_eq!(status_of(&gw.url(), "/api/chat", CHAT).await.0, 500);
+    }
+    // The breaker's task counts asynchronously: give it a moment to open.
+    let mut response = None;
+    for _ in 0..100 {
+        let r = client()
+            .post(format!("{}/api/chat", gw.url()))
+            .body(CHAT)
+            .send()
+            .await
+            .expect("response");
+        if r.status() == 503 {
+            response = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let response = response.expect("the breaker opened");
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((55..=60).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = response.json().await.expect("json");
+    let message = body["error"].as_str().expect("message");
+    assert!(message.contains(&bad.url) && message.contains("circuit breaker"), "{message}");
+    let hits = bad.hits();
+    assert_eq!(status_of(&gw.url(), "/api/chat", CHAT).await.0, 503);
+    assert_eq!(bad.hits(), hits, "an open breaker sends nothing upstream");
+    let health = gw.health();
+    assert_eq!(health.upstreams[0].breaker.state, warmline::breaker::State::Open);
+    assert_eq!(health.status, warmline::HealthStatus::Down);
+    let metrics = gw.prometheus();
+    assert!(metrics.contains(&format!("warmline_upstream_breaker_open{{upstream=\"{}\"}} 1", bad.url)), "{metrics}");
+}
+
+#[tokio::test]
+async fn traffic_leaves_a_host_whose_breaker_opened() {
+    let bad = failing(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let sim = simulator().await;
+    let gw = gateway(&[bad.url.clone(), sim.url()], |_| {}).await;
+    for _ in 0..40 {
+        let (status, body) = status_of(&gw.url(), "/api/chat", CHAT).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let hits = bad.hits();
+    assert!(hits >= 5, "the failing host was tried until its breaker opened: {hits}");
+    for _ in 0..20 {
+        assert_eq!(status_of(&gw.url(), "/api/chat", CHAT).await.0, 200);
+    }
+    assert_eq!(bad.hits(), hits, "no more traffic to the host with the open breaker");
+}

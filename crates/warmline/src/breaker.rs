@@ -82,7 +82,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{self, Instant};
@@ -118,7 +118,7 @@ impl Default for BreakerConfig {
 }
 
 /// The breaker's state, as health and metrics report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Closed,
@@ -158,7 +158,7 @@ impl Refused {
 /// A point-in-time view for health and metrics. The state and the counters are
 /// read separately, so a snapshot taken mid-transition may show the new state
 /// with the old counters for a moment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub state: State,
     /// Failures in a row: those counted while closed, plus failed probes since.
@@ -266,6 +266,15 @@ impl Breaker {
         Permit {
             inner: self.inner.clone(),
             role,
+        }
+    }
+
+    /// The current state: one atomic load, cheap enough for upstream selection.
+    pub fn state(&self) -> State {
+        match self.inner.gate.load() {
+            Gate::Closed { .. } => State::Closed,
+            Gate::Open { .. } => State::Open,
+            Gate::HalfOpen | Gate::Probing => State::HalfOpen,
         }
     }
 

@@ -37,6 +37,10 @@
 //! coalesce_sampled = false
 //! redis = "redis://127.0.0.1:6379"   # optional shared second tier
 //! redis_timeout = "5ms"
+//!
+//! [breaker]             # per upstream host
+//! failures = 5          # consecutive failures (connect error, timeout, 5xx) to open
+//! open_for = "60s"      # then one probe request decides
 //! ```
 
 use std::net::SocketAddr;
@@ -93,6 +97,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub cache: CacheConfig,
+    /// Per-upstream circuit breaker.
+    pub breaker: crate::breaker::BreakerConfig,
 }
 
 /// Response cache and coalescing settings.
@@ -173,6 +179,15 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default)]
     pub cache: RawCache,
+    #[serde(default)]
+    pub breaker: RawBreaker,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub failures: Option<u32>,
+    pub open_for: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -380,6 +395,15 @@ impl RawConfig {
             None => 1024 * 1024,
         };
         let cache = self.cache.validate()?;
+        let breaker = crate::breaker::BreakerConfig {
+            failures: std::num::NonZeroU32::new(self.breaker.failures.unwrap_or(5))
+                .ok_or_else(|| ConfigError::invalid("breaker.failures", "must be at least 1"))?,
+            open_for: nonzero_duration(
+                "breaker.open_for",
+                self.breaker.open_for.as_deref(),
+                "60s",
+            )?,
+        };
         Ok(Config {
             listen,
             upstreams,
@@ -392,6 +416,7 @@ impl RawConfig {
                 retry_body,
             },
             cache,
+            breaker,
         })
     }
 }

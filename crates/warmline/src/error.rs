@@ -55,6 +55,11 @@ pub enum ProxyError {
     FirstByteTimeout { upstream: String, after: Duration },
     #[error("upstream {upstream} failed: {reason}")]
     Protocol { upstream: String, reason: String },
+    #[error("every upstream's circuit breaker is open after repeated failures: {hosts}")]
+    BreakerOpen {
+        hosts: String,
+        retry_after: Duration,
+    },
     #[error("request body is larger than the configured limit of {limit} bytes (limits.max_body)")]
     BodyTooLarge { limit: u64 },
     #[error("cannot read the request body: {0}")]
@@ -101,6 +106,7 @@ impl Error {
                 ProxyError::ConnectTimeout { .. } | ProxyError::FirstByteTimeout { .. },
             ) => StatusCode::GATEWAY_TIMEOUT,
             Error::Proxy(ProxyError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Proxy(ProxyError::BreakerOpen { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Proxy(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Error::Origin(_) => StatusCode::FORBIDDEN,
             Error::Config(_) => StatusCode::BAD_REQUEST,
@@ -119,6 +125,7 @@ impl Error {
                 ProxyError::FirstByteTimeout { .. } => "first_byte_timeout",
                 ProxyError::Protocol { .. } => "upstream_protocol",
                 ProxyError::BodyTooLarge { .. } => "body_too_large",
+                ProxyError::BreakerOpen { .. } => "breaker_open",
                 ProxyError::ClientBody(_) => "client_body",
             },
             Error::Origin(OriginError::NotAllowed(_)) => "origin_forbidden",
@@ -126,9 +133,25 @@ impl Error {
         }
     }
 
+    /// When the client may try again, for a `Retry-After` header.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Proxy(ProxyError::BreakerOpen { retry_after, .. }) => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// Renders the error as a response in the client API's error shape.
     pub fn to_response(&self, flavor: Flavor) -> Response {
-        error_response(self.status(), &self.to_string(), flavor)
+        let mut response = error_response(self.status(), &self.to_string(), flavor);
+        if let Some(after) = self.retry_after() {
+            // Whole seconds, rounded up, at least 1: a client never comes back early.
+            let secs = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 

@@ -87,7 +87,10 @@ impl Shared {
 
     pub(crate) fn health(&self) -> Health {
         let upstreams = self.proxy.upstreams.health();
-        let up = upstreams.iter().filter(|u| u.reachable).count();
+        let up = upstreams
+            .iter()
+            .filter(|u| u.reachable && u.breaker.state == crate::breaker::State::Closed)
+            .count();
         let status = if up == upstreams.len() {
             HealthStatus::Ok
         } else if up > 0 {

@@ -32,6 +32,7 @@ pub const GATEWAY_ERROR_KINDS: &[&str] = &[
     "first_byte_timeout",
     "upstream_protocol",
     "body_too_large",
+    "breaker_open",
     "client_body",
     "origin_forbidden",
     "host_forbidden",
@@ -338,6 +339,38 @@ impl Metrics {
                 "warmline_upstream_up{{upstream=\"{}\"}} {}",
                 escape(&u.url),
                 u8::from(u.reachable)
+            );
+        }
+        header(
+            w,
+            "warmline_upstream_breaker_open",
+            "gauge",
+            "Circuit breaker state per upstream: 0 closed, 0.5 half-open (probing), 1 open.",
+        );
+        for u in upstreams {
+            let value = match u.breaker.state {
+                crate::breaker::State::Closed => "0",
+                crate::breaker::State::HalfOpen => "0.5",
+                crate::breaker::State::Open => "1",
+            };
+            let _ = writeln!(
+                w,
+                "warmline_upstream_breaker_open{{upstream=\"{}\"}} {value}",
+                escape(&u.url)
+            );
+        }
+        header(
+            w,
+            "warmline_upstream_breaker_opened_total",
+            "counter",
+            "Times each upstream's circuit breaker opened.",
+        );
+        for u in upstreams {
+            let _ = writeln!(
+                w,
+                "warmline_upstream_breaker_opened_total{{upstream=\"{}\"}} {}",
+                escape(&u.url),
+                u.breaker.opened
             );
         }
         header(

@@ -95,7 +95,7 @@ impl Proxy {
         };
         Ok(Proxy {
             client,
-            upstreams: Arc::new(UpstreamSet::new(&config.upstreams)),
+            upstreams: Arc::new(UpstreamSet::new(&config.upstreams, &config.breaker)),
             metrics,
             cache,
             models_changed: Arc::new(tokio::sync::Notify::new()),
@@ -271,7 +271,10 @@ pub(crate) async fn send(
 
     // One budget for the whole exchange, failover included: timeouts never stack.
     let deadline = tokio::time::Instant::now() + proxy.first_byte_timeout;
-    let first = Arc::clone(proxy.upstreams.pick());
+    let Some(first) = proxy.upstreams.pick().cloned() else {
+        let (hosts, retry_after) = proxy.upstreams.all_open();
+        return Err(ProxyError::BreakerOpen { hosts, retry_after }.into());
+    };
     let retry_to = match &body {
         OutBody::Bytes(_) => proxy.upstreams.pick_other(&first).cloned(),
         OutBody::Stream(_) => None,
@@ -330,6 +333,17 @@ async fn attempt(
     deadline: tokio::time::Instant,
     limit: Option<u64>,
 ) -> Result<(reqwest::Response, InFlight), Error> {
+    let permit = match upstream.breaker.admit() {
+        Ok(permit) => permit,
+        // Lost a race for the half-open probe, or opened a moment ago.
+        Err(refused) => {
+            return Err(ProxyError::BreakerOpen {
+                hosts: format!("{} ({refused})", upstream.base()),
+                retry_after: refused.retry_in,
+            }
+            .into());
+        }
+    };
     let in_flight = upstream.begin();
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let mut builder = proxy
@@ -353,7 +367,7 @@ async fn attempt(
     }
 
     proxy.metrics.upstream_request();
-    match tokio::time::timeout_at(deadline, builder.send()).await {
+    let result = match tokio::time::timeout_at(deadline, builder.send()).await {
         Ok(Ok(response)) => {
             upstream.mark_up(None);
             Ok((response, in_flight))
@@ -364,7 +378,19 @@ async fn attempt(
             after: proxy.first_byte_timeout,
         }
         .into()),
+    };
+    // The breaker counts the host's failures: no connection, no timely answer, or a
+    // 5xx. A body that was too large or a client that broke its upload is not the
+    // host's fault and counts as nothing.
+    match &result {
+        Ok((response, _)) if response.status().is_server_error() => permit.failure(),
+        Ok(_) => permit.success(),
+        Err(Error::Proxy(ProxyError::BodyTooLarge { .. } | ProxyError::ClientBody(_))) => {
+            drop(permit)
+        }
+        Err(_) => permit.failure(),
     }
+    result
 }
 
 /// Turns a reqwest failure into the error the client should see.

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use crate::breaker::{Breaker, BreakerConfig, Snapshot, State};
 use url::Url;
 
 /// No probe has measured a latency yet.
@@ -24,6 +26,8 @@ const NO_LATENCY: u64 = u64::MAX;
 #[derive(Debug)]
 pub struct Upstream {
     url: Url,
+    /// Stops sending requests to a host that keeps failing (see [`crate::breaker`]).
+    pub breaker: Breaker,
     /// The URL as a prefix for request paths: scheme, authority and any base path,
     /// without a trailing slash.
     base: String,
@@ -34,10 +38,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(url: Url) -> Upstream {
+    /// Needs a tokio runtime: the host's breaker task is spawned here.
+    pub fn new(url: Url, breaker: BreakerConfig) -> Upstream {
         let base = url.as_str().trim_end_matches('/').to_owned();
+        let span = tracing::info_span!("upstream", host = %base);
+        let (breaker, _task) = span.in_scope(|| Breaker::spawn(breaker));
         Upstream {
             url,
+            breaker,
             base,
             in_flight: AtomicUsize::new(0),
             // Optimistic until the first probe says otherwise: a gateway started
@@ -111,6 +119,7 @@ impl Upstream {
             last_latency_ms: (micros != NO_LATENCY).then(|| micros as f64 / 1000.0),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
             in_flight: self.in_flight(),
+            breaker: self.breaker.snapshot(),
         }
     }
 }
@@ -135,6 +144,7 @@ pub struct UpstreamHealth {
     /// Why the host is considered unreachable (`None` while it is reachable).
     pub last_error: Option<String>,
     pub in_flight: usize,
+    pub breaker: Snapshot,
 }
 
 /// The configured upstreams.
@@ -145,12 +155,13 @@ pub struct UpstreamSet {
 
 impl UpstreamSet {
     /// Builds the set; `urls` is non-empty (config validation guarantees it).
-    pub fn new(urls: &[Url]) -> UpstreamSet {
+    /// Needs a tokio runtime (each host's breaker runs as a task).
+    pub fn new(urls: &[Url], breaker: &BreakerConfig) -> UpstreamSet {
         UpstreamSet {
             hosts: urls
                 .iter()
                 .cloned()
-                .map(|u| Arc::new(Upstream::new(u)))
+                .map(|u| Arc::new(Upstream::new(u, breaker.clone())))
                 .collect(),
         }
     }
@@ -159,18 +170,40 @@ impl UpstreamSet {
         &self.hosts
     }
 
-    /// The host for the next request: the reachable one with the fewest outstanding
-    /// requests (first listed wins ties), else the least busy of all.
-    pub fn pick(&self) -> &Arc<Upstream> {
+    /// The host for the next request: the least busy of those that are reachable
+    /// and whose breaker is not open (first listed wins ties); else the least busy
+    /// host whose breaker is not open, reachable or not, so the client learns the
+    /// real cause from the attempt. `None` when every host's breaker is open.
+    pub fn pick(&self) -> Option<&Arc<Upstream>> {
+        let admitting = |h: &&Arc<Upstream>| h.breaker.state() != State::Open;
         let least = |reachable_only: bool| {
             self.hosts
                 .iter()
+                .filter(admitting)
                 .filter(|h| !reachable_only || h.is_reachable())
                 .min_by_key(|h| h.in_flight())
         };
-        least(true)
-            .or_else(|| least(false))
-            .unwrap_or_else(|| unreachable!("config validation guarantees one upstream"))
+        least(true).or_else(|| least(false))
+    }
+
+    /// Why no host can be tried: every breaker is open. Names each host and when it
+    /// will be tried again.
+    pub fn all_open(&self) -> (String, std::time::Duration) {
+        let mut soonest = std::time::Duration::MAX;
+        let hosts: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                let retry = h
+                    .breaker
+                    .snapshot()
+                    .retry_in_ms
+                    .map_or(std::time::Duration::ZERO, std::time::Duration::from_millis);
+                soonest = soonest.min(retry);
+                format!("{} (retry in {}s)", h.base(), retry.as_secs_f64().ceil())
+            })
+            .collect();
+        (hosts.join(", "), soonest)
     }
 
     /// The least busy reachable host other than `tried`, for a retry.
@@ -178,6 +211,7 @@ impl UpstreamSet {
         self.hosts
             .iter()
             .filter(|h| !Arc::ptr_eq(h, tried) && h.is_reachable())
+            .filter(|h| h.breaker.state() != State::Open)
             .min_by_key(|h| h.in_flight())
     }
 
@@ -227,48 +261,74 @@ mod tests {
         let urls: Vec<Url> = (0..n)
             .map(|i| Url::parse(&format!("http://127.0.0.1:{}", 10_000 + i)).expect("url"))
             .collect();
-        UpstreamSet::new(&urls)
+        UpstreamSet::new(&urls, &BreakerConfig::default())
     }
 
-    #[test]
-    fn picks_the_least_busy_reachable_host() {
+    #[tokio::test]
+    async fn picks_the_least_busy_reachable_host() {
         let set = set(3);
         let _a = set.hosts()[0].begin();
         let _b = set.hosts()[1].begin();
-        assert_eq!(set.pick().base(), "http://127.0.0.1:10002");
+        assert_eq!(set.pick().expect("a host").base(), "http://127.0.0.1:10002");
         set.hosts()[2].mark_down("refused".into());
-        assert_eq!(set.pick().base(), "http://127.0.0.1:10000");
+        assert_eq!(set.pick().expect("a host").base(), "http://127.0.0.1:10000");
     }
 
-    #[test]
-    fn falls_back_to_an_unreachable_host_when_all_are_down() {
+    #[tokio::test]
+    async fn falls_back_to_an_unreachable_host_when_all_are_down() {
         let set = set(2);
         for host in set.hosts() {
             host.mark_down("refused".into());
         }
         let _busy = set.hosts()[0].begin();
-        assert_eq!(set.pick().base(), "http://127.0.0.1:10001");
+        assert_eq!(set.pick().expect("a host").base(), "http://127.0.0.1:10001");
     }
 
-    #[test]
-    fn a_retry_goes_to_another_reachable_host_or_nowhere() {
+    #[tokio::test]
+    async fn a_retry_goes_to_another_reachable_host_or_nowhere() {
         let set = set(3);
-        let first = Arc::clone(set.pick());
+        let first = Arc::clone(set.pick().expect("a host"));
         let other = set.pick_other(&first).expect("another host");
         assert!(!Arc::ptr_eq(other, &first));
         for host in set.hosts().iter().filter(|h| !Arc::ptr_eq(h, &first)) {
             host.mark_down("refused".into());
         }
         assert!(set.pick_other(&first).is_none());
-        assert!(
-            UpstreamSet::new(&[first.url().clone()])
-                .pick_other(&first)
-                .is_none()
-        );
+        let single = UpstreamSet::new(&[first.url().clone()], &BreakerConfig::default());
+        assert!(single.pick_other(&first).is_none());
     }
 
-    #[test]
-    fn in_flight_guard_decrements_on_drop() {
+    #[tokio::test]
+    async fn hosts_with_an_open_breaker_are_skipped_and_reported() {
+        let config = BreakerConfig {
+            failures: std::num::NonZeroU32::MIN,
+            open_for: std::time::Duration::from_secs(60),
+        };
+        let urls = [
+            Url::parse("http://127.0.0.1:1").expect("url"),
+            Url::parse("http://127.0.0.1:2").expect("url"),
+        ];
+        let set = UpstreamSet::new(&urls, &config);
+        for host in set.hosts() {
+            host.breaker.admit().expect("closed").failure();
+        }
+        for _ in 0..100 {
+            if set.hosts().iter().all(|h| h.breaker.state() == State::Open) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(set.pick().is_none());
+        let (named, retry) = set.all_open();
+        assert!(
+            named.contains("http://127.0.0.1:1 (retry in 60s)"),
+            "{named}"
+        );
+        assert!(retry > std::time::Duration::from_secs(59));
+    }
+
+    #[tokio::test]
+    async fn in_flight_guard_decrements_on_drop() {
         let set = set(1);
         let host = &set.hosts()[0];
         let guard = host.begin();
@@ -277,8 +337,8 @@ mod tests {
         assert_eq!(host.in_flight(), 0);
     }
 
-    #[test]
-    fn health_reports_the_last_error_and_latency() {
+    #[tokio::test]
+    async fn health_reports_the_last_error_and_latency() {
         let set = set(1);
         let host = &set.hosts()[0];
         host.mark_up(Some(Duration::from_micros(1500)));
