@@ -1,0 +1,1093 @@
+//! Admission: which requests may go upstream now, which wait, and which are told to
+//! come back later.
+//!
+//! Two limiters, each refusing early and cheaply so that work Ollama cannot take is
+//! turned away before it has cost anything:
+//!
+//! - [`ClientLimiter`]: a token bucket per client IP (default 10 requests/s, the
+//!   per-IP rate of the nginx plan in ANCHORS.md, with bursts of 20). Refusal:
+//!   [`RateLimited`], a 429.
+//! - [`Slots`], one per upstream host: at most `per_model` requests per model in
+//!   flight, behind them a bounded FIFO queue with a deadline. Refusal: [`Rejected`],
+//!   a 503.
+//!
+//! # Where they sit in the request path
+//!
+//! ```text
+//!   client
+//!     │
+//!     ▼
+//!   origin check + CORS
+//!     │
+//!     ▼
+//!   ClientLimiter::check(peer IP)   429 before the body is read: the cheapest
+//!     │                             refusal comes first (one map lookup)
+//!     ▼
+//!   proxy: model, cache, coalescing   cache hits and coalesced joiners stop here:
+//!     │                               they cost Ollama nothing and must not queue
+//!     ▼
+//!   balancer picks a host
+//!     │
+//!     ▼
+//!   Slots::acquire(model) on that host   503 when the model's queue is full or the
+//!     │                                  wait passes max_wait; the Slot moves into
+//!     ▼                                  the response body and is released when the
+//!   Ollama                               last chunk is sent or the client leaves
+//! ```
+//!
+//! # Why Warmline holds the queue
+//!
+//! Ollama runs `OLLAMA_NUM_PARALLEL` requests per loaded model and queues the rest,
+//! but `OLLAMA_MAX_QUEUE` is not enforced once the model is loaded (ollama #7758,
+//! listed in ANCHORS.md's known traps): requests pile up without bound, each waiting
+//! behind every generation queued before it, and the client learns nothing until its
+//! own timeout fires. [`Slots`] keeps that queue in Warmline instead. Set `per_model`
+//! to the host's `OLLAMA_NUM_PARALLEL` (Ollama's default is 1) and Ollama never has to
+//! queue: Warmline forwards that many per model, keeps at most `queue` more waiting in
+//! arrival order, and answers the rest at once with 503 and `Retry-After`. A request
+//! whose client gives up while queued never reaches Ollama at all. A lower `per_model`
+//! than the host's only costs throughput; a higher one lets Ollama queue the excess
+//! again. Loading and swapping between models stays Ollama's scheduler's business.
+//!
+//! # Edges, exactly
+//!
+//! [`Slots`]:
+//! - A model with a free slot and nobody queued is admitted at once with no timer and
+//!   no channel: one short mutex section, and [`Slot::waited`] is zero.
+//! - Newcomers never overtake: a free slot is handed to the oldest waiter in the same
+//!   mutex section that frees it, so a free slot and a non-empty queue never coexist.
+//! - With `queue` requests already waiting for a model, the next one gets
+//!   [`Rejected::QueueFull`] immediately; `queue = 0` means never wait.
+//! - A waiter still queued `max_wait` after it joined gets [`Rejected::TimedOut`]
+//!   (tokio timers have millisecond resolution; `waited` is the measured wait).
+//! - A waiter whose future is dropped (its client disconnected) leaves the queue on
+//!   drop; if a slot was handed to it in that same instant, or as its deadline
+//!   passed, the slot goes on to the next waiter. No slot is ever lost.
+//! - [`Slots::set_per_model`] applies from the next grant: raising it admits queued
+//!   waiters at once; lowering it revokes nothing, it only holds back grants until
+//!   fewer than the new limit are in use.
+//! - A model's entry exists only while something is in use or queued for it, so
+//!   arbitrary model names cost memory only as long as their requests live.
+//!
+//! [`ClientLimiter`]:
+//! - A client may send `burst` requests at once, then one every `1/per_second`; a
+//!   refusal carries the time until its next request would pass (100 ms at the
+//!   defaults). Refused requests do not drain the bucket further.
+//! - IPv4-mapped IPv6 peers (`::ffff:a.b.c.d`, as a dual-stack socket reports them)
+//!   count as their IPv4 address: `::ffff:127.0.0.1` is loopback, and shares the
+//!   bucket of `127.0.0.1` when loopback is limited.
+//! - IPv6 clients are keyed by their `/64` (`ipv6_prefix`): one host usually owns a
+//!   whole /64 and rotates addresses inside it, so a per-address key would be both
+//!   trivial to evade and a way to fill memory with buckets.
+//! - Loopback clients (the user's own tools) are exempt unless `exempt_loopback` is
+//!   off.
+//! - A bucket is kept until [`ClientLimiter::housekeep`] finds it full again. The
+//!   gateway's background task calls that periodically (every 60 s is plenty), so
+//!   memory is bounded by the distinct clients of one interval: a bucket is a
+//!   32-byte map slot, 37 to 75 bytes with the map's control bytes and spare
+//!   capacity (one million clients a minute: under 75 MB).
+//!
+//! Both limiters read tokio's clock, so their tests run on paused time.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// What a 503 from [`Slots`] suggests as `Retry-After`. The bounded queue, not this
+/// hint, is what protects Ollama; one second (the header's resolution) lets a client
+/// come back as soon as a place may have opened, and clients that retry with backoff
+/// spread themselves out.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Limits for one host's [`Slots`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConcurrencyConfig {
+    /// Requests in flight per model: the host's `OLLAMA_NUM_PARALLEL` (default 1,
+    /// Ollama's default).
+    pub per_model: NonZeroUsize,
+    /// Requests that may wait per model once all its slots are taken (default 64).
+    pub queue: usize,
+    /// How long a request may wait in the queue before it is refused (default 30 s).
+    pub max_wait: Duration,
+}
+
+impl Default for ConcurrencyConfig {
+    fn default() -> ConcurrencyConfig {
+        ConcurrencyConfig {
+            per_model: NonZeroUsize::MIN,
+            queue: 64,
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One upstream host's concurrency limit per model, with a bounded FIFO queue.
+///
+/// Cloning is cheap and shares the same slots.
+#[derive(Clone)]
+pub struct Slots {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    queue: usize,
+    max_wait: Duration,
+    state: Mutex<State>,
+}
+
+struct State {
+    per_model: NonZeroUsize,
+    next_ticket: u64,
+    models: HashMap<Arc<str>, Model, foldhash::fast::RandomState>,
+}
+
+/// One model's slots. Invariant: it is in the map iff it is not idle, and while
+/// `waiters` is not empty, `in_use >= per_model`.
+struct Model {
+    name: Arc<str>,
+    in_use: usize,
+    waiters: VecDeque<Waiter>,
+}
+
+struct Waiter {
+    ticket: u64,
+    grant: oneshot::Sender<()>,
+}
+
+/// What [`Slots::acquire`] decided under the lock.
+enum Admission {
+    Granted(Arc<str>),
+    Full(usize),
+    Queued(Arc<str>, u64, oneshot::Receiver<()>),
+}
+
+impl Model {
+    fn admit(&mut self, per_model: usize, queue: usize, next_ticket: &mut u64) -> Admission {
+        if self.in_use < per_model && self.waiters.is_empty() {
+            self.in_use += 1;
+            return Admission::Granted(self.name.clone());
+        }
+        if self.waiters.len() >= queue {
+            return Admission::Full(self.waiters.len());
+        }
+        let (grant, granted) = oneshot::channel();
+        let ticket = *next_ticket;
+        *next_ticket += 1;
+        self.waiters.push_back(Waiter { ticket, grant });
+        Admission::Queued(self.name.clone(), ticket, granted)
+    }
+
+    /// Hands free slots to the oldest waiters.
+    fn grant_waiters(&mut self, per_model: usize) {
+        while self.in_use < per_model {
+            let Some(waiter) = self.waiters.pop_front() else {
+                break;
+            };
+            // A waiter leaves the queue before its receiver is dropped, so this send
+            // cannot fail; if it ever did, skipping that waiter is the right thing.
+            if waiter.grant.send(()).is_ok() {
+                self.in_use += 1;
+            }
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_use == 0 && self.waiters.is_empty()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Critical sections only do counter and queue updates; state left by a
+        // panicking holder is still consistent enough to keep serving.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// Runs `f` on a model's entry, then drops the entry if that left it idle.
+    fn update(&mut self, model: &str, f: impl FnOnce(&mut Model, usize)) {
+        let per_model = self.per_model.get();
+        let Some(entry) = self.models.get_mut(model) else {
+            return;
+        };
+        f(entry, per_model);
+        if entry.is_idle() {
+            self.models.remove(model);
+        }
+    }
+}
+
+impl Slots {
+    pub fn new(config: ConcurrencyConfig) -> Slots {
+        Slots {
+            shared: Arc::new(Shared {
+                queue: config.queue,
+                max_wait: config.max_wait,
+                state: Mutex::new(State {
+                    per_model: config.per_model,
+                    next_ticket: 0,
+                    models: HashMap::default(),
+                }),
+            }),
+        }
+    }
+
+    /// The current per-model limit.
+    pub fn per_model(&self) -> NonZeroUsize {
+        self.shared.lock().per_model
+    }
+
+    /// Changes the per-model limit (e.g. to the `OLLAMA_NUM_PARALLEL` learned from
+    /// the host). Raising it admits queued waiters at once; lowering it revokes no
+    /// slot in use.
+    pub fn set_per_model(&self, n: NonZeroUsize) {
+        let mut state = self.shared.lock();
+        state.per_model = n;
+        for model in state.models.values_mut() {
+            model.grant_waiters(n.get());
+        }
+    }
+
+    /// Waits, in arrival order, for one of `model`'s slots.
+    ///
+    /// Cancel-safe: dropping the future leaves the queue (and passes on a slot that
+    /// was granted but not yet seen). Never holds the lock across an `.await`.
+    pub async fn acquire(&self, model: &str) -> Result<Slot, Rejected> {
+        let admission = {
+            let mut guard = self.shared.lock();
+            let state = &mut *guard;
+            let per_model = state.per_model.get();
+            match state.models.get_mut(model) {
+                Some(entry) => entry.admit(per_model, self.shared.queue, &mut state.next_ticket),
+                None => {
+                    // An absent entry is idle: the first slot is free (per_model >= 1).
+                    let name: Arc<str> = Arc::from(model);
+                    let entry = Model {
+                        name: name.clone(),
+                        in_use: 1,
+                        waiters: VecDeque::new(),
+                    };
+                    state.models.insert(name.clone(), entry);
+                    Admission::Granted(name)
+                }
+            }
+        };
+        let (name, ticket, granted) = match admission {
+            Admission::Granted(name) => return Ok(self.slot(name, Duration::ZERO)),
+            Admission::Full(queued) => return Err(Rejected::QueueFull { queued }),
+            Admission::Queued(name, ticket, granted) => (name, ticket, granted),
+        };
+        let joined = Instant::now();
+        let mut waiting = Waiting {
+            shared: &self.shared,
+            name,
+            ticket,
+            granted,
+            queued: true,
+        };
+        let outcome = tokio::time::timeout(self.shared.max_wait, &mut waiting.granted).await;
+        let waited = joined.elapsed();
+        match outcome {
+            Ok(Ok(())) => {
+                waiting.queued = false;
+                Ok(self.slot(waiting.name.clone(), waited))
+            }
+            // The sender is only dropped unsent when the waiter has already left the
+            // queue, which cannot happen while this future runs; a timeout is the
+            // least wrong answer if it ever did. `waiting` leaves the queue on drop.
+            Ok(Err(_)) | Err(_) => Err(Rejected::TimedOut { waited }),
+        }
+    }
+
+    /// Per model with anything in use or queued, by name.
+    pub fn snapshot(&self) -> Vec<ModelSlots> {
+        let mut models: Vec<ModelSlots> = {
+            let state = self.shared.lock();
+            state
+                .models
+                .values()
+                .map(|m| ModelSlots {
+                    model: m.name.to_string(),
+                    in_use: m.in_use,
+                    queued: m.waiters.len(),
+                })
+                .collect()
+        };
+        models.sort_unstable_by(|a, b| a.model.cmp(&b.model));
+        models
+    }
+
+    fn slot(&self, model: Arc<str>, waited: Duration) -> Slot {
+        Slot {
+            shared: self.shared.clone(),
+            model,
+            waited,
+        }
+    }
+}
+
+impl fmt::Debug for Slots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slots")
+            .field("per_model", &self.per_model())
+            .field("queue", &self.shared.queue)
+            .field("max_wait", &self.shared.max_wait)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A queued [`Slots::acquire`]: leaves the queue when dropped before its grant was
+/// taken, or passes the grant on if one arrived in the meantime.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    name: Arc<str>,
+    ticket: u64,
+    granted: oneshot::Receiver<()>,
+    queued: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.queued {
+            return;
+        }
+        let ticket = self.ticket;
+        let granted = &mut self.granted;
+        self.shared.lock().update(&self.name, |model, per_model| {
+            if let Some(at) = model.waiters.iter().position(|w| w.ticket == ticket) {
+                model.waiters.remove(at);
+            } else if granted.try_recv().is_ok() {
+                // Granted as the deadline passed or the client left: pass it on.
+                model.in_use -= 1;
+                model.grant_waiters(per_model);
+            }
+        });
+    }
+}
+
+/// One model's slot on one host, held for the whole upstream exchange (until the
+/// last response chunk is sent or the client leaves); dropping it admits the next
+/// waiter.
+pub struct Slot {
+    shared: Arc<Shared>,
+    model: Arc<str>,
+    waited: Duration,
+}
+
+impl Slot {
+    /// How long the request waited in the queue (zero when a slot was free).
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+
+    /// The model the slot is for.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.lock().update(&self.model, |model, per_model| {
+            model.in_use -= 1;
+            model.grant_waiters(per_model);
+        });
+    }
+}
+
+impl fmt::Debug for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slot")
+            .field("model", &self.model)
+            .field("waited", &self.waited)
+            .finish()
+    }
+}
+
+/// One model's slots on one host, for `/warmline/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelSlots {
+    pub model: String,
+    pub in_use: usize,
+    pub queued: usize,
+}
+
+/// Why [`Slots::acquire`] refused. The request was not forwarded, so a retry is
+/// always safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error(
+        "the model is busy on its upstream and {queued} requests are already queued for it; \
+         Warmline did not forward this one, retry later"
+    )]
+    QueueFull { queued: usize },
+    #[error(
+        "the model stayed busy on its upstream while this request waited {waited:.1?} in \
+         Warmline's queue; it was not forwarded, retry later"
+    )]
+    TimedOut { waited: Duration },
+}
+
+impl Rejected {
+    /// A `Retry-After` hint for the 503.
+    pub fn retry_after(&self) -> Duration {
+        RETRY_AFTER
+    }
+
+    /// A static label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejected::QueueFull { .. } => "queue_full",
+            Rejected::TimedOut { .. } => "queue_timeout",
+        }
+    }
+}
+
+/// Limits for [`ClientLimiter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateConfig {
+    /// Sustained requests per second per client (default 10).
+    pub per_second: NonZeroU32,
+    /// Requests a client may send at once after a quiet spell (default 20).
+    pub burst: NonZeroU32,
+    /// Loopback clients skip the limit (default true).
+    pub exempt_loopback: bool,
+    /// IPv6 clients share a bucket per prefix of this length (default 64; 128 keys
+    /// every address on its own).
+    pub ipv6_prefix: u8,
+}
+
+impl Default for RateConfig {
+    fn default() -> RateConfig {
+        RateConfig {
+            per_second: NonZeroU32::new(10).expect("non-zero"),
+            burst: NonZeroU32::new(20).expect("non-zero"),
+            exempt_loopback: true,
+            ipv6_prefix: 64,
+        }
+    }
+}
+
+/// governor's clock reading tokio's time: the same instant as `std` in production,
+/// and paused time in tests.
+#[derive(Debug, Clone, Copy, Default)]
+struct TokioClock;
+
+impl Clock for TokioClock {
+    type Instant = std::time::Instant;
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+}
+
+type Buckets = RateLimiter<
+    IpAddr,
+    DefaultKeyedStateStore<IpAddr>,
+    TokioClock,
+    NoOpMiddleware<std::time::Instant>,
+>;
+
+/// A token bucket per client IP (per IPv6 prefix).
+pub struct ClientLimiter {
+    buckets: Buckets,
+    config: RateConfig,
+}
+
+impl ClientLimiter {
+    pub fn new(config: RateConfig) -> ClientLimiter {
+        let quota = Quota::per_second(config.per_second).allow_burst(config.burst);
+        ClientLimiter {
+            buckets: RateLimiter::new(quota, DefaultKeyedStateStore::default(), TokioClock),
+            config,
+        }
+    }
+
+    /// Takes one token from the client's bucket, or says how long until one is
+    /// there.
+    pub fn check(&self, ip: IpAddr) -> Result<(), RateLimited> {
+        let ip = ip.to_canonical();
+        if self.config.exempt_loopback && ip.is_loopback() {
+            return Ok(());
+        }
+        self.buckets
+            .check_key(&bucket_key(ip, self.config.ipv6_prefix))
+            .map_err(|not_until| RateLimited {
+                retry_after: not_until.wait_time_from(TokioClock.now()),
+            })
+    }
+
+    /// Forgets clients whose bucket has refilled (they are indistinguishable from
+    /// new ones) and returns the memory. The gateway's background task should call
+    /// this periodically; every 60 s keeps the map to the clients of the last minute
+    /// at a cost of one pass over it.
+    pub fn housekeep(&self) {
+        self.buckets.retain_recent();
+        self.buckets.shrink_to_fit();
+    }
+
+    /// How many clients have a bucket now.
+    pub fn tracked(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Settings and size, for `/warmline/stats`.
+    pub fn snapshot(&self) -> RateSnapshot {
+        RateSnapshot {
+            per_second: self.config.per_second.get(),
+            burst: self.config.burst.get(),
+            exempt_loopback: self.config.exempt_loopback,
+            tracked_clients: self.tracked(),
+        }
+    }
+}
+
+impl fmt::Debug for ClientLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientLimiter")
+            .field("config", &self.config)
+            .field("tracked", &self.tracked())
+            .finish()
+    }
+}
+
+/// The key of `ip`'s bucket: IPv4 as is, IPv6 cut to its first `prefix` bits.
+fn bucket_key(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let kept = u32::from(prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - kept).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & mask))
+        }
+    }
+}
+
+/// [`ClientLimiter`]'s settings and size, for `/warmline/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RateSnapshot {
+    pub per_second: u32,
+    pub burst: u32,
+    pub exempt_loopback: bool,
+    pub tracked_clients: usize,
+}
+
+/// A client over its request rate (429).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many requests from this client address; retry in {retry_after:.1?}")]
+pub struct RateLimited {
+    /// Until the client's next request would pass; round up for `Retry-After`.
+    pub retry_after: Duration,
+}
+
+impl RateLimited {
+    /// A static label for metrics.
+    pub fn kind(&self) -> &'static str {
+        "rate_limited"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::net::Ipv4Addr;
+    use std::pin::{Pin, pin};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    const M: &str = "llama3.2";
+
+    fn slots(per_model: usize, queue: usize, max_wait: Duration) -> Slots {
+        Slots::new(ConcurrencyConfig {
+            per_model: NonZeroUsize::new(per_model).expect("non-zero"),
+            queue,
+            max_wait,
+        })
+    }
+
+    /// (in use, queued) for a model; (0, 0) when it has no entry.
+    fn counts(slots: &Slots, model: &str) -> (usize, usize) {
+        slots
+            .snapshot()
+            .into_iter()
+            .find(|m| m.model == model)
+            .map_or((0, 0), |m| (m.in_use, m.queued))
+    }
+
+    /// Polls once, as a runtime would when the task is first scheduled.
+    fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Lets spawned tasks run until `model` has `n` waiters.
+    async fn until_queued(slots: &Slots, model: &str, n: usize) {
+        for _ in 0..1000 {
+            if counts(slots, model).1 == n {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("{n} waiters never queued: {:?}", slots.snapshot());
+    }
+
+    /// Runs `n` concurrent requests for `M`, each holding its slot through
+    /// `hold(i)`, and returns the most that were ever in flight at once. Every
+    /// request must be served.
+    async fn most_in_flight<F, H>(slots: &Slots, n: u64, hold: H) -> usize
+    where
+        H: Fn(u64) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let current = Arc::new(AtomicUsize::new(0));
+        let max = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let (slots, current, max) = (slots.clone(), current.clone(), max.clone());
+                let hold = hold(i);
+                tokio::spawn(async move {
+                    let slot = slots.acquire(M).await?;
+                    let now = current.fetch_add(1, Ordering::SeqCst) + 1;
+                    max.fetch_max(now, Ordering::SeqCst);
+                    hold.await;
+                    // Counted out before the slot is released, so counts never overlap.
+                    current.fetch_sub(1, Ordering::SeqCst);
+                    drop(slot);
+                    Ok::<_, Rejected>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("task ran"), Ok(()));
+        }
+        max.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_use_never_exceeds_per_model() {
+        let slots = slots(3, 100, Duration::from_secs(60));
+        let most = most_in_flight(&slots, 40, |i| {
+            tokio::time::sleep(Duration::from_millis(10 + i % 7))
+        })
+        .await;
+        assert_eq!(most, 3);
+        assert!(slots.snapshot().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_use_never_exceeds_per_model_across_threads() {
+        let slots = slots(2, 1000, Duration::from_secs(600));
+        let most = most_in_flight(&slots, 200, |_| async {
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!((1..=2).contains(&most), "{most}");
+        assert!(slots.snapshot().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_are_granted_in_arrival_order() {
+        let slots = slots(1, 10, Duration::from_secs(60));
+        let held = slots.acquire(M).await.expect("free slot");
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..5 {
+            let (mine, order) = (slots.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let slot = mine.acquire(M).await;
+                order.lock().expect("not poisoned").push(i);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                slot.map(drop)
+            }));
+            until_queued(&slots, M, i + 1).await;
+        }
+        drop(held);
+        for task in tasks {
+            assert_eq!(task.await.expect("task ran"), Ok(()));
+        }
+        assert_eq!(*order.lock().expect("not poisoned"), [0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_newcomer_does_not_overtake_a_granted_waiter() {
+        let slots = slots(1, 10, Duration::from_secs(60));
+        let held = slots.acquire(M).await.expect("free slot");
+        let mut first = pin!(slots.acquire(M));
+        assert!(poll_once(first.as_mut()).is_pending());
+        drop(held);
+        // The freed slot already belongs to `first`, though it has not looked yet.
+        let mut newcomer = pin!(slots.acquire(M));
+        assert!(poll_once(newcomer.as_mut()).is_pending());
+        assert_eq!(counts(&slots, M), (1, 1));
+        let Poll::Ready(Ok(slot)) = poll_once(first.as_mut()) else {
+            panic!("the first waiter holds the slot");
+        };
+        drop(slot);
+        assert!(matches!(poll_once(newcomer.as_mut()), Poll::Ready(Ok(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_refuses_at_once_with_its_length() {
+        let slots = slots(1, 2, Duration::from_secs(30));
+        let _held = slots.acquire(M).await.expect("free slot");
+        let mut a = pin!(slots.acquire(M));
+        let mut b = pin!(slots.acquire(M));
+        assert!(poll_once(a.as_mut()).is_pending());
+        assert!(poll_once(b.as_mut()).is_pending());
+        let start = Instant::now();
+        let refused = slots.acquire(M).await.err();
+        assert_eq!(refused, Some(Rejected::QueueFull { queued: 2 }));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(counts(&slots, M), (1, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_queue_never_waits() {
+        let slots = slots(1, 0, Duration::from_secs(30));
+        let held = slots.acquire(M).await.expect("free slot");
+        let refused = slots.acquire(M).await.err();
+        assert_eq!(refused, Some(Rejected::QueueFull { queued: 0 }));
+        drop(held);
+        assert!(slots.acquire(M).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_past_max_wait_times_out_and_leaves() {
+        let max_wait = Duration::from_secs(30);
+        let slots = slots(1, 4, max_wait);
+        let _held = slots.acquire(M).await.expect("free slot");
+        let start = Instant::now();
+        match slots.acquire(M).await {
+            Err(Rejected::TimedOut { waited }) => {
+                assert!(waited >= max_wait, "{waited:?}");
+                assert!(waited <= max_wait + Duration::from_millis(2), "{waited:?}");
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(start.elapsed() >= max_wait);
+        assert_eq!(counts(&slots, M), (1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_records_how_long_it_waited() {
+        let slots = slots(1, 4, Duration::from_secs(30));
+        let held = slots.acquire(M).await.expect("free slot");
+        assert_eq!(held.waited(), Duration::ZERO);
+        let waiter = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire(M).await.map(|slot| slot.waited()) }
+        });
+        until_queued(&slots, M, 1).await;
+        tokio::time::advance(Duration::from_secs(29)).await;
+        drop(held);
+        let waited = waiter.await.expect("task ran");
+        assert_eq!(waited, Ok(Duration::from_secs(29)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_waiter_leaves_the_queue_and_the_next_is_served() {
+        let slots = slots(1, 2, Duration::from_secs(30));
+        let held = slots.acquire(M).await.expect("free slot");
+        let gone = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire(M).await.map(drop) }
+        });
+        until_queued(&slots, M, 1).await;
+        let next = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire(M).await }
+        });
+        until_queued(&slots, M, 2).await;
+        gone.abort();
+        assert!(gone.await.is_err_and(|e| e.is_cancelled()));
+        assert_eq!(counts(&slots, M), (1, 1));
+        // The place it left is free for someone else.
+        let mut third = pin!(slots.acquire(M));
+        assert!(poll_once(third.as_mut()).is_pending());
+        assert_eq!(counts(&slots, M), (1, 2));
+        drop(held);
+        let slot = next.await.expect("task ran").expect("next waiter served");
+        assert_eq!(slot.model(), M);
+        assert_eq!(counts(&slots, M), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_leaves_after_its_grant_passes_the_slot_on() {
+        let slots = slots(1, 4, Duration::from_secs(30));
+        let held = slots.acquire(M).await.expect("free slot");
+        let mut first = Box::pin(slots.acquire(M));
+        let mut second = pin!(slots.acquire(M));
+        assert!(poll_once(first.as_mut()).is_pending());
+        assert!(poll_once(second.as_mut()).is_pending());
+        drop(held); // granted to `first`...
+        drop(first); // ...which leaves before it looks
+        assert_eq!(counts(&slots, M), (1, 0));
+        assert!(matches!(poll_once(second.as_mut()), Poll::Ready(Ok(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn models_do_not_block_each_other() {
+        let slots = slots(1, 0, Duration::from_secs(30));
+        let _a = slots.acquire("a").await.expect("free slot");
+        let b = slots
+            .acquire("b")
+            .await
+            .expect("another model's slot is free");
+        assert_eq!(b.waited(), Duration::ZERO);
+        assert_eq!(counts(&slots, "a"), (1, 0));
+        assert_eq!(counts(&slots, "b"), (1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_models_leave_no_entry() {
+        let slots = slots(1, 1, Duration::from_secs(1));
+        for i in 0..1000 {
+            drop(slots.acquire(&format!("junk-{i}")).await);
+        }
+        assert!(slots.snapshot().is_empty());
+
+        // ...also after a refusal, a timeout and an abandoned wait.
+        let held = slots.acquire(M).await.expect("free slot");
+        assert!(matches!(
+            slots.acquire(M).await,
+            Err(Rejected::TimedOut { .. })
+        ));
+        let mut waiting = Box::pin(slots.acquire(M));
+        assert!(poll_once(waiting.as_mut()).is_pending());
+        assert!(matches!(
+            slots.acquire(M).await,
+            Err(Rejected::QueueFull { queued: 1 })
+        ));
+        drop(waiting);
+        assert_eq!(counts(&slots, M), (1, 0));
+        drop(held);
+        assert!(slots.snapshot().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn raising_per_model_admits_waiters_and_lowering_revokes_nothing() {
+        let slots = slots(1, 10, Duration::from_secs(30));
+        let first = slots.acquire(M).await.expect("free slot");
+        let mut second = pin!(slots.acquire(M));
+        let mut third = pin!(slots.acquire(M));
+        assert!(poll_once(second.as_mut()).is_pending());
+        assert!(poll_once(third.as_mut()).is_pending());
+
+        slots.set_per_model(NonZeroUsize::new(3).expect("non-zero"));
+        assert_eq!(counts(&slots, M), (3, 0));
+        let Poll::Ready(Ok(second)) = poll_once(second.as_mut()) else {
+            panic!("admitted by the raise")
+        };
+        let Poll::Ready(Ok(third)) = poll_once(third.as_mut()) else {
+            panic!("admitted by the raise")
+        };
+
+        slots.set_per_model(NonZeroUsize::MIN);
+        assert_eq!(slots.per_model(), NonZeroUsize::MIN);
+        assert_eq!(counts(&slots, M), (3, 0));
+        let mut fourth = pin!(slots.acquire(M));
+        assert!(poll_once(fourth.as_mut()).is_pending());
+        drop(first);
+        drop(second);
+        assert!(poll_once(fourth.as_mut()).is_pending(), "2 in use > 1");
+        drop(third);
+        assert!(matches!(poll_once(fourth.as_mut()), Poll::Ready(Ok(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn snapshot_serializes_per_model_counts() {
+        let slots = slots(1, 4, Duration::from_secs(30));
+        let _b = slots.acquire("b").await.expect("free slot");
+        let _a = slots.acquire("a").await.expect("free slot");
+        let mut waiting = pin!(slots.acquire("b"));
+        assert!(poll_once(waiting.as_mut()).is_pending());
+        let json = serde_json::to_value(slots.snapshot()).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"model": "a", "in_use": 1, "queued": 0},
+                {"model": "b", "in_use": 1, "queued": 1},
+            ])
+        );
+    }
+
+    #[test]
+    fn rejections_say_what_happened_and_when_to_retry() {
+        let full = Rejected::QueueFull { queued: 64 };
+        assert!(full.to_string().contains("64 requests are already queued"));
+        assert_eq!(full.kind(), "queue_full");
+        let late = Rejected::TimedOut {
+            waited: Duration::from_millis(30_004),
+        };
+        assert!(late.to_string().contains("waited 30.0s"), "{late}");
+        assert_eq!(late.kind(), "queue_timeout");
+        for rejected in [full, late] {
+            assert_eq!(rejected.retry_after(), Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn slots_cross_tasks() {
+        fn send<T: Send>(_: &T) {}
+        fn send_sync<T: Send + Sync>() {}
+        let slots = slots(1, 1, Duration::from_secs(1));
+        send(&slots.acquire(M));
+        send_sync::<Slot>();
+        send_sync::<Slots>();
+        send_sync::<ClientLimiter>();
+    }
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+
+    fn limiter(config: RateConfig) -> ClientLimiter {
+        ClientLimiter::new(config)
+    }
+
+    fn passes(limiter: &ClientLimiter, ip: &str, n: usize) -> bool {
+        let ip: IpAddr = ip.parse().expect("an address");
+        (0..n).all(|_| limiter.check(ip).is_ok())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_passes_then_the_client_is_refused_with_retry_after() {
+        let limiter = limiter(RateConfig::default());
+        for _ in 0..20 {
+            assert_eq!(limiter.check(CLIENT), Ok(()));
+        }
+        let refused = limiter.check(CLIENT);
+        assert_eq!(
+            refused,
+            Err(RateLimited {
+                retry_after: Duration::from_millis(100)
+            })
+        );
+        // Refusals do not push the next token further away.
+        assert_eq!(refused, limiter.check(CLIENT));
+        // Other clients have their own buckets.
+        assert!(passes(&limiter, "198.51.100.1", 20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bucket_refills_with_time() {
+        let limiter = limiter(RateConfig::default());
+        assert!(passes(&limiter, "203.0.113.7", 20));
+        assert!(limiter.check(CLIENT).is_err());
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(limiter.check(CLIENT), Ok(()));
+        assert!(limiter.check(CLIENT).is_err());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(passes(&limiter, "203.0.113.7", 20));
+        assert!(limiter.check(CLIENT).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn loopback_is_exempt_and_everyone_else_is_limited() {
+        let limiter = limiter(RateConfig::default());
+        for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(passes(&limiter, ip, 1000), "{ip}");
+        }
+        for ip in ["10.0.0.1", "192.168.1.20", "fd00::1"] {
+            assert!(passes(&limiter, ip, 20), "{ip}");
+            assert!(!passes(&limiter, ip, 1), "{ip}");
+        }
+        assert_eq!(limiter.tracked(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn loopback_is_limited_when_configured() {
+        let limiter = limiter(RateConfig {
+            exempt_loopback: false,
+            ..RateConfig::default()
+        });
+        assert!(passes(&limiter, "127.0.0.1", 20));
+        // The IPv4-mapped form is the same client.
+        assert!(!passes(&limiter, "::ffff:127.0.0.1", 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ipv6_clients_share_a_bucket_per_prefix() {
+        let limiter = limiter(RateConfig::default());
+        assert!(passes(&limiter, "2001:db8::1", 10));
+        assert!(passes(&limiter, "2001:db8::ffff:2", 10));
+        assert!(!passes(&limiter, "2001:db8::3", 1), "same /64");
+        assert!(passes(&limiter, "2001:db8:0:1::1", 20), "next /64");
+        assert!(passes(&limiter, "203.0.113.7", 20));
+        assert!(!passes(&limiter, "::ffff:203.0.113.7", 1), "mapped IPv4");
+
+        let per_address = self::limiter(RateConfig {
+            ipv6_prefix: 128,
+            ..RateConfig::default()
+        });
+        assert!(passes(&per_address, "2001:db8::1", 20));
+        assert!(passes(&per_address, "2001:db8::2", 20));
+    }
+
+    #[test]
+    fn bucket_keys_cut_ipv6_to_the_prefix() {
+        let v6: IpAddr = "2001:db8:1:2:3:4:5:6".parse().expect("an address");
+        let key = |prefix| bucket_key(v6, prefix).to_string();
+        assert_eq!(key(64), "2001:db8:1:2::");
+        assert_eq!(key(48), "2001:db8:1::");
+        assert_eq!(key(128), "2001:db8:1:2:3:4:5:6");
+        assert_eq!(key(200), "2001:db8:1:2:3:4:5:6");
+        assert_eq!(key(0), "::");
+        assert_eq!(bucket_key(CLIENT, 0), CLIENT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn housekeeping_forgets_clients_whose_bucket_is_full_again() {
+        let limiter = limiter(RateConfig::default());
+        for i in 0..50 {
+            assert!(passes(&limiter, &format!("198.51.100.{i}"), 1));
+        }
+        assert!(passes(&limiter, "203.0.113.7", 20));
+        assert_eq!(limiter.tracked(), 51);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        limiter.housekeep();
+        assert_eq!(
+            limiter.tracked(),
+            1,
+            "the drained bucket is still refilling"
+        );
+        // ...and kept its state: one second refilled half of it.
+        assert!(passes(&limiter, "203.0.113.7", 10));
+        assert!(limiter.check(CLIENT).is_err());
+        tokio::time::advance(Duration::from_secs(3)).await;
+        limiter.housekeep();
+        assert_eq!(limiter.tracked(), 0);
+        let snapshot = serde_json::to_value(limiter.snapshot()).expect("serializes");
+        assert_eq!(
+            snapshot,
+            serde_json::json!({
+                "per_second": 10, "burst": 20, "exempt_loopback": true, "tracked_clients": 0
+            })
+        );
+    }
+
+    #[test]
+    fn rate_limited_says_when_to_retry() {
+        let limited = RateLimited {
+            retry_after: Duration::from_millis(100),
+        };
+        assert_eq!(
+            limited.to_string(),
+            "too many requests from this client address; retry in 100.0ms"
+        );
+        assert_eq!(limited.kind(), "rate_limited");
+    }
+}
