@@ -5,7 +5,8 @@
 //! - `daemons`: the real `warmline` and `ollama-sim` binaries as processes.
 //! - `cache`: caching and coalescing on the simulator.
 //! - `redis`: the shared Redis tier with a real `redis-server`.
-//! - `failover`: retries across several upstreams.
+//! - `failover`: retries across several upstreams, circuit breakers.
+//! - `limits`: per-model concurrency and queue, per-client rate limit.
 
 #[path = "suite/proxy.rs"]
 mod proxy;
@@ -24,3 +25,6 @@ mod redis;
 
 #[path = "suite/failover.rs"]
 mod failover;
+
+#[path = "suite/limits.rs"]
+mod limits;

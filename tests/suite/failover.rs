@@ -186,15 +186,27 @@ async fn a_failing_hosts_breaker_opens_and_then_everything_is_a_503_with_retry_a
     assert!((55..=60).contains(&retry_after), "{retry_after}");
     let body: serde_json::Value = response.json().await.expect("json");
     let message = body["error"].as_str().expect("message");
-    assert!(message.contains(&bad.url) && message.contains("circuit breaker"), "{message}");
+    assert!(
+        message.contains(&bad.url) && message.contains("circuit breaker"),
+        "{message}"
+    );
     let hits = bad.hits();
     assert_eq!(status_of(&gw.url(), "/api/chat", CHAT).await.0, 503);
     assert_eq!(bad.hits(), hits, "an open breaker sends nothing upstream");
     let health = gw.health();
-    assert_eq!(health.upstreams[0].breaker.state, warmline::breaker::State::Open);
+    assert_eq!(
+        health.upstreams[0].breaker.state,
+        warmline::breaker::State::Open
+    );
     assert_eq!(health.status, warmline::HealthStatus::Down);
     let metrics = gw.prometheus();
-    assert!(metrics.contains(&format!("warmline_upstream_breaker_open{{upstream=\"{}\"}} 1", bad.url)), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "warmline_upstream_breaker_open{{upstream=\"{}\"}} 1",
+            bad.url
+        )),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -207,9 +219,16 @@ async fn traffic_leaves_a_host_whose_breaker_opened() {
         assert_eq!(status, 200, "{body}");
     }
     let hits = bad.hits();
-    assert!(hits >= 5, "the failing host was tried until its breaker opened: {hits}");
+    assert!(
+        hits >= 5,
+        "the failing host was tried until its breaker opened: {hits}"
+    );
     for _ in 0..20 {
         assert_eq!(status_of(&gw.url(), "/api/chat", CHAT).await.0, 200);
     }
-    assert_eq!(bad.hits(), hits, "no more traffic to the host with the open breaker");
+    assert_eq!(
+        bad.hits(),
+        hits,
+        "no more traffic to the host with the open breaker"
+    );
 }

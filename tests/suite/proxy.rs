@@ -587,7 +587,13 @@ async fn foreign_host_names_are_refused_on_loopback() {
         .expect("response");
     assert_eq!(response.status(), 403);
     let body: serde_json::Value = response.json().await.expect("json");
-    assert!(body["error"].as_str().expect("message").contains("evil.example"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("message")
+            .contains("evil.example"),
+        "{body}"
+    );
     assert_eq!(mock.hits(), 0);
     for host in ["localhost:11435", "my-box.local", "127.0.0.1"] {
         let response = client()

@@ -35,7 +35,6 @@ use crate::route::RouteKind;
 /// Serves one cacheable request.
 pub(crate) async fn serve(
     proxy: Arc<Proxy>,
-    cache: Arc<Cache>,
     request: Request,
     kind: RouteKind,
     route: KeyRoute,
@@ -51,13 +50,21 @@ pub(crate) async fn serve(
             return bypassed(&proxy, response);
         }
     };
-    let lookup = match cache.plan(route, &parts.headers, &body, "") {
-        Plan::Use(lookup) => lookup,
-        Plan::Bypass(reason) => {
-            tracing::trace!(reason, "cache bypass");
-            let response = match send(&proxy, parts, OutBody::Bytes(body), kind).await {
-                Ok((upstream, in_flight)) => {
-                    into_client_response(&proxy, upstream, flavor, Some(finish), in_flight)
+    let plan = match &proxy.cache {
+        Some(cache) => cache.plan(route, &parts.headers, &body, ""),
+        None => Plan::Bypass("disabled"),
+    };
+    let (cache, lookup) = match (plan, &proxy.cache) {
+        (Plan::Use(lookup), Some(cache)) => (Arc::clone(cache), lookup),
+        (plan, _) => {
+            if let Plan::Bypass(reason) = plan {
+                tracing::trace!(reason, "cache bypass");
+            }
+            let model = model_of(&body);
+            let sent = send(&proxy, parts, OutBody::Bytes(body), kind, model.as_deref()).await;
+            let response = match sent {
+                Ok((upstream, lease)) => {
+                    into_client_response(&proxy, upstream, flavor, Some(finish), lease)
                 }
                 Err(err) => {
                     let response = error_response(&proxy, &err, flavor);
@@ -96,6 +103,19 @@ pub(crate) async fn serve(
     };
     cache.count(outcome);
     respond(subscription, outcome, flavor, finish).await
+}
+
+/// The model a generation names, normalised (for its upstream slot); `None` if the
+/// body does not name one (Ollama will answer with its own error).
+fn model_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    let named: Named<'_> = serde_json::from_slice(body).ok()?;
+    let model = named.model?;
+    Some(crate::cache::key::normalise_model_name(&model).unwrap_or_else(|_| model.into_owned()))
 }
 
 /// A response built from a cached answer.
@@ -192,10 +212,10 @@ async fn drive(
     flavor: Flavor,
 ) {
     let sent = tokio::select! {
-        sent = send(&proxy, parts, OutBody::Bytes(body), kind) => sent,
+        sent = send(&proxy, parts, OutBody::Bytes(body), kind, Some(&lookup.model)) => sent,
         () = publisher.cancelled() => return,
     };
-    let (upstream, in_flight) = match sent {
+    let (upstream, lease) = match sent {
         Ok(sent) => sent,
         Err(err) => {
             proxy.metrics.gateway_error(err.kind());
@@ -211,7 +231,7 @@ async fn drive(
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
-    let mut stream = UpstreamBody::new(&proxy, upstream, &headers, flavor, None, in_flight);
+    let mut stream = UpstreamBody::new(&proxy, upstream, &headers, flavor, None, lease);
     publisher.head(Head { status, headers });
     loop {
         tokio::select! {

@@ -41,6 +41,16 @@
 //! [breaker]             # per upstream host
 //! failures = 5          # consecutive failures (connect error, timeout, 5xx) to open
 //! open_for = "60s"      # then one probe request decides
+//!
+//! [concurrency]         # per upstream host and model
+//! per_model = 1         # the host's OLLAMA_NUM_PARALLEL
+//! queue = 64            # requests that may wait beyond that (then 503)
+//! max_wait = "30s"
+//!
+//! [rate_limit]          # per client IP, token bucket (then 429)
+//! per_second = 10
+//! burst = 20
+//! loopback = false      # also limit loopback clients
 //! ```
 
 use std::net::SocketAddr;
@@ -99,6 +109,10 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Per-upstream circuit breaker.
     pub breaker: crate::breaker::BreakerConfig,
+    /// Per-(host, model) concurrency limit and queue.
+    pub concurrency: crate::admission::ConcurrencyConfig,
+    /// Per-client-IP rate limit.
+    pub rate_limit: crate::admission::RateConfig,
 }
 
 /// Response cache and coalescing settings.
@@ -181,6 +195,26 @@ pub struct RawConfig {
     pub cache: RawCache,
     #[serde(default)]
     pub breaker: RawBreaker,
+    #[serde(default)]
+    pub concurrency: RawConcurrency,
+    #[serde(default)]
+    pub rate_limit: RawRateLimit,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawConcurrency {
+    pub per_model: Option<usize>,
+    pub queue: Option<usize>,
+    pub max_wait: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub per_second: Option<u32>,
+    pub burst: Option<u32>,
+    pub loopback: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -404,6 +438,29 @@ impl RawConfig {
                 "60s",
             )?,
         };
+        let concurrency = crate::admission::ConcurrencyConfig {
+            per_model: std::num::NonZeroUsize::new(self.concurrency.per_model.unwrap_or(1))
+                .ok_or_else(|| {
+                    ConfigError::invalid("concurrency.per_model", "must be at least 1")
+                })?,
+            queue: self.concurrency.queue.unwrap_or(64),
+            max_wait: nonzero_duration(
+                "concurrency.max_wait",
+                self.concurrency.max_wait.as_deref(),
+                "30s",
+            )?,
+        };
+        let rate_defaults = crate::admission::RateConfig::default();
+        let rate_limit = crate::admission::RateConfig {
+            per_second: std::num::NonZeroU32::new(self.rate_limit.per_second.unwrap_or(10))
+                .ok_or_else(|| {
+                    ConfigError::invalid("rate_limit.per_second", "must be at least 1")
+                })?,
+            burst: std::num::NonZeroU32::new(self.rate_limit.burst.unwrap_or(20))
+                .ok_or_else(|| ConfigError::invalid("rate_limit.burst", "must be at least 1"))?,
+            exempt_loopback: !self.rate_limit.loopback.unwrap_or(false),
+            ..rate_defaults
+        };
         Ok(Config {
             listen,
             upstreams,
@@ -417,6 +474,8 @@ impl RawConfig {
             },
             cache,
             breaker,
+            concurrency,
+            rate_limit,
         })
     }
 }

@@ -93,6 +93,10 @@ pub enum Error {
     Proxy(#[from] ProxyError),
     #[error(transparent)]
     Origin(#[from] OriginError),
+    #[error(transparent)]
+    Queue(#[from] crate::admission::Rejected),
+    #[error(transparent)]
+    RateLimited(#[from] crate::admission::RateLimited),
 }
 
 impl Error {
@@ -109,6 +113,8 @@ impl Error {
             Error::Proxy(ProxyError::BreakerOpen { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Proxy(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Error::Origin(_) => StatusCode::FORBIDDEN,
+            Error::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Config(_) => StatusCode::BAD_REQUEST,
             Error::Bind { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -128,6 +134,8 @@ impl Error {
                 ProxyError::BreakerOpen { .. } => "breaker_open",
                 ProxyError::ClientBody(_) => "client_body",
             },
+            Error::Queue(rejected) => rejected.kind(),
+            Error::RateLimited(limited) => limited.kind(),
             Error::Origin(OriginError::NotAllowed(_)) => "origin_forbidden",
             Error::Origin(OriginError::HostNotAllowed(_)) => "host_forbidden",
         }
@@ -137,6 +145,8 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Proxy(ProxyError::BreakerOpen { retry_after, .. }) => Some(*retry_after),
+            Error::Queue(rejected) => Some(rejected.retry_after()),
+            Error::RateLimited(limited) => Some(limited.retry_after),
             _ => None,
         }
     }

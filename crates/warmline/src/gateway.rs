@@ -5,7 +5,8 @@
 //! The request stack, outermost first (see [`router`]):
 //!
 //! ```text
-//!   client ──▶ origin check / CORS ──▶ /warmline/*, /metrics  (Warmline's own)
+//!   client ──▶ origin + Host check / CORS ──▶ rate limit per client IP (429)
+//!                                  ──▶ /warmline/*, /metrics  (Warmline's own)
 //!                                  └─▶ proxy ─┬─▶ cacheable POST: cache / coalescing
 //!                                             └─▶ upstream Ollama (least busy)
 //! ```
@@ -14,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::routing::{any, get};
 use axum::serve::ListenerExt;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin;
+use crate::admission::ClientLimiter;
 use crate::cache::{self, CacheStats, Purged};
 use crate::config::Config;
 use crate::error::Error;
@@ -43,6 +45,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Shared {
     pub(crate) proxy: Arc<Proxy>,
     listen: SocketAddr,
+    limiter: Arc<ClientLimiter>,
 }
 
 impl Shared {
@@ -132,6 +135,7 @@ pub struct Health {
 /// Builds the request stack. Layers are applied outermost-last, so read the
 /// `.layer` calls bottom-up for the order a request meets them.
 fn router(shared: Arc<Shared>, origins: Arc<OriginPolicy>) -> Router {
+    let limiter = Arc::clone(&shared.limiter);
     Router::new()
         .route("/warmline/health", get(admin::health))
         .route("/warmline/stats", get(admin::stats))
@@ -146,10 +150,28 @@ fn router(shared: Arc<Shared>, origins: Arc<OriginPolicy>) -> Router {
         .fallback(|State(shared): State<Arc<Shared>>, request: Request| {
             proxy::forward(Arc::clone(&shared.proxy), request)
         })
+        // Rate limit per client address inside the origin check: a refused origin
+        // or foreign Host spends no client's tokens.
+        .layer(axum::middleware::from_fn_with_state(limiter, rate_limit))
         // Origin check outermost: a refused browser origin reaches neither an admin
         // route nor an upstream, and CORS headers are added exactly once.
         .layer(axum::middleware::from_fn_with_state(origins, origin::layer))
         .with_state(shared)
+}
+
+/// Middleware: 429 with `Retry-After` for a client address over its rate.
+async fn rate_limit(
+    State(limiter): State<Arc<ClientLimiter>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match limiter.check(client.ip()) {
+        Ok(()) => next.run(request).await,
+        Err(limited) => {
+            Error::from(limited).to_response(crate::error::Flavor::of(request.uri().path()))
+        }
+    }
 }
 
 /// Starts gateways.
@@ -176,9 +198,11 @@ impl Gateway {
         })?;
         let metrics = Arc::new(Metrics::new());
         let proxy = Arc::new(Proxy::new(&config, metrics)?);
+        let limiter = Arc::new(ClientLimiter::new(config.rate_limit));
         let shared = Arc::new(Shared {
             proxy: Arc::clone(&proxy),
             listen,
+            limiter: Arc::clone(&limiter),
         });
 
         let mut background = vec![tokio::spawn(upstream::run_health_checks(
@@ -190,6 +214,14 @@ impl Gateway {
                 .connect
                 .max(std::time::Duration::from_secs(1)),
         ))];
+        // Forget clients whose buckets are full again, so memory stays bounded.
+        background.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                ticker.tick().await;
+                limiter.housekeep();
+            }
+        }));
         if let Some(cache) = &proxy.cache {
             background.push(tokio::spawn(cache::refresh_digests(
                 Arc::clone(cache),
@@ -214,6 +246,7 @@ impl Gateway {
             // Streams are many small writes: never let Nagle hold a token back.
             let _ = tcp.set_nodelay(true);
         });
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         });

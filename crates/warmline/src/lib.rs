@@ -29,6 +29,7 @@
 //! and `gateway` (wiring, lifecycle).
 
 pub mod admin;
+pub mod admission;
 pub mod bench;
 pub mod breaker;
 pub mod cache;

@@ -33,6 +33,9 @@ pub const GATEWAY_ERROR_KINDS: &[&str] = &[
     "upstream_protocol",
     "body_too_large",
     "breaker_open",
+    "queue_full",
+    "queue_timeout",
+    "rate_limited",
     "client_body",
     "origin_forbidden",
     "host_forbidden",
@@ -52,6 +55,9 @@ pub struct Metrics {
     upstream_requests: AtomicU64,
     /// Requests re-sent to another upstream after the first failed.
     upstream_retries: AtomicU64,
+    /// Time generations waited for a model slot in Warmline's queue.
+    queue_wait: Mutex<Histogram<u64>>,
+    queue_wait_sum_micros: AtomicU64,
     /// New TCP connections to upstreams, counted by the client's connector.
     upstream_connects: Arc<AtomicU64>,
 }
@@ -90,6 +96,8 @@ impl Metrics {
                 .collect(),
             upstream_requests: AtomicU64::new(0),
             upstream_retries: AtomicU64::new(0),
+            queue_wait: Mutex::new(new_histogram()),
+            queue_wait_sum_micros: AtomicU64::new(0),
             upstream_connects: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -108,6 +116,17 @@ impl Metrics {
     /// A request was sent to an upstream.
     pub fn upstream_request(&self) {
         self.upstream_requests.fetch_add(1, Relaxed);
+    }
+
+    /// A generation waited `waited` for a model slot (zero when one was free).
+    pub fn queue_wait(&self, waited: Duration) {
+        let micros = u64::try_from(waited.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, MAX_MICROS);
+        self.queue_wait_sum_micros.fetch_add(micros, Relaxed);
+        if let Ok(mut histogram) = self.queue_wait.lock() {
+            histogram.saturating_record(micros);
+        }
     }
 
     /// A request was re-sent to another upstream.
@@ -305,6 +324,29 @@ impl Metrics {
             "warmline_upstream_requests_total {}",
             self.upstream_requests.load(Relaxed)
         );
+        header(
+            w,
+            "warmline_queue_wait_seconds",
+            "summary",
+            "Time generations waited in Warmline's per-model queue for a slot on their upstream.",
+        );
+        let (quantiles, count) = match self.queue_wait.lock() {
+            Ok(h) => ([0.5, 0.99].map(|q| (q, h.value_at_quantile(q))), h.len()),
+            Err(_) => ([0.5, 0.99].map(|q| (q, 0)), 0),
+        };
+        for (q, micros) in quantiles {
+            let _ = writeln!(
+                w,
+                "warmline_queue_wait_seconds{{quantile=\"{q}\"}} {}",
+                seconds(micros)
+            );
+        }
+        let _ = writeln!(
+            w,
+            "warmline_queue_wait_seconds_sum {}",
+            seconds(self.queue_wait_sum_micros.load(Relaxed))
+        );
+        let _ = writeln!(w, "warmline_queue_wait_seconds_count {count}");
         header(
             w,
             "warmline_upstream_retries_total",

@@ -46,6 +46,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 use http_body::Body as _;
 use tokio::time::Sleep;
 
+use crate::admission::Slot;
 use crate::cache::{self, Cache, Outcome};
 use crate::config::Config;
 use crate::error::{Error, Flavor, ProxyError};
@@ -95,7 +96,11 @@ impl Proxy {
         };
         Ok(Proxy {
             client,
-            upstreams: Arc::new(UpstreamSet::new(&config.upstreams, &config.breaker)),
+            upstreams: Arc::new(UpstreamSet::new(
+                &config.upstreams,
+                &config.breaker,
+                &config.concurrency,
+            )),
             metrics,
             cache,
             models_changed: Arc::new(tokio::sync::Notify::new()),
@@ -150,17 +155,15 @@ pub async fn forward(proxy: Arc<Proxy>, request: Request) -> Response {
         started,
         models_changed: changes_models.then(|| Arc::clone(&proxy.models_changed)),
     };
-    if let Some(cache) = &proxy.cache
-        && request.method() == http::Method::POST
+    if request.method() == http::Method::POST
         && let Some(route) = cache::key_route(kind)
     {
-        let cache = Arc::clone(cache);
-        return crate::cached::serve(proxy, cache, request, kind, route, finish).await;
+        return crate::cached::serve(proxy, request, kind, route, finish).await;
     }
     let (parts, body) = request.into_parts();
-    let response = match send(&proxy, parts, OutBody::Stream(body), kind).await {
-        Ok((response, in_flight)) => {
-            into_client_response(&proxy, response, flavor, Some(finish), in_flight)
+    let response = match send(&proxy, parts, OutBody::Stream(body), kind, None).await {
+        Ok((response, lease)) => {
+            into_client_response(&proxy, response, flavor, Some(finish), lease)
         }
         Err(err) => {
             let response = error_response(&proxy, &err, flavor);
@@ -244,7 +247,8 @@ pub(crate) async fn send(
     parts: http::request::Parts,
     body: OutBody,
     kind: RouteKind,
-) -> Result<(reqwest::Response, InFlight), Error> {
+    model: Option<&str>,
+) -> Result<(reqwest::Response, Lease), Error> {
     let limit = if kind.is_blob_upload() {
         proxy.max_blob_body
     } else {
@@ -280,7 +284,7 @@ pub(crate) async fn send(
         OutBody::Stream(_) => None,
     };
     let Some(second) = retry_to else {
-        return attempt(proxy, &parts, &first, body, deadline, limit).await;
+        return attempt(proxy, &parts, &first, body, deadline, limit, model).await;
     };
     let OutBody::Bytes(bytes) = body else {
         unreachable!("a retry target is only chosen for a body held whole")
@@ -292,6 +296,7 @@ pub(crate) async fn send(
         OutBody::Bytes(bytes.clone()),
         deadline,
         limit,
+        model,
     )
     .await;
     let reason = match &result {
@@ -320,11 +325,23 @@ pub(crate) async fn send(
         OutBody::Bytes(bytes),
         deadline,
         limit,
+        model,
     )
     .await
 }
 
+/// What a request holds on its upstream until its response body ends: its place
+/// in the host's in-flight count and, for a generation, one of the model's slots.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    _in_flight: InFlight,
+    _slot: Option<Slot>,
+}
+
 /// One request to one upstream, waiting for its response headers until `deadline`.
+/// A generation (`model` known) first waits for one of the model's slots on this
+/// host, in arrival order, bounded by the queue's length and wait.
+#[allow(clippy::too_many_arguments)]
 async fn attempt(
     proxy: &Proxy,
     parts: &http::request::Parts,
@@ -332,7 +349,16 @@ async fn attempt(
     body: OutBody,
     deadline: tokio::time::Instant,
     limit: Option<u64>,
-) -> Result<(reqwest::Response, InFlight), Error> {
+    model: Option<&str>,
+) -> Result<(reqwest::Response, Lease), Error> {
+    let slot = match model {
+        Some(model) => {
+            let slot = upstream.slots.acquire(model).await?;
+            proxy.metrics.queue_wait(slot.waited());
+            Some(slot)
+        }
+        None => None,
+    };
     let permit = match upstream.breaker.admit() {
         Ok(permit) => permit,
         // Lost a race for the half-open probe, or opened a moment ago.
@@ -370,7 +396,11 @@ async fn attempt(
     let result = match tokio::time::timeout_at(deadline, builder.send()).await {
         Ok(Ok(response)) => {
             upstream.mark_up(None);
-            Ok((response, in_flight))
+            let lease = Lease {
+                _in_flight: in_flight,
+                _slot: slot,
+            };
+            Ok((response, lease))
         }
         Ok(Err(err)) => Err(classify(proxy, upstream, &err, limit, &too_large)),
         Err(_elapsed) => Err(ProxyError::FirstByteTimeout {
@@ -475,11 +505,11 @@ pub(crate) fn into_client_response(
     upstream: reqwest::Response,
     flavor: Flavor,
     finish: Option<Finish>,
-    in_flight: InFlight,
+    lease: Lease,
 ) -> Response {
     let status = upstream.status();
     let headers = forwardable(upstream.headers());
-    let body = UpstreamBody::new(proxy, upstream, &headers, flavor, finish, in_flight);
+    let body = UpstreamBody::new(proxy, upstream, &headers, flavor, finish, lease);
     let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
@@ -633,7 +663,7 @@ pub(crate) struct UpstreamBody {
     metrics: Arc<Metrics>,
     /// Held so the request is recorded when the body is dropped.
     _finish: Option<Finish>,
-    _in_flight: InFlight,
+    _lease: Lease,
 }
 
 impl UpstreamBody {
@@ -643,7 +673,7 @@ impl UpstreamBody {
         headers: &HeaderMap,
         flavor: Flavor,
         finish: Option<Finish>,
-        in_flight: InFlight,
+        lease: Lease,
     ) -> UpstreamBody {
         let status = upstream.status().as_u16();
         UpstreamBody {
@@ -657,7 +687,7 @@ impl UpstreamBody {
             clean: false,
             metrics: Arc::clone(&proxy.metrics),
             _finish: finish.map(|f| f.on_drop(status)),
-            _in_flight: in_flight,
+            _lease: lease,
         }
     }
 

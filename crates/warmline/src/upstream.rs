@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::admission::{ConcurrencyConfig, ModelSlots, Slots};
 use crate::breaker::{Breaker, BreakerConfig, Snapshot, State};
 use url::Url;
 
@@ -28,6 +29,8 @@ pub struct Upstream {
     url: Url,
     /// Stops sending requests to a host that keeps failing (see [`crate::breaker`]).
     pub breaker: Breaker,
+    /// Bounds requests in flight per model on this host (see [`crate::admission`]).
+    pub slots: Slots,
     /// The URL as a prefix for request paths: scheme, authority and any base path,
     /// without a trailing slash.
     base: String,
@@ -39,13 +42,14 @@ pub struct Upstream {
 
 impl Upstream {
     /// Needs a tokio runtime: the host's breaker task is spawned here.
-    pub fn new(url: Url, breaker: BreakerConfig) -> Upstream {
+    pub fn new(url: Url, breaker: BreakerConfig, concurrency: ConcurrencyConfig) -> Upstream {
         let base = url.as_str().trim_end_matches('/').to_owned();
         let span = tracing::info_span!("upstream", host = %base);
         let (breaker, _task) = span.in_scope(|| Breaker::spawn(breaker));
         Upstream {
             url,
             breaker,
+            slots: Slots::new(concurrency),
             base,
             in_flight: AtomicUsize::new(0),
             // Optimistic until the first probe says otherwise: a gateway started
@@ -120,6 +124,7 @@ impl Upstream {
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
             in_flight: self.in_flight(),
             breaker: self.breaker.snapshot(),
+            models: self.slots.snapshot(),
         }
     }
 }
@@ -145,6 +150,8 @@ pub struct UpstreamHealth {
     pub last_error: Option<String>,
     pub in_flight: usize,
     pub breaker: Snapshot,
+    /// Per model with requests in flight or queued: slots in use and queue length.
+    pub models: Vec<ModelSlots>,
 }
 
 /// The configured upstreams.
@@ -156,12 +163,16 @@ pub struct UpstreamSet {
 impl UpstreamSet {
     /// Builds the set; `urls` is non-empty (config validation guarantees it).
     /// Needs a tokio runtime (each host's breaker runs as a task).
-    pub fn new(urls: &[Url], breaker: &BreakerConfig) -> UpstreamSet {
+    pub fn new(
+        urls: &[Url],
+        breaker: &BreakerConfig,
+        concurrency: &ConcurrencyConfig,
+    ) -> UpstreamSet {
         UpstreamSet {
             hosts: urls
                 .iter()
                 .cloned()
-                .map(|u| Arc::new(Upstream::new(u, breaker.clone())))
+                .map(|u| Arc::new(Upstream::new(u, *breaker, *concurrency)))
                 .collect(),
         }
     }
@@ -261,7 +272,11 @@ mod tests {
         let urls: Vec<Url> = (0..n)
             .map(|i| Url::parse(&format!("http://127.0.0.1:{}", 10_000 + i)).expect("url"))
             .collect();
-        UpstreamSet::new(&urls, &BreakerConfig::default())
+        UpstreamSet::new(
+            &urls,
+            &BreakerConfig::default(),
+            &ConcurrencyConfig::default(),
+        )
     }
 
     #[tokio::test]
@@ -294,8 +309,13 @@ mod tests {
             host.mark_down("refused".into());
         }
         assert!(set.pick_other(&first).is_none());
-        let single = UpstreamSet::new(&[first.url().clone()], &BreakerConfig::default());
-        assert!(single.pick_other(&first).is_none());
+        let single = UpstreamSet::new(
+            &[first.url().clone()],
+            &BreakerConfig::default(),
+            &ConcurrencyConfig::default(),
+        );
+        let only = single.pick().expect("a host");
+        assert!(single.pick_other(only).is_none());
     }
 
     #[tokio::test]
@@ -308,7 +328,7 @@ mod tests {
             Url::parse("http://127.0.0.1:1").expect("url"),
             Url::parse("http://127.0.0.1:2").expect("url"),
         ];
-        let set = UpstreamSet::new(&urls, &config);
+        let set = UpstreamSet::new(&urls, &config, &ConcurrencyConfig::default());
         for host in set.hosts() {
             host.breaker.admit().expect("closed").failure();
         }

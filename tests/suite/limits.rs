@@ -1,0 +1,151 @@
+//! Admission limits: per-(host, model) concurrency with a bounded queue, and the
+//! per-client rate limit.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use warmline_tests::{gateway, simulator_with};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+fn slow_sim() -> ollama_sim::SimConfig {
+    let mut config = ollama_sim::SimConfig::default();
+    config.knobs.token_delay = Duration::from_millis(30);
+    config.knobs.tokens_per_reply = 10;
+    config.ollama.num_parallel = 8;
+    config
+}
+
+/// A sampled request (never cached or coalesced), distinct per `i`.
+fn sampled(i: usize) -> String {
+    format!(r#"{{"model":"llama3.2","prompt":"question {i}","stream":false}}"#)
+}
+
+async fn generate(url: &str, body: String) -> (u16, Option<String>, String) {
+    let response = client()
+        .post(format!("{url}/api/generate"))
+        .body(body)
+        .send()
+        .await
+        .expect("response");
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    (
+        response.status().as_u16(),
+        retry_after,
+        response.text().await.expect("body"),
+    )
+}
+
+#[tokio::test]
+async fn in_flight_generations_never_exceed_the_per_model_limit() {
+    let sim = simulator_with(slow_sim()).await;
+    let gw = gateway(&[sim.url()], |c| {
+        c.concurrency.per_model = NonZeroUsize::new(2).expect("2");
+    })
+    .await;
+    let url = gw.url();
+    let results = join_all((0..8).map(|i| generate(&url, sampled(i)))).await;
+    assert!(
+        results.iter().all(|(status, _, _)| *status == 200),
+        "{results:?}"
+    );
+    let counters = sim.counters();
+    let model = &counters.models["llama3.2:latest"];
+    assert_eq!(model.max_in_flight, 2, "{counters:?}");
+    assert!(
+        gw.prometheus()
+            .contains("warmline_queue_wait_seconds_count 8")
+    );
+}
+
+#[tokio::test]
+async fn queue_overflow_is_a_503_with_retry_after_in_ollamas_shape() {
+    let sim = simulator_with(slow_sim()).await;
+    let gw = gateway(&[sim.url()], |c| {
+        c.concurrency.per_model = NonZeroUsize::MIN;
+        c.concurrency.queue = 1;
+    })
+    .await;
+    let url = gw.url();
+    let results = join_all((0..4).map(|i| generate(&url, sampled(i)))).await;
+    let refused: Vec<_> = results
+        .iter()
+        .filter(|(status, _, _)| *status == 503)
+        .collect();
+    assert_eq!(
+        refused.len(),
+        2,
+        "one running, one queued, two refused: {results:?}"
+    );
+    for (_, retry_after, body) in refused {
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        let body: serde_json::Value = serde_json::from_str(body).expect("json");
+        assert!(
+            body["error"].as_str().expect("message").contains("queued"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        sim.counters().generations.started,
+        2,
+        "refused requests never went upstream"
+    );
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_with_retry_after() {
+    let sim = simulator_with(ollama_sim::SimConfig::default()).await;
+    let gw = gateway(&[sim.url()], |c| {
+        c.rate_limit.per_second = NonZeroU32::MIN;
+        c.rate_limit.burst = NonZeroU32::new(3).expect("3");
+        c.rate_limit.exempt_loopback = false;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let response = client()
+            .get(format!("{}/api/tags", gw.url()))
+            .send()
+            .await
+            .expect("response");
+        statuses.push((
+            response.status().as_u16(),
+            response.headers().get("retry-after").cloned(),
+        ));
+    }
+    assert_eq!(
+        statuses.iter().filter(|(s, _)| *s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    let (status, retry_after) = &statuses[4];
+    assert_eq!(*status, 429);
+    assert_eq!(
+        retry_after.as_ref().map(|v| v.to_str().expect("ascii")),
+        Some("1")
+    );
+
+    // Loopback clients are exempt by default.
+    let exempt = gateway(&[sim.url()], |c| {
+        c.rate_limit.per_second = NonZeroU32::MIN;
+        c.rate_limit.burst = NonZeroU32::MIN;
+    })
+    .await;
+    for _ in 0..10 {
+        let response = client()
+            .get(format!("{}/api/tags", exempt.url()))
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 200);
+    }
+}
