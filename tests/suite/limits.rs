@@ -48,6 +48,7 @@ async fn generate(url: &str, body: String) -> (u16, Option<String>, String) {
 #[tokio::test]
 async fn in_flight_generations_never_exceed_the_per_model_limit() {
     let sim = simulator_with(slow_sim()).await;
+    // concurrency.per_model = 2 with staged = 0 (strict): at most 2 at the host.
     let gw = gateway(&[sim.url()], |c| {
         c.concurrency.per_model = NonZeroUsize::new(2).expect("2");
     })
@@ -65,6 +66,23 @@ async fn in_flight_generations_never_exceed_the_per_model_limit() {
         gw.prometheus()
             .contains("warmline_queue_wait_seconds_count 8")
     );
+}
+
+#[test]
+fn by_default_a_few_requests_may_wait_at_the_host_itself() {
+    let config = warmline::config::RawConfig::from_toml("[concurrency]\nper_model = 2")
+        .expect("toml")
+        .validate()
+        .expect("valid");
+    assert_eq!(
+        config.concurrency.per_model.get(),
+        2 + warmline::config::DEFAULT_STAGED
+    );
+    let strict = warmline::config::RawConfig::from_toml("[concurrency]\nper_model = 2\nstaged = 0")
+        .expect("toml")
+        .validate()
+        .expect("valid");
+    assert_eq!(strict.concurrency.per_model.get(), 2);
 }
 
 #[tokio::test]

@@ -113,8 +113,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Limits for one host's [`Slots`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConcurrencyConfig {
-    /// Requests in flight per model: the host's `OLLAMA_NUM_PARALLEL` (default 1,
-    /// Ollama's default).
+    /// Requests in flight per model at the host. Warmline's config sets it to the
+    /// host's `OLLAMA_NUM_PARALLEL` (`concurrency.per_model`, default 1, Ollama's
+    /// default) plus `concurrency.staged` (default 8): a few requests waiting at
+    /// the host itself keep it busy while the previous answer travels back, and
+    /// the host's own queue stays bounded by `staged`.
     pub per_model: NonZeroUsize,
     /// Requests that may wait per model once all its slots are taken (default 64).
     pub queue: usize,

@@ -343,6 +343,13 @@ impl Permit {
     fn report(&mut self, success: bool) {
         match &mut self.role {
             Role::Counted { epoch } => {
+                let pending = &self.inner.gate.failures_pending;
+                if success && !pending.load(Ordering::Acquire) {
+                    return;
+                }
+                if !success {
+                    pending.store(true, Ordering::Release);
+                }
                 let event = Event::Outcome {
                     epoch: *epoch,
                     success,
@@ -420,6 +427,15 @@ enum Gate {
 struct GateCell {
     word: AtomicU64,
     start: Instant,
+    /// Whether the closed-period failure count may be above zero. A success only
+    /// matters when it resets a count, so while this is false a success sends no
+    /// event: a healthy host costs no channel traffic and no task wake-up per
+    /// request. The request path sets it before reporting a failure; the task
+    /// sets it to "count > 0" after each closed-period outcome. A success that
+    /// races with a failure still in the channel may be skipped, which at worst
+    /// lets a run of failures count one success short — the same order of error
+    /// the channel's drop policy already accepts.
+    failures_pending: std::sync::atomic::AtomicBool,
 }
 
 const TAG_BITS: u32 = 2;
@@ -434,6 +450,7 @@ impl GateCell {
         GateCell {
             word: AtomicU64::new(CLOSED),
             start: Instant::now(),
+            failures_pending: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -570,6 +587,9 @@ impl Machine {
                         c.consecutive_failures = failures;
                         changed
                     });
+                    self.gate
+                        .failures_pending
+                        .store(failures > 0, Ordering::Release);
                     if failures >= threshold {
                         return Some(State::Open);
                     }

@@ -44,7 +44,9 @@
 //!
 //! [concurrency]         # per upstream host and model
 //! per_model = 1         # the host's OLLAMA_NUM_PARALLEL
-//! queue = 64            # requests that may wait beyond that (then 503)
+//! staged = 8            # may also wait at the host, so it never idles between
+//!                       # answers; 0 = strict
+//! queue = 64            # requests that may wait in Warmline beyond that (then 503)
 //! max_wait = "30s"
 //!
 //! [rate_limit]          # per client IP, token bucket (then 429)
@@ -65,6 +67,13 @@ use url::Url;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:11435";
 /// Where Ollama listens by default.
 pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
+
+/// Requests per model that may wait at an upstream itself beyond what it runs at
+/// once: enough to keep a fast host busy between answers (with fewer, a host that
+/// answers in a fraction of a millisecond idles while each answer travels back
+/// and the next request travels out), few enough that Ollama's own queue per
+/// model stays bounded.
+pub const DEFAULT_STAGED: usize = 8;
 
 /// Environment variable naming the listen address.
 pub const ENV_LISTEN: &str = "WARMLINE_LISTEN";
@@ -205,6 +214,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawConcurrency {
     pub per_model: Option<usize>,
+    pub staged: Option<usize>,
     pub queue: Option<usize>,
     pub max_wait: Option<String>,
 }
@@ -438,8 +448,12 @@ impl RawConfig {
                 "60s",
             )?,
         };
+        let per_model = self.concurrency.per_model.unwrap_or(1);
+        // Slots = what the host runs at once plus what may wait at the host itself.
+        let staged = self.concurrency.staged.unwrap_or(DEFAULT_STAGED);
         let concurrency = crate::admission::ConcurrencyConfig {
-            per_model: std::num::NonZeroUsize::new(self.concurrency.per_model.unwrap_or(1))
+            per_model: std::num::NonZeroUsize::new(per_model)
+                .and_then(|n| n.checked_add(staged))
                 .ok_or_else(|| {
                     ConfigError::invalid("concurrency.per_model", "must be at least 1")
                 })?,
