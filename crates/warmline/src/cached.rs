@@ -188,7 +188,9 @@ async fn respond(
                 }
                 Event::End(_) | Event::Head(_) => None,
             }
-        });
+        })
+        // Body adapters (compression among them) may poll once more after the end.
+        .fuse();
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = head.status;
     *response.headers_mut() = head.headers;
