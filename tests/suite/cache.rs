@@ -310,3 +310,26 @@ async fn every_response_says_what_the_cache_did() {
     assert_eq!(response.headers()["x-warmline-cache"], "bypass");
     assert!(!gw_off.cache_stats().await.enabled);
 }
+
+/// Regression: compressing a cached-path answer polled its body stream once more
+/// after the end, which panicked and cut the connection (found by the Python client
+/// suite, which always sends `Accept-Encoding`).
+#[tokio::test]
+async fn compressed_misses_and_hits_complete() {
+    let sim = simulator_with(sim_config(0)).await;
+    let gw = gateway(&[sim.url()], |_| {}).await;
+    ready(&gw, &sim.url()).await;
+    for expected in ["miss", "hit"] {
+        let response = client()
+            .post(format!("{}/api/show", gw.url()))
+            .header("accept-encoding", "gzip")
+            .body(r#"{"model":"llama3.2"}"#)
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.headers()["x-warmline-cache"], expected);
+        assert_eq!(response.headers()["content-encoding"], "gzip");
+        let body = response.bytes().await.expect("the whole compressed body");
+        assert!(body.starts_with(&[0x1f, 0x8b]), "gzip magic");
+    }
+}

@@ -605,3 +605,80 @@ async fn foreign_host_names_are_refused_on_loopback() {
         assert_eq!(response.status(), 200, "{host}");
     }
 }
+
+#[tokio::test]
+async fn whole_answers_are_compressed_on_request_and_streams_never_are() {
+    let big = serde_json::json!({ "models": vec!["x".repeat(64); 100] }).to_string();
+    let whole = big.clone();
+    let mock = Mock::serve(
+        Router::new()
+            .route(
+                "/api/tags",
+                any(move || {
+                    let whole = whole.clone();
+                    async move {
+                        Response::builder()
+                            .header("content-type", "application/json; charset=utf-8")
+                            .body(Body::from(whole))
+                            .expect("response")
+                    }
+                }),
+            )
+            .route(
+                "/api/chat",
+                post(move || async move {
+                    let lines = (0..50).map(|i| {
+                        Ok::<_, Infallible>(Bytes::from(format!(
+                            "{{\"n\":{i},\"pad\":\"{}\"}}\n",
+                            "y".repeat(64)
+                        )))
+                    });
+                    Response::builder()
+                        .header("content-type", "application/x-ndjson")
+                        .body(Body::from_stream(futures_util::stream::iter(lines)))
+                        .expect("response")
+                }),
+            ),
+    )
+    .await;
+    let gw = gateway(std::slice::from_ref(&mock.url), |_| {}).await;
+
+    let raw = client()
+        .get(format!("{}/api/tags", gw.url()))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(raw.headers()["content-encoding"], "gzip");
+    let compressed = raw.bytes().await.expect("body");
+    assert!(
+        compressed.len() < big.len() / 4,
+        "{} vs {}",
+        compressed.len(),
+        big.len()
+    );
+
+    let plain = client()
+        .get(format!("{}/api/tags", gw.url()))
+        .send()
+        .await
+        .expect("response");
+    assert!(
+        plain.headers().get("content-encoding").is_none(),
+        "only when asked"
+    );
+    assert_eq!(plain.text().await.expect("body"), big);
+
+    let stream = client()
+        .post(format!("{}/api/chat", gw.url()))
+        .header("accept-encoding", "gzip, br")
+        .body(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"options":{"temperature":0.8}}"#)
+        .send()
+        .await
+        .expect("response");
+    assert!(
+        stream.headers().get("content-encoding").is_none(),
+        "streams are never compressed"
+    );
+    assert_eq!(stream.text().await.expect("body").lines().count(), 50);
+}

@@ -6,6 +6,7 @@
 //!
 //! ```text
 //!   client ──▶ origin + Host check / CORS ──▶ rate limit per client IP (429)
+//!                                  ──▶ gzip/brotli of whole answers (if asked)
 //!                                  ──▶ /warmline/*, /metrics  (Warmline's own)
 //!                                  └─▶ proxy ─┬─▶ cacheable POST: cache / coalescing
 //!                                             └─▶ upstream Ollama (least busy)
@@ -24,6 +25,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{
+    DefaultPredicate, NotForContentType, Predicate, SizeAbove,
+};
+
 use crate::admission::ClientLimiter;
 use crate::cache::{self, CacheStats, Purged};
 use crate::config::Config;
@@ -150,6 +156,16 @@ fn router(shared: Arc<Shared>, origins: Arc<OriginPolicy>) -> Router {
         .fallback(|State(shared): State<Arc<Shared>>, request: Request| {
             proxy::forward(Arc::clone(&shared.proxy), request)
         })
+        // Compression of whole answers only: never a stream (NDJSON, SSE), never an
+        // answer the upstream already encoded, never a small one. Byte-faithful
+        // still holds after decoding, and clients that do not ask get no change.
+        .layer(
+            CompressionLayer::new().compress_when(
+                DefaultPredicate::new()
+                    .and(NotForContentType::const_new("application/x-ndjson"))
+                    .and(SizeAbove::new(COMPRESS_ABOVE)),
+            ),
+        )
         // Rate limit per client address inside the origin check: a refused origin
         // or foreign Host spends no client's tokens.
         .layer(axum::middleware::from_fn_with_state(limiter, rate_limit))
@@ -173,6 +189,10 @@ async fn rate_limit(
         }
     }
 }
+
+/// Answers smaller than this are sent as they are: compressing them costs more
+/// time than the bytes it saves on a local link.
+const COMPRESS_ABOVE: u16 = 1024;
 
 /// Starts gateways.
 #[derive(Debug)]
