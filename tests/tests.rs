@@ -7,6 +7,7 @@
 //! - `redis`: the shared Redis tier with a real `redis-server`.
 //! - `failover`: retries across several upstreams, circuit breakers.
 //! - `limits`: per-model concurrency and queue, per-client rate limit.
+//! - `auth`: bearer tokens and identities.
 
 #[path = "suite/proxy.rs"]
 mod proxy;
@@ -28,3 +29,6 @@ mod failover;
 
 #[path = "suite/limits.rs"]
 mod limits;
+
+#[path = "suite/auth.rs"]
+mod auth;

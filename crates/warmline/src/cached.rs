@@ -41,6 +41,12 @@ pub(crate) async fn serve(
     finish: Finish,
 ) -> Response {
     let flavor = Flavor::of(request.uri().path());
+    // Identities never share cache entries or flights: the identity is the key's
+    // partition ("" without authentication).
+    let partition = request
+        .extensions()
+        .get::<crate::auth::Identity>()
+        .map(|identity| Arc::clone(&identity.0));
     let (parts, body) = request.into_parts();
     let body = match read_body(body, &parts.headers, proxy.max_body()).await {
         Ok(body) => body,
@@ -51,7 +57,12 @@ pub(crate) async fn serve(
         }
     };
     let plan = match &proxy.cache {
-        Some(cache) => cache.plan(route, &parts.headers, &body, ""),
+        Some(cache) => cache.plan(
+            route,
+            &parts.headers,
+            &body,
+            partition.as_deref().unwrap_or(""),
+        ),
         None => Plan::Bypass("disabled"),
     };
     let (cache, lookup) = match (plan, &proxy.cache) {

@@ -53,6 +53,10 @@
 //! per_second = 10
 //! burst = 20
 //! loopback = false      # also limit loopback clients
+//!
+//! [auth]                # required when listening on a non-loopback address
+//! token = "..."         # identity "default" (also WARMLINE_TOKEN)
+//! tokens = [{ name = "alice", token = "..." }]   # one identity each; the cache keeps them apart
 //! ```
 
 use std::net::SocketAddr;
@@ -79,6 +83,8 @@ pub const DEFAULT_STAGED: usize = 8;
 pub const ENV_LISTEN: &str = "WARMLINE_LISTEN";
 /// Environment variable naming the upstreams, comma-separated.
 pub const ENV_UPSTREAMS: &str = "WARMLINE_UPSTREAMS";
+/// Environment variable holding a bearer token (identity "default").
+pub const ENV_TOKEN: &str = "WARMLINE_TOKEN";
 /// Environment variable naming the shared Redis cache tier.
 pub const ENV_REDIS: &str = "WARMLINE_REDIS";
 
@@ -122,6 +128,8 @@ pub struct Config {
     pub concurrency: crate::admission::ConcurrencyConfig,
     /// Per-client-IP rate limit.
     pub rate_limit: crate::admission::RateConfig,
+    /// Bearer tokens; empty = no authentication (loopback only).
+    pub tokens: Vec<crate::auth::Token>,
 }
 
 /// Response cache and coalescing settings.
@@ -208,6 +216,45 @@ pub struct RawConfig {
     pub concurrency: RawConcurrency,
     #[serde(default)]
     pub rate_limit: RawRateLimit,
+    #[serde(default)]
+    pub auth: RawAuth,
+}
+
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// One token, identity "default" (also `WARMLINE_TOKEN`, `--token`).
+    pub token: Option<String>,
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
+}
+
+impl std::fmt::Debug for RawAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawAuth")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field(
+                "tokens",
+                &self.tokens.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    pub name: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for RawToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawToken")
+            .field("name", &self.name)
+            .field("token", &"***")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -337,6 +384,9 @@ impl RawConfig {
         }
         if let Some(redis) = var(ENV_REDIS).filter(|v| !v.trim().is_empty()) {
             self.cache.redis = Some(redis);
+        }
+        if let Some(token) = var(ENV_TOKEN).filter(|v| !v.trim().is_empty()) {
+            self.auth.token = Some(token);
         }
     }
 
@@ -475,6 +525,50 @@ impl RawConfig {
             exempt_loopback: !self.rate_limit.loopback.unwrap_or(false),
             ..rate_defaults
         };
+        let mut tokens: Vec<crate::auth::Token> = Vec::new();
+        if let Some(token) = self
+            .auth
+            .token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            tokens.push(crate::auth::Token {
+                name: "default".into(),
+                secret: token.to_owned(),
+            });
+        }
+        for (i, raw) in self.auth.tokens.iter().enumerate() {
+            let field = format!("auth.tokens[{i}]");
+            if raw.name.trim().is_empty() || raw.token.trim().len() < 8 {
+                return Err(ConfigError::invalid(
+                    field,
+                    "each token needs a name and a secret of at least 8 characters",
+                ));
+            }
+            if tokens
+                .iter()
+                .any(|t| t.name == raw.name || t.secret == raw.token)
+            {
+                return Err(ConfigError::invalid(
+                    field,
+                    "token names and secrets must be unique",
+                ));
+            }
+            tokens.push(crate::auth::Token {
+                name: raw.name.clone(),
+                secret: raw.token.clone(),
+            });
+        }
+        if !listen.ip().is_loopback() && tokens.is_empty() {
+            return Err(ConfigError::invalid(
+                "listen",
+                format!(
+                    "{listen} is reachable from other machines, so a bearer token is required: \
+                     set auth.token (or WARMLINE_TOKEN), or listen on 127.0.0.1"
+                ),
+            ));
+        }
         Ok(Config {
             listen,
             upstreams,
@@ -490,6 +584,7 @@ impl RawConfig {
             breaker,
             concurrency,
             rate_limit,
+            tokens,
         })
     }
 }
@@ -708,6 +803,24 @@ mod tests {
         let raw = RawConfig::from_toml("[limits]\nmax_body = \"12 parsecs\"").expect("toml");
         let err = raw.validate().expect_err("unit").to_string();
         assert!(err.starts_with("limits.max_body: "), "{err}");
+    }
+
+    #[test]
+    fn a_non_loopback_listener_needs_a_token() {
+        let raw = RawConfig::from_toml("listen = \"0.0.0.0:11435\"").expect("toml");
+        let err = raw.validate().expect_err("no token").to_string();
+        assert!(
+            err.starts_with("listen: ") && err.contains("token"),
+            "{err}"
+        );
+        let mut raw = RawConfig::from_toml("listen = \"0.0.0.0:11435\"").expect("toml");
+        raw.apply_env(|name| (name == ENV_TOKEN).then(|| "a-long-secret".to_owned()));
+        let config = raw.validate().expect("valid with a token");
+        assert_eq!(config.tokens[0].name, "default");
+        assert!(
+            !format!("{config:?}").contains("a-long-secret"),
+            "secrets never in Debug"
+        );
     }
 
     #[test]

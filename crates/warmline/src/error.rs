@@ -94,6 +94,8 @@ pub enum Error {
     #[error(transparent)]
     Origin(#[from] OriginError),
     #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
     Queue(#[from] crate::admission::Rejected),
     #[error(transparent)]
     RateLimited(#[from] crate::admission::RateLimited),
@@ -113,6 +115,7 @@ impl Error {
             Error::Proxy(ProxyError::BreakerOpen { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Proxy(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Error::Origin(_) => StatusCode::FORBIDDEN,
+            Error::Auth(_) => StatusCode::UNAUTHORIZED,
             Error::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Config(_) => StatusCode::BAD_REQUEST,
@@ -134,6 +137,7 @@ impl Error {
                 ProxyError::BreakerOpen { .. } => "breaker_open",
                 ProxyError::ClientBody(_) => "client_body",
             },
+            Error::Auth(_) => "unauthorized",
             Error::Queue(rejected) => rejected.kind(),
             Error::RateLimited(limited) => limited.kind(),
             Error::Origin(OriginError::NotAllowed(_)) => "origin_forbidden",

@@ -6,6 +6,7 @@
 //!
 //! ```text
 //!   client ──▶ origin + Host check / CORS ──▶ rate limit per client IP (429)
+//!                                  ──▶ bearer token, when configured (401)
 //!                                  ──▶ gzip/brotli of whole answers (if asked)
 //!                                  ──▶ /warmline/*, /metrics  (Warmline's own)
 //!                                  └─▶ proxy ─┬─▶ cacheable POST: cache / coalescing
@@ -31,6 +32,7 @@ use tower_http::compression::predicate::{
 };
 
 use crate::admission::ClientLimiter;
+use crate::auth::{self, Tokens};
 use crate::cache::{self, CacheStats, Purged};
 use crate::config::Config;
 use crate::error::Error;
@@ -140,7 +142,7 @@ pub struct Health {
 
 /// Builds the request stack. Layers are applied outermost-last, so read the
 /// `.layer` calls bottom-up for the order a request meets them.
-fn router(shared: Arc<Shared>, origins: Arc<OriginPolicy>) -> Router {
+fn router(shared: Arc<Shared>, origins: Arc<OriginPolicy>, tokens: Arc<Tokens>) -> Router {
     let limiter = Arc::clone(&shared.limiter);
     Router::new()
         .route("/warmline/health", get(admin::health))
@@ -166,6 +168,9 @@ fn router(shared: Arc<Shared>, origins: Arc<OriginPolicy>) -> Router {
                     .and(SizeAbove::new(COMPRESS_ABOVE)),
             ),
         )
+        // Authentication before anything that serves or spends: an unauthenticated
+        // request reaches no route, no cache entry and no upstream.
+        .layer(axum::middleware::from_fn_with_state(tokens, auth::layer))
         // Rate limit per client address inside the origin check: a refused origin
         // or foreign Host spends no client's tokens.
         .layer(axum::middleware::from_fn_with_state(limiter, rate_limit))
@@ -261,6 +266,7 @@ impl Gateway {
         let app = router(
             Arc::clone(&shared),
             Arc::new(OriginPolicy::new(&config.origins).with_host_check(listen.ip().is_loopback())),
+            Arc::new(Tokens::new(config.tokens.clone())),
         );
         let listener = listener.tap_io(|tcp| {
             // Streams are many small writes: never let Nagle hold a token back.

@@ -30,6 +30,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod auth;
 pub mod bench;
 pub mod breaker;
 pub mod cache;
