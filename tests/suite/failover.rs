@@ -232,3 +232,74 @@ async fn traffic_leaves_a_host_whose_breaker_opened() {
         "no more traffic to the host with the open breaker"
     );
 }
+
+/// The issue's fault run, with real simulator daemons: one host answers 10 % of
+/// generations with a 500; over 5,000 non-streaming requests the client sees at
+/// most 0.1 % errors.
+#[tokio::test]
+async fn a_flaky_host_costs_clients_almost_nothing() {
+    let flaky = warmline_tests::sim_daemon(&[("SIM_ERROR_RATE", "0.1")]);
+    let steady = warmline_tests::sim_daemon(&[]);
+    let gw = gateway(&[flaky.url.clone(), steady.url.clone()], |c| {
+        c.cache.enabled = false
+    })
+    .await;
+    let url = gw.url();
+    let client = client();
+    let mut errors = 0usize;
+    for batch in 0..250 {
+        let requests = (0..20).map(|i| {
+            let body = format!(
+                r#"{{"model":"llama3.2","prompt":"q{}","stream":false}}"#,
+                batch * 20 + i
+            );
+            client.post(format!("{url}/api/generate")).body(body).send()
+        });
+        for response in futures_util::future::join_all(requests).await {
+            let ok = response.is_ok_and(|r| r.status() == 200);
+            errors += usize::from(!ok);
+        }
+    }
+    assert!(errors <= 5, "{errors} of 5000 requests failed");
+    assert!(
+        gw.stats().upstream.retries > 0,
+        "the flaky host's 500s were retried"
+    );
+}
+
+/// A host killed mid-stream: the native stream ends with Ollama's in-stream error
+/// line (no hang), and nothing is cached.
+#[tokio::test]
+async fn a_host_killed_mid_stream_ends_the_stream_with_an_error_line() {
+    let mut sim = warmline_tests::sim_daemon(&[("SIM_TOKEN_DELAY_MS", "50"), ("SIM_TOKENS", "40")]);
+    let gw = gateway(std::slice::from_ref(&sim.url), |_| {}).await;
+    let body = r#"{"model":"llama3.2","prompt":"long","options":{"temperature":0}}"#;
+    let mut response = client()
+        .post(format!("{}/api/generate", gw.url()))
+        .body(body)
+        .send()
+        .await
+        .expect("response");
+    let mut text = response
+        .chunk()
+        .await
+        .expect("chunk")
+        .map(|c| c.to_vec())
+        .unwrap_or_default();
+    let _ = sim.child.kill();
+    let rest = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            text.extend_from_slice(&chunk);
+        }
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ended instead of hanging");
+    let text = String::from_utf8_lossy(&text);
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("{\"error\":"), "{text}");
+    assert_eq!(
+        gw.cache_stats().await.stores,
+        0,
+        "a broken stream is never cached"
+    );
+}
