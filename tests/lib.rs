@@ -54,8 +54,8 @@ pub struct Mock {
 
 impl Mock {
     /// Serves `router`, counting in `hits` every request it receives except the
-    /// gateway's own background traffic: health probes (`HEAD /`) and the cache's
-    /// model listing (`GET /api/tags`).
+    /// gateway's own background traffic: health probes (`HEAD /`) and model
+    /// listings (`GET /api/tags`, `GET /api/ps`).
     pub async fn serve(router: axum::Router) -> Mock {
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&hits);
@@ -63,7 +63,8 @@ impl Mock {
             move |request: axum::extract::Request, next: axum::middleware::Next| {
                 let (method, path) = (request.method(), request.uri().path());
                 let probe = (method == axum::http::Method::HEAD && path == "/")
-                    || (method == axum::http::Method::GET && path == "/api/tags");
+                    || (method == axum::http::Method::GET
+                        && (path == "/api/tags" || path == "/api/ps"));
                 if !probe {
                     counter.fetch_add(1, Ordering::SeqCst);
                 }

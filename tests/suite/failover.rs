@@ -36,12 +36,23 @@ async fn status_of(url: &str, path: &str, body: &str) -> (u16, String) {
     )
 }
 
-/// A mock answering every POST /api/chat with `status` and a JSON error.
+/// A mock answering every POST /api/chat with `status` and a JSON error, while
+/// listing `llama3.2` as installed (so model-aware routing considers it).
 async fn failing(status: StatusCode) -> Mock {
-    Mock::serve(Router::new().route(
-        "/api/chat",
-        post(move || async move { (status, r#"{"error":"mock failure"}"#) }),
-    ))
+    Mock::serve(
+        Router::new()
+            .route(
+                "/api/chat",
+                post(move || async move { (status, r#"{"error":"mock failure"}"#) }),
+            )
+            .route(
+                "/api/tags",
+                axum::routing::get(|| async {
+                    r#"{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest","digest":"0"}]}"#
+                }),
+            )
+            .route("/api/ps", axum::routing::get(|| async { r#"{"models":[]}"# })),
+    )
     .await
 }
 
@@ -302,4 +313,62 @@ async fn a_host_killed_mid_stream_ends_the_stream_with_an_error_line() {
         0,
         "a broken stream is never cached"
     );
+}
+
+fn sim_with_models(models: &[&str]) -> ollama_sim::SimConfig {
+    ollama_sim::SimConfig {
+        models: models.iter().map(|m| (*m).to_owned()).collect(),
+        ..ollama_sim::SimConfig::default()
+    }
+}
+
+/// Model-aware routing: a request goes only to hosts that have its model, and a
+/// "model not found" from a host that does not is retried where the model is.
+#[tokio::test]
+async fn requests_go_to_hosts_that_have_their_model() {
+    let only_llama = warmline_tests::simulator_with(sim_with_models(&["llama3.2:latest"])).await;
+    let only_qwen = warmline_tests::simulator_with(sim_with_models(&["qwen3:0.6b"])).await;
+    let gw = gateway(&[only_llama.url(), only_qwen.url()], |c| {
+        c.timeouts.health_interval = Duration::from_millis(50);
+    })
+    .await;
+    let qwen = r#"{"model":"qwen3:0.6b","messages":[{"role":"user","content":"hi"}],"stream":false,"think":false}"#;
+    // Let the model lists be read (every 50 ms here) a few times.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    only_llama.reset_counters();
+    only_qwen.reset_counters();
+    for _ in 0..20 {
+        let (status, body) = status_of(&gw.url(), "/api/chat", qwen).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = status_of(&gw.url(), "/api/chat", CHAT).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let chats = |sim: &ollama_sim::SimHandle| {
+        sim.counters()
+            .requests
+            .get("/api/chat")
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        chats(&only_qwen),
+        20,
+        "only qwen requests reached the qwen host"
+    );
+    assert_eq!(
+        chats(&only_llama),
+        20,
+        "only llama requests reached the llama host"
+    );
+    assert_eq!(
+        gw.stats().upstream.retries,
+        0,
+        "no request was sent to the wrong host"
+    );
+    // An unknown model still gets the upstream's own 404.
+    let missing =
+        r#"{"model":"no-such-model","messages":[{"role":"user","content":"hi"}],"stream":false}"#;
+    let (status, body) = status_of(&gw.url(), "/api/chat", missing).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no-such-model"), "{body}");
 }

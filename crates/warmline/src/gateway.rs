@@ -239,6 +239,11 @@ impl Gateway {
                 .connect
                 .max(std::time::Duration::from_secs(1)),
         ))];
+        background.push(tokio::spawn(upstream::run_model_refresh(
+            Arc::clone(&proxy.upstreams),
+            proxy.client.clone(),
+            config.timeouts.health_interval,
+        )));
         // Forget clients whose buckets are full again, so memory stays bounded.
         background.push(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -308,7 +313,8 @@ struct Inner {
     tasks: Mutex<Option<Tasks>>,
 }
 
-/// The server task and the background tasks (health checks, model digests).
+/// The server task and the background tasks (health checks, model lists and
+/// digests, rate-limit housekeeping).
 type Tasks = (JoinHandle<()>, Vec<JoinHandle<()>>);
 
 impl Drop for Inner {

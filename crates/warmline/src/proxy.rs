@@ -20,7 +20,8 @@
 //! - with several upstreams, a refused or reset connection, a connect timeout or a
 //!   5xx answer is retried once on another reachable host — only before anything
 //!   reached the client, within the same `timeouts.first_byte` budget, and only for
-//!   bodies held whole (up to `limits.retry_body`); 4xx answers are never retried;
+//!   bodies held whole (up to `limits.retry_body`); a 404 for a model is retried on
+//!   a host that lists the model; other 4xx answers are never retried;
 //! - the upstream goes silent mid-stream for `timeouts.idle`, or breaks the
 //!   connection: an NDJSON stream ends with Ollama's own in-stream error line
 //!   (`{"error":"..."}`), an SSE stream ends without `[DONE]` (as Ollama's does),
@@ -275,12 +276,12 @@ pub(crate) async fn send(
 
     // One budget for the whole exchange, failover included: timeouts never stack.
     let deadline = tokio::time::Instant::now() + proxy.first_byte_timeout;
-    let Some(first) = proxy.upstreams.pick().cloned() else {
+    let Some(first) = proxy.upstreams.pick(model).cloned() else {
         let (hosts, retry_after) = proxy.upstreams.all_open();
         return Err(ProxyError::BreakerOpen { hosts, retry_after }.into());
     };
     let retry_to = match &body {
-        OutBody::Bytes(_) => proxy.upstreams.pick_other(&first).cloned(),
+        OutBody::Bytes(_) => proxy.upstreams.pick_other(&first, model).cloned(),
         OutBody::Stream(_) => None,
     };
     let Some(second) = retry_to else {
@@ -299,15 +300,24 @@ pub(crate) async fn send(
         model,
     )
     .await;
-    let reason = match &result {
+    let (reason, second) = match &result {
         Ok((response, _)) if response.status().is_server_error() => {
-            format!("answered {}", response.status())
+            (format!("answered {}", response.status()), second)
+        }
+        // "Model not found" from a host whose list does not have it: another
+        // host that lists the model can answer.
+        Ok((response, _)) if response.status() == http::StatusCode::NOT_FOUND => {
+            let elsewhere = model.and_then(|m| proxy.upstreams.pick_with_model(&first, m));
+            match elsewhere {
+                Some(host) => ("does not have the model".to_owned(), Arc::clone(host)),
+                None => return result,
+            }
         }
         Err(Error::Proxy(
             err @ (ProxyError::Unreachable { .. }
             | ProxyError::ConnectTimeout { .. }
             | ProxyError::Protocol { .. }),
-        )) => err.to_string(),
+        )) => (err.to_string(), second),
         _ => return result,
     };
     // Nothing has reached the client yet: try the other host once.

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::admission::{ConcurrencyConfig, ModelSlots, Slots};
@@ -31,6 +32,9 @@ pub struct Upstream {
     pub breaker: Breaker,
     /// Bounds requests in flight per model on this host (see [`crate::admission`]).
     pub slots: Slots,
+    /// Models installed and loaded on this host, refreshed from `/api/tags` and
+    /// `/api/ps` ([`run_model_refresh`]); unknown until the first refresh.
+    models: ArcSwap<HostModels>,
     /// The URL as a prefix for request paths: scheme, authority and any base path,
     /// without a trailing slash.
     base: String,
@@ -50,6 +54,7 @@ impl Upstream {
             url,
             breaker,
             slots: Slots::new(concurrency),
+            models: ArcSwap::from_pointee(HostModels::default()),
             base,
             in_flight: AtomicUsize::new(0),
             // Optimistic until the first probe says otherwise: a gateway started
@@ -84,6 +89,17 @@ impl Upstream {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Relaxed)
+    }
+
+    /// Whether this host has `model` installed; `None` until its list is known.
+    pub fn has_model(&self, model: &str) -> Option<bool> {
+        let models = self.models.load();
+        models.known.then(|| models.installed.contains(model))
+    }
+
+    /// Whether `model` is loaded (in memory) on this host, as last seen.
+    pub fn has_loaded(&self, model: &str) -> bool {
+        self.models.load().loaded.contains(model)
     }
 
     /// Counts a request as outstanding on this host until the guard is dropped.
@@ -125,6 +141,11 @@ impl Upstream {
             in_flight: self.in_flight(),
             breaker: self.breaker.snapshot(),
             models: self.slots.snapshot(),
+            loaded: {
+                let mut loaded: Vec<String> = self.models.load().loaded.iter().cloned().collect();
+                loaded.sort();
+                loaded
+            },
         }
     }
 }
@@ -152,6 +173,16 @@ pub struct UpstreamHealth {
     pub breaker: Snapshot,
     /// Per model with requests in flight or queued: slots in use and queue length.
     pub models: Vec<ModelSlots>,
+    /// Models loaded on this host, as `/api/ps` last said.
+    pub loaded: Vec<String>,
+}
+
+/// What a host has installed and loaded (normalised model names).
+#[derive(Debug, Default)]
+struct HostModels {
+    known: bool,
+    installed: std::collections::HashSet<String>,
+    loaded: std::collections::HashSet<String>,
 }
 
 /// The configured upstreams.
@@ -181,20 +212,41 @@ impl UpstreamSet {
         &self.hosts
     }
 
-    /// The host for the next request: the least busy of those that are reachable
-    /// and whose breaker is not open (first listed wins ties); else the least busy
-    /// host whose breaker is not open, reachable or not, so the client learns the
-    /// real cause from the attempt. `None` when every host's breaker is open.
-    pub fn pick(&self) -> Option<&Arc<Upstream>> {
-        let admitting = |h: &&Arc<Upstream>| h.breaker.state() != State::Open;
-        let least = |reachable_only: bool| {
-            self.hosts
-                .iter()
-                .filter(admitting)
-                .filter(|h| !reachable_only || h.is_reachable())
-                .min_by_key(|h| h.in_flight())
-        };
-        least(true).or_else(|| least(false))
+    /// The host for the next request for `model` (if the request names one).
+    ///
+    /// Candidates are the hosts whose breaker is not open; for a model, only those
+    /// that have it installed when any host is known to (otherwise all, so the
+    /// upstream's own 404 reaches the client). Among them, reachable hosts first,
+    /// then hosts that already have the model loaded (no cold load), then the
+    /// fewest outstanding requests; the first listed wins ties. An unreachable host
+    /// is still chosen when it is the only candidate, so the client learns the real
+    /// cause from the attempt. `None` when every host's breaker is open.
+    pub fn pick(&self, model: Option<&str>) -> Option<&Arc<Upstream>> {
+        self.candidates(model, None).min_by_key(|h| {
+            (
+                !h.is_reachable(),
+                model.is_some_and(|m| !h.has_loaded(m)),
+                h.in_flight(),
+            )
+        })
+    }
+
+    /// Hosts that may serve `model`, excluding `tried`.
+    fn candidates<'a, 'm>(
+        &'a self,
+        model: Option<&'m str>,
+        tried: Option<&'m Arc<Upstream>>,
+    ) -> impl Iterator<Item = &'a Arc<Upstream>> + 'm
+    where
+        'a: 'm,
+    {
+        let someone_has_it =
+            model.is_some_and(|m| self.hosts.iter().any(|h| h.has_model(m) == Some(true)));
+        self.hosts.iter().filter(move |h| {
+            h.breaker.state() != State::Open
+                && tried.is_none_or(|t| !Arc::ptr_eq(h, t))
+                && !(someone_has_it && model.is_some_and(|m| h.has_model(m) != Some(true)))
+        })
     }
 
     /// Why no host can be tried: every breaker is open. Names each host and when it
@@ -217,18 +269,75 @@ impl UpstreamSet {
         (hosts.join(", "), soonest)
     }
 
-    /// The least busy reachable host other than `tried`, for a retry.
-    pub fn pick_other(&self, tried: &Arc<Upstream>) -> Option<&Arc<Upstream>> {
-        self.hosts
-            .iter()
-            .filter(|h| !Arc::ptr_eq(h, tried) && h.is_reachable())
-            .filter(|h| h.breaker.state() != State::Open)
-            .min_by_key(|h| h.in_flight())
+    /// The best reachable host other than `tried`, for a retry.
+    pub fn pick_other(&self, tried: &Arc<Upstream>, model: Option<&str>) -> Option<&Arc<Upstream>> {
+        self.candidates(model, Some(tried))
+            .filter(|h| h.is_reachable())
+            .min_by_key(|h| (model.is_some_and(|m| !h.has_loaded(m)), h.in_flight()))
+    }
+
+    /// A reachable host other than `tried` known to have `model` installed: where
+    /// a "model not found" answer is retried.
+    pub fn pick_with_model(&self, tried: &Arc<Upstream>, model: &str) -> Option<&Arc<Upstream>> {
+        self.pick_other(tried, Some(model))
+            .filter(|h| h.has_model(model) == Some(true))
     }
 
     pub fn health(&self) -> Vec<UpstreamHealth> {
         self.hosts.iter().map(|h| h.health()).collect()
     }
+}
+
+/// Keeps every host's installed and loaded models fresh from its `/api/tags` and
+/// `/api/ps`, each `interval`, until the task is aborted. A host that does not
+/// answer keeps its last lists.
+pub async fn run_model_refresh(set: Arc<UpstreamSet>, client: reqwest::Client, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let refreshes = set.hosts().iter().map(|host| refresh_models(host, &client));
+        futures_util::future::join_all(refreshes).await;
+    }
+}
+
+async fn refresh_models(host: &Upstream, client: &reqwest::Client) {
+    let (Some(installed), Some(loaded)) = (
+        model_names(client, &host.target("/api/tags")).await,
+        model_names(client, &host.target("/api/ps")).await,
+    ) else {
+        return;
+    };
+    host.models.store(Arc::new(HostModels {
+        known: true,
+        installed,
+        loaded,
+    }));
+}
+
+/// The normalised `model` names of an Ollama model list, `None` on any failure.
+async fn model_names(
+    client: &reqwest::Client,
+    url: &str,
+) -> Option<std::collections::HashSet<String>> {
+    let response = client
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let list: serde_json::Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+    Some(
+        list.get("models")?
+            .as_array()?
+            .iter()
+            .filter_map(|m| m.get("model").or_else(|| m.get("name"))?.as_str())
+            .filter_map(|name| crate::cache::key::normalise_model_name(name).ok())
+            .collect(),
+    )
 }
 
 /// Probes every upstream with `HEAD /` each `interval` until the task is aborted.
@@ -284,9 +393,15 @@ mod tests {
         let set = set(3);
         let _a = set.hosts()[0].begin();
         let _b = set.hosts()[1].begin();
-        assert_eq!(set.pick().expect("a host").base(), "http://127.0.0.1:10002");
+        assert_eq!(
+            set.pick(None).expect("a host").base(),
+            "http://127.0.0.1:10002"
+        );
         set.hosts()[2].mark_down("refused".into());
-        assert_eq!(set.pick().expect("a host").base(), "http://127.0.0.1:10000");
+        assert_eq!(
+            set.pick(None).expect("a host").base(),
+            "http://127.0.0.1:10000"
+        );
     }
 
     #[tokio::test]
@@ -296,26 +411,29 @@ mod tests {
             host.mark_down("refused".into());
         }
         let _busy = set.hosts()[0].begin();
-        assert_eq!(set.pick().expect("a host").base(), "http://127.0.0.1:10001");
+        assert_eq!(
+            set.pick(None).expect("a host").base(),
+            "http://127.0.0.1:10001"
+        );
     }
 
     #[tokio::test]
     async fn a_retry_goes_to_another_reachable_host_or_nowhere() {
         let set = set(3);
-        let first = Arc::clone(set.pick().expect("a host"));
-        let other = set.pick_other(&first).expect("another host");
+        let first = Arc::clone(set.pick(None).expect("a host"));
+        let other = set.pick_other(&first, None).expect("another host");
         assert!(!Arc::ptr_eq(other, &first));
         for host in set.hosts().iter().filter(|h| !Arc::ptr_eq(h, &first)) {
             host.mark_down("refused".into());
         }
-        assert!(set.pick_other(&first).is_none());
+        assert!(set.pick_other(&first, None).is_none());
         let single = UpstreamSet::new(
             &[first.url().clone()],
             &BreakerConfig::default(),
             &ConcurrencyConfig::default(),
         );
-        let only = single.pick().expect("a host");
-        assert!(single.pick_other(only).is_none());
+        let only = single.pick(None).expect("a host");
+        assert!(single.pick_other(only, None).is_none());
     }
 
     #[tokio::test]
@@ -338,13 +456,50 @@ mod tests {
             }
             tokio::task::yield_now().await;
         }
-        assert!(set.pick().is_none());
+        assert!(set.pick(None).is_none());
         let (named, retry) = set.all_open();
         assert!(
             named.contains("http://127.0.0.1:1 (retry in 60s)"),
             "{named}"
         );
         assert!(retry > std::time::Duration::from_secs(59));
+    }
+
+    fn knows(host: &Upstream, installed: &[&str], loaded: &[&str]) {
+        host.models.store(Arc::new(HostModels {
+            known: true,
+            installed: installed.iter().map(|m| (*m).to_owned()).collect(),
+            loaded: loaded.iter().map(|m| (*m).to_owned()).collect(),
+        }));
+    }
+
+    #[tokio::test]
+    async fn a_model_goes_to_a_host_that_has_it_loaded_if_possible() {
+        let set = set(3);
+        let [a, b, c] = [&set.hosts()[0], &set.hosts()[1], &set.hosts()[2]];
+        knows(a, &["x:latest"], &[]);
+        knows(b, &["x:latest", "y:latest"], &["y:latest"]);
+        knows(c, &["y:latest"], &["y:latest"]);
+        assert_eq!(
+            set.pick(Some("z:latest")).expect("host").base(),
+            a.base(),
+            "nobody has it: all"
+        );
+        let _busy = b.begin();
+        assert_eq!(set.pick(Some("x:latest")).expect("host").base(), a.base());
+        assert_eq!(
+            set.pick(Some("y:latest")).expect("host").base(),
+            c.base(),
+            "loaded, then least busy"
+        );
+        let _busier = c.begin();
+        let _busiest = c.begin();
+        assert_eq!(set.pick(Some("y:latest")).expect("host").base(), b.base());
+        assert_eq!(
+            set.pick_with_model(b, "x:latest").expect("host").base(),
+            a.base()
+        );
+        assert!(set.pick_with_model(a, "z:latest").is_none());
     }
 
     #[tokio::test]
