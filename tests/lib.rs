@@ -90,6 +90,21 @@ impl Drop for Mock {
     }
 }
 
+/// An `application/x-ndjson` response streaming `body`, as Ollama's native
+/// streams are framed.
+pub fn ndjson<S, E>(body: S) -> axum::response::Response
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut response = axum::response::Response::new(axum::body::Body::from_stream(body));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}
+
 /// A URL on which nothing listens (bound, then closed).
 pub async fn dead_url() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -5,13 +5,11 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::post;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use warmline_tests::{Mock, dead_url, gateway, simulator};
+use warmline_tests::{Mock, dead_url, gateway, ndjson, simulator};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -137,10 +135,7 @@ async fn a_stream_that_already_started_is_never_retried() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 Err(std::io::Error::other("host died"))
             }));
-            Response::builder()
-                .header("content-type", "application/x-ndjson")
-                .body(Body::from_stream(stream))
-                .expect("response")
+            ndjson(stream)
         }),
     ))
     .await;

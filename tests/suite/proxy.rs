@@ -15,7 +15,7 @@ use axum::routing::{any, post};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc};
-use warmline_tests::{Mock, dead_url, gateway};
+use warmline_tests::{Mock, dead_url, gateway, ndjson};
 
 /// Sets a flag when dropped: tells a test that the mock's work was abandoned.
 struct DropFlag(Arc<AtomicBool>);
@@ -65,10 +65,7 @@ async fn first_chunk_reaches_the_client_before_the_upstream_finishes() {
                         }
                     }
                 });
-                Response::builder()
-                    .header("content-type", "application/x-ndjson")
-                    .body(Body::from_stream(stream))
-                    .expect("response")
+                ndjson(stream)
             }
         }),
     ))
@@ -103,10 +100,7 @@ async fn client_disconnect_mid_stream_cancels_the_upstream_stream() {
             let guard = DropFlag(Arc::clone(&flag));
             async move {
                 let ticks = tokio_stream_ticks(guard);
-                Response::builder()
-                    .header("content-type", "application/x-ndjson")
-                    .body(Body::from_stream(ticks))
-                    .expect("response")
+                ndjson(ticks)
             }
         }),
     ))
@@ -455,10 +449,7 @@ async fn a_stream_that_goes_silent_ends_with_an_ollama_error_line() {
                 ))
             })
             .chain(futures_util::stream::pending());
-            Response::builder()
-                .header("content-type", "application/x-ndjson")
-                .body(Body::from_stream(stream))
-                .expect("response")
+            ndjson(stream)
         }),
     ))
     .await;
@@ -633,10 +624,7 @@ async fn whole_answers_are_compressed_on_request_and_streams_never_are() {
                             "y".repeat(64)
                         )))
                     });
-                    Response::builder()
-                        .header("content-type", "application/x-ndjson")
-                        .body(Body::from_stream(futures_util::stream::iter(lines)))
-                        .expect("response")
+                    ndjson(futures_util::stream::iter(lines))
                 }),
             ),
     )
