@@ -35,7 +35,9 @@ async fn status_of(url: &str, path: &str, body: &str) -> (u16, String) {
 }
 
 /// A mock answering every POST /api/chat with `status` and a JSON error, while
-/// listing `llama3.2` as installed (so model-aware routing considers it).
+/// listing `llama3.2` as installed and loaded, so model-aware routing ranks it
+/// with the simulator whatever the timing of the model refresh (ties go to the
+/// first listed host: the mock).
 async fn failing(status: StatusCode) -> Mock {
     Mock::serve(
         Router::new()
@@ -49,7 +51,12 @@ async fn failing(status: StatusCode) -> Mock {
                     r#"{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest","digest":"0"}]}"#
                 }),
             )
-            .route("/api/ps", axum::routing::get(|| async { r#"{"models":[]}"# })),
+            .route(
+                "/api/ps",
+                axum::routing::get(|| async {
+                    r#"{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest"}]}"#
+                }),
+            ),
     )
     .await
 }
