@@ -19,13 +19,11 @@ use warmline::{Config, Gateway, GatewayHandle};
 /// Starts an in-process gateway in front of `upstreams`, after `tweak` adjusts the
 /// default config.
 pub async fn gateway(upstreams: &[String], tweak: impl FnOnce(&mut Config)) -> GatewayHandle {
-    let mut config = Config {
-        upstreams: upstreams
+    let mut config = Config::with_upstreams(
+        upstreams
             .iter()
-            .map(|u| Url::parse(u).expect("upstream url"))
-            .collect(),
-        ..Config::default()
-    };
+            .map(|u| Url::parse(u).expect("upstream url")),
+    );
     tweak(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     Gateway::serve(listener, config).expect("gateway starts")
@@ -168,17 +166,19 @@ impl Drop for Daemon {
 }
 
 /// Spawns `command`, reads `stream` line by line until `find` extracts the URL from
-/// one (bounded by 20 s), then keeps draining that stream in the background.
+/// one (bounded by 20 s), then keeps draining that stream in the background. When
+/// the ready line is on stdout, stderr goes to `stderr`.
 fn spawn_and_wait(
     mut command: Command,
     from_stderr: bool,
+    stderr: Stdio,
     find: fn(&str) -> Option<String>,
 ) -> Daemon {
     command.stdin(Stdio::null());
     if from_stderr {
         command.stderr(Stdio::piped()).stdout(Stdio::null());
     } else {
-        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        command.stdout(Stdio::piped()).stderr(stderr);
     }
     let mut child = command.spawn().expect("spawn daemon");
     let stream: Box<dyn std::io::Read + Send> = if from_stderr {
@@ -219,11 +219,36 @@ pub fn sim_daemon(envs: &[(&str, &str)]) -> Daemon {
 /// Spawns an Ollama-like daemon and waits for its Ollama-style
 /// `msg="Listening on HOST:PORT (version V)"` log line on stderr.
 pub fn spawn_logged(command: Command) -> Daemon {
-    spawn_and_wait(command, true, |line| {
+    spawn_and_wait(command, true, Stdio::null(), |line| {
         let rest = line.split("msg=\"Listening on ").nth(1)?;
         let addr = rest.split(' ').next()?;
         Some(format!("http://{addr}"))
     })
+}
+
+/// Spawns a `warmline serve` command and waits for its ready line on stdout
+/// (`warmline listening on URL`); stderr goes to the test's own.
+pub fn spawn_ready(command: Command) -> Daemon {
+    spawn_ready_logging(command, Stdio::inherit())
+}
+
+/// [`spawn_ready`], with the process's stderr (its log) going to `stderr`.
+pub fn spawn_ready_logging(command: Command, stderr: Stdio) -> Daemon {
+    spawn_and_wait(command, false, stderr, |line| {
+        line.strip_prefix("warmline listening on ")
+            .map(str::to_owned)
+    })
+}
+
+/// A fresh, empty directory under the system's temp dir, unique to this process
+/// and call.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("warmline-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 /// Runs the real `warmline serve` on a free loopback port in front of `upstream`.
@@ -236,10 +261,7 @@ pub fn warmline_daemon(upstream: &str, extra: &[&str]) -> Daemon {
         .env_remove("WARMLINE_LISTEN")
         .env_remove("WARMLINE_UPSTREAMS")
         .env_remove("WARMLINE_CONFIG");
-    spawn_and_wait(command, false, |line| {
-        line.strip_prefix("warmline listening on ")
-            .map(str::to_owned)
-    })
+    spawn_ready(command)
 }
 
 /// A real `redis-server` on a free loopback port, killed when dropped.

@@ -8,6 +8,7 @@
 //! - `failover`: retries across several upstreams, circuit breakers.
 //! - `limits`: per-model concurrency and queue, per-client rate limit.
 //! - `auth`: bearer tokens and identities.
+//! - `reload`: SIGHUP, the reload route and live settings changes.
 
 #[path = "suite/proxy.rs"]
 mod proxy;
@@ -32,3 +33,6 @@ mod limits;
 
 #[path = "suite/auth.rs"]
 mod auth;
+
+#[path = "suite/reload.rs"]
+mod reload;

@@ -186,8 +186,7 @@ pub(crate) mod tests {
         let upstream = format!("http://{}", dead_addr());
         Config {
             listen,
-            upstreams: vec![upstream.parse().expect("upstream url")],
-            ..Config::default()
+            ..Config::with_upstreams([upstream.parse().expect("upstream url")])
         }
     }
 

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use warmline_tests::{Daemon, bin, sim_daemon, warmline_daemon};
+use warmline_tests::{bin, sim_daemon, spawn_ready, warmline_daemon};
 
 fn get_json(url: &str) -> serde_json::Value {
     let text = std::process::Command::new("curl")
@@ -94,25 +94,6 @@ fn environment_is_used_and_flags_win() {
     let health = get_json(&format!("{}/warmline/health", gw.url));
     assert_eq!(health["upstreams"].as_array().map(Vec::len), Some(1));
     assert_eq!(health["upstreams"][0]["url"], sim.url.as_str());
-}
-
-fn spawn_ready(mut command: Command) -> Daemon {
-    use std::io::{BufRead, BufReader};
-    command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut child = command.spawn().expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("ready line");
-    let url = line
-        .trim()
-        .strip_prefix("warmline listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Daemon { child, url }
 }
 
 #[test]

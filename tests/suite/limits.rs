@@ -1,5 +1,6 @@
-//! Admission limits: per-(host, model) concurrency with a bounded queue, and the
-//! per-client rate limit.
+//! Admission limits: per-(host, model) concurrency with a bounded queue, the
+//! per-client rate limit, and the cut-offs for slow or oversized requests (408,
+//! 431; 413 is in `proxy`).
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
@@ -51,6 +52,7 @@ async fn in_flight_generations_never_exceed_the_per_model_limit() {
     // concurrency.per_model = 2 with staged = 0 (strict): at most 2 at the host.
     let gw = gateway(&[sim.url()], |c| {
         c.concurrency.per_model = NonZeroUsize::new(2).expect("2");
+        c.concurrency.staged = 0;
     })
     .await;
     let url = gw.url();
@@ -75,14 +77,14 @@ fn by_default_a_few_requests_may_wait_at_the_host_itself() {
         .validate()
         .expect("valid");
     assert_eq!(
-        config.concurrency.per_model.get(),
+        config.concurrency.for_host(None).per_model.get(),
         2 + warmline::config::DEFAULT_STAGED
     );
     let strict = warmline::config::RawConfig::from_toml("[concurrency]\nper_model = 2\nstaged = 0")
         .expect("toml")
         .validate()
         .expect("valid");
-    assert_eq!(strict.concurrency.per_model.get(), 2);
+    assert_eq!(strict.concurrency.for_host(None).per_model.get(), 2);
 }
 
 #[tokio::test]
@@ -90,6 +92,7 @@ async fn queue_overflow_is_a_503_with_retry_after_in_ollamas_shape() {
     let sim = simulator_with(slow_sim()).await;
     let gw = gateway(&[sim.url()], |c| {
         c.concurrency.per_model = NonZeroUsize::MIN;
+        c.concurrency.staged = 0;
         c.concurrency.queue = 1;
     })
     .await;
@@ -165,5 +168,81 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
             .await
             .expect("response");
         assert_eq!(response.status(), 200);
+    }
+}
+
+/// Sends raw bytes on a fresh connection (in pieces, `pause` apart) and returns
+/// everything the gateway answers until it closes.
+async fn raw_exchange(addr: std::net::SocketAddr, pieces: &[&[u8]], pause: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    for piece in pieces {
+        if stream.write_all(piece).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn quick_limits(c: &mut warmline::Config) {
+    c.timeouts.header = Duration::from_millis(300);
+    c.timeouts.body = Duration::from_millis(300);
+    c.limits.max_header = 2048;
+}
+
+#[tokio::test]
+async fn slow_or_oversized_heads_and_stalled_bodies_are_cut_off_with_their_status() {
+    let sim = simulator_with(ollama_sim::SimConfig::default()).await;
+    let gw = gateway(&[sim.url()], quick_limits).await;
+    let addr = gw.local_addr();
+
+    // A head that never completes: 408 in Ollama's shape.
+    let answer = raw_exchange(
+        addr,
+        &[b"POST /api/chat HTTP/1.1\r\nHost: localhost\r\n"],
+        Duration::ZERO,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        answer.contains(
+            "{\"error\":\"the request's headers did not arrive within 300ms (timeouts.header)\"}"
+        ),
+        "{answer}"
+    );
+
+    // A head over limits.max_header: 431 in Ollama's shape.
+    let filler = format!("x-filler: {}\r\n", "y".repeat(500));
+    let mut pieces: Vec<&[u8]> = vec![b"GET /api/tags HTTP/1.1\r\nHost: localhost\r\n"];
+    pieces.extend(std::iter::repeat_n(filler.as_bytes(), 8));
+    let answer = raw_exchange(addr, &pieces, Duration::from_millis(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    assert!(answer.contains("limits.max_header"), "{answer}");
+
+    // A body that stalls, on the cached path (read whole) and on a streamed route.
+    let blob = format!("/api/blobs/sha256:{}", "0".repeat(64));
+    for path in ["/api/chat", blob.as_str()] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\nContent-Type: application/json\r\n\r\n{{\"model\""
+        );
+        let answer = raw_exchange(addr, &[head.as_bytes()], Duration::from_millis(900)).await;
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{path}: {answer}");
+        assert!(answer.contains("(timeouts.body)"), "{path}: {answer}");
+    }
+
+    // Normal requests on the same gateway are unaffected.
+    let (status, _, _) = generate(&gw.url(), sampled(1)).await;
+    assert_eq!(status, 200);
+    let metrics = gw.prometheus();
+    for kind in ["header_timeout", "header_too_large", "body_timeout"] {
+        assert!(
+            !metrics.contains(&format!(
+                "warmline_gateway_errors_total{{kind=\"{kind}\"}} 0"
+            )),
+            "{kind} counted"
+        );
     }
 }

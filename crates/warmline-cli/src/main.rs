@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
-use warmline::{Config, Gateway, Overrides};
+use warmline::{ConfigSource, Gateway, Overrides};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,7 +73,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
         redis: args.redis,
         no_cache: args.no_cache,
     };
-    let config = match Config::load(args.config.as_deref(), &overrides) {
+    let source = ConfigSource {
+        file: args.config,
+        overrides,
+    };
+    let config = match source.load() {
         Ok(config) => config,
         Err(err) => {
             eprintln!("warmline: invalid configuration: {err}");
@@ -87,39 +91,51 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    gateway.set_source(source);
     // One machine-readable line, so scripts and tests can find a port-0 gateway.
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "warmline listening on {}", gateway.url());
     let _ = stdout.flush();
     drop(stdout);
 
-    wait_for_signal().await;
+    wait_for_signal(&gateway).await;
     gateway.shutdown().await;
     ExitCode::SUCCESS
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(err) => {
-                    tracing::warn!("cannot listen for SIGTERM: {err}");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+/// Resolves on Ctrl-C (the only signal elsewhere than Unix).
+#[cfg(not(unix))]
+async fn wait_for_signal(_gateway: &warmline::GatewayHandle) {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Resolves on SIGINT or SIGTERM; reloads the configuration on every SIGHUP.
+#[cfg(unix)]
+async fn wait_for_signal(gateway: &warmline::GatewayHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(term), Ok(hup)) => (term, hup),
+        (Err(err), _) | (_, Err(err)) => {
+            tracing::warn!("cannot listen for SIGTERM/SIGHUP: {err}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => match gateway.reload().await {
+                Ok(applied) if applied.changed.is_empty() => {
+                    tracing::info!("SIGHUP: configuration unchanged");
+                }
+                Ok(applied) => tracing::info!(changed = ?applied.changed, "SIGHUP: configuration reloaded"),
+                Err(err) => tracing::error!("SIGHUP: configuration refused, the old one stays: {err}"),
+            },
+        }
     }
     tracing::info!("shutting down");
 }

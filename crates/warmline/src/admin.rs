@@ -23,7 +23,7 @@ pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
 
 /// `GET /warmline/stats`: request counts and latency percentiles.
 pub async fn stats(State(shared): State<Arc<Shared>>) -> Response {
-    Json(shared.proxy.metrics.stats()).into_response()
+    Json(shared.metrics().stats()).into_response()
 }
 
 /// `GET /warmline/cache`: entries, bytes and outcome counts.
@@ -48,6 +48,57 @@ pub async fn purge_cache(
         .map(str::trim)
         .filter(|m| !m.is_empty());
     Json(shared.purge_cache(model).await).into_response()
+}
+
+/// `GET /warmline/settings`: every setting in force, secrets masked.
+pub async fn settings(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.config().to_raw_redacted()).into_response()
+}
+
+/// `PUT /warmline/settings`: a JSON merge patch on the settings; all of it applies
+/// or, with the validation message, none of it.
+pub async fn update_settings(
+    State(shared): State<Arc<Shared>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let patch: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(patch) => patch,
+        Err(err) => {
+            let message = format!("settings must be a JSON object: {err}");
+            return error_response(StatusCode::BAD_REQUEST, &message, Flavor::Ollama);
+        }
+    };
+    match shared.handle() {
+        Some(handle) => applied(handle.update_settings(&patch).await),
+        None => gone(),
+    }
+}
+
+/// `POST /warmline/reload`: reads the configuration file and environment again.
+pub async fn reload(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.handle() {
+        Some(handle) => applied(handle.reload().await),
+        None => gone(),
+    }
+}
+
+fn applied(result: Result<crate::gateway::Applied, crate::Error>) -> Response {
+    match result {
+        Ok(applied) => Json(applied).into_response(),
+        Err(err) => {
+            tracing::warn!(kind = err.kind(), "configuration refused: {err}");
+            err.to_response(Flavor::Ollama)
+        }
+    }
+}
+
+/// The gateway is shutting down: its handle is gone.
+fn gone() -> Response {
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the gateway is shutting down",
+        Flavor::Ollama,
+    )
 }
 
 /// `GET /metrics`: the Prometheus text exposition.

@@ -113,6 +113,9 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Limits for one host's [`Slots`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConcurrencyConfig {
+    /// Requests the host runs at once per model (its `OLLAMA_NUM_PARALLEL`); shown
+    /// in health, while `per_model` is what is enforced.
+    pub parallel: NonZeroUsize,
     /// Requests in flight per model at the host. Warmline's config sets it to the
     /// host's `OLLAMA_NUM_PARALLEL` (`concurrency.per_model`, default 1, Ollama's
     /// default) plus `concurrency.staged` (default 8): a few requests waiting at
@@ -128,6 +131,7 @@ pub struct ConcurrencyConfig {
 impl Default for ConcurrencyConfig {
     fn default() -> ConcurrencyConfig {
         ConcurrencyConfig {
+            parallel: NonZeroUsize::MIN,
             per_model: NonZeroUsize::MIN,
             queue: 64,
             max_wait: Duration::from_secs(30),
@@ -144,6 +148,7 @@ pub struct Slots {
 }
 
 struct Shared {
+    parallel: NonZeroUsize,
     queue: usize,
     max_wait: Duration,
     state: Mutex<State>,
@@ -236,6 +241,7 @@ impl Slots {
     pub fn new(config: ConcurrencyConfig) -> Slots {
         Slots {
             shared: Arc::new(Shared {
+                parallel: config.parallel,
                 queue: config.queue,
                 max_wait: config.max_wait,
                 state: Mutex::new(State {
@@ -245,6 +251,21 @@ impl Slots {
                 }),
             }),
         }
+    }
+
+    /// The settings these slots were made with (`per_model` as it is now).
+    pub fn config(&self) -> ConcurrencyConfig {
+        ConcurrencyConfig {
+            parallel: self.shared.parallel,
+            per_model: self.per_model(),
+            queue: self.shared.queue,
+            max_wait: self.shared.max_wait,
+        }
+    }
+
+    /// The host's own parallelism per model (its `OLLAMA_NUM_PARALLEL`).
+    pub fn parallel(&self) -> NonZeroUsize {
+        self.shared.parallel
     }
 
     /// The current per-model limit.
@@ -461,6 +482,8 @@ impl Rejected {
 /// Limits for [`ClientLimiter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateConfig {
+    /// Off: no client is limited.
+    pub enabled: bool,
     /// Sustained requests per second per client (default 10).
     pub per_second: NonZeroU32,
     /// Requests a client may send at once after a quiet spell (default 20).
@@ -475,6 +498,7 @@ pub struct RateConfig {
 impl Default for RateConfig {
     fn default() -> RateConfig {
         RateConfig {
+            enabled: true,
             per_second: NonZeroU32::new(10).expect("non-zero"),
             burst: NonZeroU32::new(20).expect("non-zero"),
             exempt_loopback: true,
@@ -522,7 +546,7 @@ impl ClientLimiter {
     /// there.
     pub fn check(&self, ip: IpAddr) -> Result<(), RateLimited> {
         let ip = ip.to_canonical();
-        if self.config.exempt_loopback && ip.is_loopback() {
+        if !self.config.enabled || self.config.exempt_loopback && ip.is_loopback() {
             return Ok(());
         }
         self.buckets
@@ -616,6 +640,7 @@ mod tests {
 
     fn slots(per_model: usize, queue: usize, max_wait: Duration) -> Slots {
         Slots::new(ConcurrencyConfig {
+            parallel: NonZeroUsize::MIN,
             per_model: NonZeroUsize::new(per_model).expect("non-zero"),
             queue,
             max_wait,

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderValue, header};
@@ -81,6 +81,15 @@ impl Tokens {
     }
 }
 
+/// A `/warmline/*` request from this machine.
+fn is_local_admin(request: &Request) -> bool {
+    request.uri().path().starts_with("/warmline/")
+        && request
+            .extensions()
+            .get::<crate::server::Peer>()
+            .is_some_and(|peer| peer.addr.ip().to_canonical().is_loopback())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -90,12 +99,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Middleware: with tokens configured, admits only requests with a valid bearer
 /// token, records their identity and removes the header before forwarding.
-pub async fn layer(
-    State(tokens): State<Arc<Tokens>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if tokens.is_empty() {
+///
+/// One exception: Warmline's own admin routes (`/warmline/*`) are also open to
+/// loopback clients without a token, so the desktop app and the CLI on the same
+/// machine can always manage a gateway that listens on the network.
+pub async fn check(tokens: &Tokens, mut request: Request, next: Next) -> Response {
+    if tokens.is_empty() || is_local_admin(&request) {
         return next.run(request).await;
     }
     let flavor = Flavor::of(request.uri().path());
@@ -134,6 +143,62 @@ pub async fn layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A router with `tokens` in front of one admin and one proxied route, asked
+    /// from `peer` without a token.
+    async fn status_without_token(path: &str, peer: &str) -> http::StatusCode {
+        use tower::ServiceExt as _;
+        let tokens = Arc::new(Tokens::new(vec![Token {
+            name: "alice".into(),
+            secret: "s3cret-a".into(),
+        }]));
+        let router = axum::Router::new()
+            .route(
+                "/warmline/cache",
+                axum::routing::delete(|| async { "purged" }),
+            )
+            .route("/api/chat", axum::routing::post(|| async { "chat" }))
+            .layer(axum::middleware::from_fn(move |request, next| {
+                let tokens = Arc::clone(&tokens);
+                async move { check(&tokens, request, next).await }
+            }));
+        let method = if path == "/api/chat" {
+            "POST"
+        } else {
+            "DELETE"
+        };
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        request
+            .extensions_mut()
+            .insert(crate::server::Peer::detached(peer.parse().expect("addr")));
+        router.oneshot(request).await.expect("infallible").status()
+    }
+
+    #[tokio::test]
+    async fn admin_routes_need_the_token_or_a_loopback_client() {
+        use http::StatusCode;
+        assert_eq!(
+            status_without_token("/warmline/cache", "127.0.0.1:5000").await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status_without_token("/warmline/cache", "[::ffff:127.0.0.1]:5000").await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status_without_token("/warmline/cache", "192.168.1.20:5000").await,
+            StatusCode::UNAUTHORIZED
+        );
+        // Ollama's routes need the token from everyone once tokens are configured.
+        assert_eq!(
+            status_without_token("/api/chat", "127.0.0.1:5000").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
 
     #[test]
     fn tokens_are_matched_in_full_and_never_shown() {

@@ -102,6 +102,8 @@ pub const PROBING_RETRY_IN: Duration = Duration::from_secs(1);
 /// Breaker settings for one upstream host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
+    /// Off: the breaker never opens (outcomes are not even counted).
+    pub enabled: bool,
     /// Consecutive failures that open the breaker.
     pub failures: NonZeroU32,
     /// How long it stays open before letting a probe through.
@@ -111,6 +113,7 @@ pub struct BreakerConfig {
 impl Default for BreakerConfig {
     fn default() -> Self {
         BreakerConfig {
+            enabled: true,
             failures: const { NonZeroU32::new(5).expect("5 is not zero") },
             open_for: Duration::from_secs(60),
         }
@@ -187,6 +190,8 @@ struct Inner {
     events: mpsc::Sender<Event>,
     counters: watch::Receiver<Counters>,
     dropped: AtomicU64,
+    enabled: bool,
+    config: BreakerConfig,
 }
 
 impl Breaker {
@@ -224,6 +229,8 @@ impl Breaker {
                 events: events_tx,
                 counters: counters_rx,
                 dropped: AtomicU64::new(0),
+                enabled: config.enabled,
+                config,
             }),
         };
         (breaker, machine.run())
@@ -267,6 +274,11 @@ impl Breaker {
             inner: self.inner.clone(),
             role,
         }
+    }
+
+    /// The settings this breaker runs with.
+    pub fn config(&self) -> BreakerConfig {
+        self.inner.config
     }
 
     /// The current state: one atomic load, cheap enough for upstream selection.
@@ -342,6 +354,7 @@ impl Permit {
 
     fn report(&mut self, success: bool) {
         match &mut self.role {
+            Role::Counted { .. } if !self.inner.enabled => {}
             Role::Counted { epoch } => {
                 let pending = &self.inner.gate.failures_pending;
                 if success && !pending.load(Ordering::Acquire) {
@@ -951,10 +964,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_disabled_breaker_never_opens() {
+        let config = BreakerConfig {
+            enabled: false,
+            failures: NonZeroU32::MIN,
+            ..BreakerConfig::default()
+        };
+        let (breaker, _task) = Breaker::spawn(config);
+        for _ in 0..10 {
+            breaker.admit().expect("never refused").failure();
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(breaker.state(), State::Closed);
+        assert_eq!(breaker.snapshot().consecutive_failures, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn spawned_task_runs_and_ends_with_its_handles() {
         let config = BreakerConfig {
             failures: NonZeroU32::MIN,
             open_for: Duration::from_secs(5),
+            ..BreakerConfig::default()
         };
         let (breaker, task) = Breaker::spawn(config);
         breaker.admit().expect("closed").failure();

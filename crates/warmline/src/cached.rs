@@ -48,7 +48,7 @@ pub(crate) async fn serve(
         .get::<crate::auth::Identity>()
         .map(|identity| Arc::clone(&identity.0));
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, &parts.headers, proxy.max_body()).await {
+    let body = match read_body(&proxy, body, &parts.headers, proxy.max_body()).await {
         Ok(body) => body,
         Err(err) => {
             let response = error_response(&proxy, &err, flavor);

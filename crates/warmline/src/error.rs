@@ -62,6 +62,11 @@ pub enum ProxyError {
     },
     #[error("request body is larger than the configured limit of {limit} bytes (limits.max_body)")]
     BodyTooLarge { limit: u64 },
+    #[error(
+        "the request body stalled: nothing arrived for {} (timeouts.body)",
+        humantime::format_duration(*after)
+    )]
+    BodyTimeout { after: Duration },
     #[error("cannot read the request body: {0}")]
     ClientBody(String),
 }
@@ -113,6 +118,7 @@ impl Error {
             ) => StatusCode::GATEWAY_TIMEOUT,
             Error::Proxy(ProxyError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Proxy(ProxyError::BreakerOpen { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Proxy(ProxyError::BodyTimeout { .. }) => StatusCode::REQUEST_TIMEOUT,
             Error::Proxy(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Error::Origin(_) => StatusCode::FORBIDDEN,
             Error::Auth(_) => StatusCode::UNAUTHORIZED,
@@ -135,6 +141,7 @@ impl Error {
                 ProxyError::Protocol { .. } => "upstream_protocol",
                 ProxyError::BodyTooLarge { .. } => "body_too_large",
                 ProxyError::BreakerOpen { .. } => "breaker_open",
+                ProxyError::BodyTimeout { .. } => "body_timeout",
                 ProxyError::ClientBody(_) => "client_body",
             },
             Error::Auth(_) => "unauthorized",

@@ -44,10 +44,11 @@ pub mod metrics;
 pub mod origin;
 pub mod proxy;
 pub mod route;
+pub mod server;
 pub mod upstream;
 
-pub use config::{Config, ConfigError, Overrides};
+pub use config::{Config, ConfigError, ConfigSource, Overrides};
 pub use error::Error;
-pub use gateway::{Gateway, GatewayHandle, Health, HealthStatus, VERSION};
+pub use gateway::{Applied, Gateway, GatewayHandle, Health, HealthStatus, VERSION};
 pub use metrics::Stats;
 pub use upstream::UpstreamHealth;

@@ -20,7 +20,7 @@
 //! Sits outside the proxy in the request path: a refused origin never reaches an
 //! upstream and an allowed preflight is answered without one.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -192,11 +192,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// Middleware: refuses disallowed origins, answers preflights, strips `Origin` before
 /// forwarding and adds CORS headers to the response of an allowed cross-origin request.
-pub async fn layer(
-    State(policy): State<std::sync::Arc<OriginPolicy>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn check(policy: &OriginPolicy, mut request: Request, next: Next) -> Response {
     if let Some(host) = request.headers().get(header::HOST)
         && !host.to_str().is_ok_and(|h| policy.allows_host(h))
     {

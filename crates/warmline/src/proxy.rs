@@ -34,7 +34,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,7 @@ pub struct Proxy {
     pub cache: Option<Arc<Cache>>,
     /// Notified when a request that changes the installed models went through.
     pub models_changed: Arc<tokio::sync::Notify>,
+    pool: crate::config::PoolConfig,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
     connect_timeout: Duration,
@@ -74,43 +75,73 @@ pub struct Proxy {
     max_blob_body: Option<u64>,
     /// Bodies up to this size are held so a failed attempt can be re-sent.
     retry_body: u64,
+    /// Longest silence between two chunks of a client's request body.
+    body_timeout: Duration,
+    /// Whether a failed attempt is retried on another host.
+    failover: bool,
+    /// Whether generations wait for a slot of their model on their host.
+    slots: bool,
 }
 
 impl Proxy {
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Proxy, Error> {
-        let client = build_client(config, metrics.connect_counter()).map_err(|e| {
-            Error::Proxy(ProxyError::Protocol {
-                upstream: "(client)".into(),
-                reason: describe(&e),
-            })
-        })?;
-        let cache = if config.cache.enabled {
-            let cache = Cache::new(&config.cache).map_err(|reason| {
-                Error::Config(crate::config::ConfigError::Invalid {
-                    field: "cache.redis".into(),
-                    message: reason,
+    /// The proxy for `config`. Parts of `previous` whose settings did not change are
+    /// kept — the connection pool, each upstream host with its health and breaker,
+    /// the cache with its entries — so a reload forgets only what it must.
+    pub fn build(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        previous: Option<&Proxy>,
+        models_changed: Arc<tokio::sync::Notify>,
+    ) -> Result<Proxy, Error> {
+        let reuse_client = previous
+            .filter(|p| p.pool == config.pool && p.connect_timeout == config.timeouts.connect);
+        let client = match reuse_client {
+            Some(previous) => previous.client.clone(),
+            None => build_client(config, metrics.connect_counter()).map_err(|e| {
+                Error::Proxy(ProxyError::Protocol {
+                    upstream: "(client)".into(),
+                    reason: describe(&e),
                 })
-            })?;
-            Some(Arc::new(cache))
-        } else {
-            None
+            })?,
         };
+        let kept_cache = previous
+            .and_then(|p| p.cache.as_ref())
+            .filter(|cache| config.cache.enabled && *cache.config() == config.cache);
+        let cache = match kept_cache {
+            Some(cache) => Some(Arc::clone(cache)),
+            None if config.cache.enabled => {
+                let cache = Cache::new(&config.cache).map_err(|reason| {
+                    Error::Config(crate::config::ConfigError::Invalid {
+                        field: "cache.redis".into(),
+                        message: reason,
+                    })
+                })?;
+                Some(Arc::new(cache))
+            }
+            None => None,
+        };
+        let upstreams = UpstreamSet::reusing(
+            &config.upstreams,
+            &config.breaker,
+            &config.concurrency,
+            previous.map(|p| &*p.upstreams),
+        );
         Ok(Proxy {
             client,
-            upstreams: Arc::new(UpstreamSet::new(
-                &config.upstreams,
-                &config.breaker,
-                &config.concurrency,
-            )),
+            upstreams: Arc::new(upstreams),
             metrics,
             cache,
-            models_changed: Arc::new(tokio::sync::Notify::new()),
+            models_changed,
+            pool: config.pool.clone(),
             first_byte_timeout: config.timeouts.first_byte,
             idle_timeout: config.timeouts.idle,
             connect_timeout: config.timeouts.connect,
             max_body: config.limits.max_body,
             max_blob_body: config.limits.max_blob_body,
             retry_body: config.limits.retry_body,
+            body_timeout: config.timeouts.body,
+            failover: config.failover,
+            slots: config.concurrency.enabled,
         })
     }
 
@@ -205,27 +236,34 @@ pub(crate) enum OutBody {
     Bytes(Bytes),
 }
 
-/// Reads a whole request body, refusing more than `limit` bytes.
-pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Result<Bytes, Error> {
+/// Reads a whole request body, refusing more than `limit` bytes or a body that
+/// stalls for `timeouts.body`.
+pub(crate) async fn read_body(
+    proxy: &Proxy,
+    body: Body,
+    headers: &HeaderMap,
+    limit: u64,
+) -> Result<Bytes, Error> {
     if declared_length(headers).is_some_and(|len| len > limit) {
         return Err(ProxyError::BodyTooLarge { limit }.into());
     }
-    let too_large = Arc::new(AtomicBool::new(false));
-    let mut limited = LimitedBody {
-        inner: body.into_data_stream(),
-        seen: 0,
+    let fault = Arc::new(BodyFault::default());
+    let mut limited = std::pin::pin!(LimitedBody::new(
+        body,
         limit,
-        too_large: Arc::clone(&too_large),
-    };
+        proxy.body_timeout,
+        Arc::clone(&fault)
+    ));
     // Most bodies arrive as one chunk: keep it as it is, copy only when split.
     let mut chunks: Vec<Bytes> = Vec::with_capacity(1);
     while let Some(chunk) = limited.next().await {
         match chunk {
             Ok(chunk) => chunks.push(chunk),
-            Err(_) if too_large.load(Relaxed) => {
-                return Err(ProxyError::BodyTooLarge { limit }.into());
+            Err(err) => {
+                return Err(fault
+                    .error(proxy, limit)
+                    .unwrap_or_else(|| ProxyError::ClientBody(describe(err.as_ref())).into()));
             }
-            Err(err) => return Err(ProxyError::ClientBody(err.to_string()).into()),
         }
     }
     Ok(match chunks.len() {
@@ -263,13 +301,14 @@ pub(crate) async fn send(
     }
     // A body can be sent twice only if it is held whole: small declared bodies
     // are read first when there is another host to fail over to.
+    let may_retry = proxy.failover && proxy.upstreams.hosts().len() > 1;
     let body = match body {
         OutBody::Stream(stream)
-            if proxy.upstreams.hosts().len() > 1
+            if may_retry
                 && (stream.size_hint().exact() == Some(0)
                     || declared.is_some_and(|len| len <= proxy.retry_body)) =>
         {
-            OutBody::Bytes(read_body(stream, &parts.headers, proxy.retry_body).await?)
+            OutBody::Bytes(read_body(proxy, stream, &parts.headers, proxy.retry_body).await?)
         }
         other => other,
     };
@@ -281,8 +320,8 @@ pub(crate) async fn send(
         return Err(ProxyError::BreakerOpen { hosts, retry_after }.into());
     };
     let retry_to = match &body {
-        OutBody::Bytes(_) => proxy.upstreams.pick_other(&first, model).cloned(),
-        OutBody::Stream(_) => None,
+        OutBody::Bytes(_) if proxy.failover => proxy.upstreams.pick_other(&first, model).cloned(),
+        _ => None,
     };
     let Some(second) = retry_to else {
         return attempt(proxy, &parts, &first, body, deadline, limit, model).await;
@@ -323,8 +362,8 @@ pub(crate) async fn send(
     // Nothing has reached the client yet: try the other host once.
     proxy.metrics.upstream_retry();
     tracing::info!(
-        from = first.base(),
-        to = second.base(),
+        from = first.name(),
+        to = second.name(),
         "retrying on another upstream: {reason}"
     );
     drop(result);
@@ -362,19 +401,19 @@ async fn attempt(
     model: Option<&str>,
 ) -> Result<(reqwest::Response, Lease), Error> {
     let slot = match model {
-        Some(model) => {
+        Some(model) if proxy.slots => {
             let slot = upstream.slots.acquire(model).await?;
             proxy.metrics.queue_wait(slot.waited());
             Some(slot)
         }
-        None => None,
+        _ => None,
     };
     let permit = match upstream.breaker.admit() {
         Ok(permit) => permit,
         // Lost a race for the half-open probe, or opened a moment ago.
         Err(refused) => {
             return Err(ProxyError::BreakerOpen {
-                hosts: format!("{} ({refused})", upstream.base()),
+                hosts: format!("{} ({refused})", upstream.name()),
                 retry_after: refused.retry_in,
             }
             .into());
@@ -386,15 +425,15 @@ async fn attempt(
         .client
         .request(parts.method.clone(), upstream.target(path_and_query))
         .headers(forwardable(&parts.headers));
-    let too_large = Arc::new(AtomicBool::new(false));
+    let fault = Arc::new(BodyFault::default());
     match body {
         OutBody::Stream(body) if body.size_hint().exact() != Some(0) => {
-            let limited = LimitedBody {
-                inner: body.into_data_stream(),
-                seen: 0,
-                limit: limit.unwrap_or(u64::MAX),
-                too_large: Arc::clone(&too_large),
-            };
+            let limited = LimitedBody::new(
+                body,
+                limit.unwrap_or(u64::MAX),
+                proxy.body_timeout,
+                Arc::clone(&fault),
+            );
             builder = builder.body(reqwest::Body::wrap_stream(limited));
         }
         OutBody::Stream(_) => {}
@@ -406,15 +445,23 @@ async fn attempt(
     let result = match tokio::time::timeout_at(deadline, builder.send()).await {
         Ok(Ok(response)) => {
             upstream.mark_up(None);
+            if let Some(model) = model
+                && response.status().is_success()
+            {
+                // An answer for a model proves it is loaded there now.
+                upstream.models.note_loaded(model);
+            }
             let lease = Lease {
                 _in_flight: in_flight,
                 _slot: slot,
             };
             Ok((response, lease))
         }
-        Ok(Err(err)) => Err(classify(proxy, upstream, &err, limit, &too_large)),
+        Ok(Err(err)) => Err(fault
+            .error(proxy, limit.unwrap_or(u64::MAX))
+            .unwrap_or_else(|| classify(proxy, upstream, &err))),
         Err(_elapsed) => Err(ProxyError::FirstByteTimeout {
-            upstream: upstream.base().to_owned(),
+            upstream: upstream.name().to_owned(),
             after: proxy.first_byte_timeout,
         }
         .into()),
@@ -425,29 +472,19 @@ async fn attempt(
     match &result {
         Ok((response, _)) if response.status().is_server_error() => permit.failure(),
         Ok(_) => permit.success(),
-        Err(Error::Proxy(ProxyError::BodyTooLarge { .. } | ProxyError::ClientBody(_))) => {
-            drop(permit)
-        }
+        Err(Error::Proxy(
+            ProxyError::BodyTooLarge { .. }
+            | ProxyError::BodyTimeout { .. }
+            | ProxyError::ClientBody(_),
+        )) => drop(permit),
         Err(_) => permit.failure(),
     }
     result
 }
 
 /// Turns a reqwest failure into the error the client should see.
-fn classify(
-    proxy: &Proxy,
-    upstream: &Upstream,
-    err: &reqwest::Error,
-    limit: Option<u64>,
-    too_large: &AtomicBool,
-) -> Error {
-    let name = upstream.base().to_owned();
-    if too_large.load(Relaxed) {
-        return ProxyError::BodyTooLarge {
-            limit: limit.unwrap_or(u64::MAX),
-        }
-        .into();
-    }
+fn classify(proxy: &Proxy, upstream: &Upstream, err: &reqwest::Error) -> Error {
+    let name = upstream.name().to_owned();
     if err.is_connect() {
         if err.is_timeout() {
             upstream.mark_down(format!(
@@ -623,14 +660,54 @@ impl Drop for Finish {
     }
 }
 
+/// What went wrong with a client's request body, learned inside the body stream
+/// and read by whoever sees the resulting error.
+#[derive(Debug, Default)]
+pub(crate) struct BodyFault(AtomicU8);
+
+const FAULT_TOO_LARGE: u8 = 1;
+const FAULT_TOO_SLOW: u8 = 2;
+
+impl BodyFault {
+    /// The error to answer with, if the body was at fault.
+    fn error(&self, proxy: &Proxy, limit: u64) -> Option<Error> {
+        match self.0.load(Relaxed) {
+            FAULT_TOO_LARGE => Some(ProxyError::BodyTooLarge { limit }.into()),
+            FAULT_TOO_SLOW => Some(
+                ProxyError::BodyTimeout {
+                    after: proxy.body_timeout,
+                }
+                .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// The request body on its way upstream, cut off once it exceeds the limit.
+    /// A client's request body, cut off once it exceeds the limit or stalls.
     struct LimitedBody<S> {
         #[pin]
         inner: S,
         seen: u64,
         limit: u64,
-        too_large: Arc<AtomicBool>,
+        #[pin]
+        stall: Sleep,
+        stall_after: Duration,
+        fault: Arc<BodyFault>,
+    }
+}
+
+impl LimitedBody<axum::body::BodyDataStream> {
+    fn new(body: Body, limit: u64, stall_after: Duration, fault: Arc<BodyFault>) -> Self {
+        LimitedBody {
+            inner: body.into_data_stream(),
+            seen: 0,
+            limit,
+            stall: tokio::time::sleep(stall_after),
+            stall_after,
+            fault,
+        }
     }
 }
 
@@ -641,18 +718,27 @@ where
     type Item = Result<Bytes, BoxError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.project();
+        let mut this = self.project();
         match this.inner.poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 *this.seen += chunk.len() as u64;
                 if *this.seen > *this.limit {
-                    this.too_large.store(true, Relaxed);
+                    this.fault.0.store(FAULT_TOO_LARGE, Relaxed);
                     return Poll::Ready(Some(Err("request body exceeds the limit".into())));
                 }
+                let next = tokio::time::Instant::now() + *this.stall_after;
+                this.stall.as_mut().reset(next);
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Box::new(err)))),
-            other => other.map(|_| None),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.stall.poll(cx) {
+                Poll::Ready(()) => {
+                    this.fault.0.store(FAULT_TOO_SLOW, Relaxed);
+                    Poll::Ready(Some(Err("request body stalled".into())))
+                }
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }

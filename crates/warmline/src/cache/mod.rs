@@ -329,6 +329,11 @@ impl Cache {
         })
     }
 
+    /// The settings this cache was built with.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
     pub fn flights(&self) -> &Arc<Flights<FlightKey>> {
         &self.flights
     }
@@ -560,66 +565,6 @@ impl Outcome {
     }
 }
 
-/// Keeps the model → digest index fresh: every `interval`, and at once when
-/// `changed` is notified (a pull, create, copy or delete went through). The digest
-/// is part of every key, so a re-pulled model never answers from old entries.
-pub async fn refresh_digests(
-    cache: Arc<Cache>,
-    client: reqwest::Client,
-    upstreams: Vec<String>,
-    interval: Duration,
-    changed: Arc<tokio::sync::Notify>,
-) {
-    loop {
-        let mut digests = HashMap::new();
-        for base in &upstreams {
-            match fetch_digests(&client, base).await {
-                Ok(found) => {
-                    for (model, digest) in found {
-                        digests.entry(model).or_insert(digest);
-                    }
-                }
-                Err(err) => tracing::debug!(upstream = %base, "cannot list models: {err}"),
-            }
-        }
-        cache.set_digests(digests);
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = changed.notified() => {}
-        }
-    }
-}
-
-async fn fetch_digests(
-    client: &reqwest::Client,
-    base: &str,
-) -> Result<Vec<(String, String)>, String> {
-    let response = client
-        .get(format!("{base}/api/tags"))
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("/api/tags answered {}", response.status()));
-    }
-    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-    let tags: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    let models = tags
-        .get("models")
-        .and_then(|m| m.as_array())
-        .cloned()
-        .unwrap_or_default();
-    Ok(models
-        .iter()
-        .filter_map(|m| {
-            let name = m.get("model").or_else(|| m.get("name"))?.as_str()?;
-            let digest = m.get("digest")?.as_str()?;
-            Some((key::normalise_model_name(name).ok()?, digest.to_owned()))
-        })
-        .collect())
-}
-
 /// Appends the cache's series to a Prometheus exposition (zeros when disabled, so
 /// the series always exist).
 pub fn render_prometheus(cache: Option<&Cache>, out: &mut String) {
@@ -705,6 +650,25 @@ pub struct CacheStats {
     /// Upstream exchanges currently shared by coalescing.
     pub in_flight: u64,
     pub redis: Option<RedisStats>,
+}
+
+impl CacheStats {
+    /// What a gateway with the cache turned off reports.
+    pub fn disabled() -> CacheStats {
+        CacheStats {
+            enabled: false,
+            entries: 0,
+            bytes: 0,
+            max_bytes: 0,
+            hits: 0,
+            misses: 0,
+            coalesced: 0,
+            bypass: 0,
+            stores: 0,
+            in_flight: 0,
+            redis: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -64,7 +64,7 @@ impl RedisTier {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            url: redacted(url),
+            url: crate::config::redacted(url),
         })
     }
 
@@ -213,14 +213,6 @@ impl RedisTier {
     }
 }
 
-fn redacted(url: &Url) -> String {
-    let mut url = url.clone();
-    if url.password().is_some() {
-        let _ = url.set_password(Some("***"));
-    }
-    url.to_string()
-}
-
 /// Serialises an entry: magic, stored-at (ms since the epoch), TTL (ms), stream
 /// flag, then model, content type and each chunk as u32-length-prefixed bytes.
 pub fn encode(entry: &Entry) -> Bytes {
@@ -349,6 +341,6 @@ mod tests {
     #[test]
     fn passwords_are_not_shown() {
         let url = Url::parse("redis://:secret@127.0.0.1:6379/0").expect("url");
-        assert!(!redacted(&url).contains("secret"));
+        assert!(!crate::config::redacted(&url).contains("secret"));
     }
 }

@@ -10,19 +10,26 @@
 //! is reachable, still the least-busy host so the client learns the real cause from
 //! the attempt (a 502 naming that host) rather than a generic refusal.
 
+mod inventory;
+
+pub use inventory::{HostModels, Installed, Inventory, Loaded};
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::admission::{ConcurrencyConfig, ModelSlots, Slots};
 use crate::breaker::{Breaker, BreakerConfig, Snapshot, State};
+use crate::config::{Concurrency, UpstreamConfig};
 use url::Url;
 
 /// No probe has measured a latency yet.
 const NO_LATENCY: u64 = u64::MAX;
+
+/// Fixed-point scale of [`Upstream::load`]: in-flight counts per unit of weight.
+const WEIGHT_SCALE: u64 = 1 << 16;
 
 /// One Ollama host.
 #[derive(Debug)]
@@ -34,10 +41,14 @@ pub struct Upstream {
     pub slots: Slots,
     /// Models installed and loaded on this host, refreshed from `/api/tags` and
     /// `/api/ps` ([`run_model_refresh`]); unknown until the first refresh.
-    models: ArcSwap<HostModels>,
+    pub models: Inventory,
     /// The URL as a prefix for request paths: scheme, authority and any base path,
     /// without a trailing slash.
     base: String,
+    /// The URL as shown in errors, logs and health (any password masked).
+    name: String,
+    /// Share of the traffic relative to the other hosts.
+    weight: u32,
     in_flight: AtomicUsize,
     reachable: AtomicBool,
     last_latency_micros: AtomicU64,
@@ -46,16 +57,24 @@ pub struct Upstream {
 
 impl Upstream {
     /// Needs a tokio runtime: the host's breaker task is spawned here.
-    pub fn new(url: Url, breaker: BreakerConfig, concurrency: ConcurrencyConfig) -> Upstream {
+    pub fn new(
+        config: &UpstreamConfig,
+        breaker: BreakerConfig,
+        concurrency: ConcurrencyConfig,
+    ) -> Upstream {
+        let url = config.url.clone();
         let base = url.as_str().trim_end_matches('/').to_owned();
-        let span = tracing::info_span!("upstream", host = %base);
+        let name = config.name();
+        let span = tracing::info_span!("upstream", host = %name);
         let (breaker, _task) = span.in_scope(|| Breaker::spawn(breaker));
         Upstream {
             url,
             breaker,
             slots: Slots::new(concurrency),
-            models: ArcSwap::from_pointee(HostModels::default()),
+            models: Inventory::default(),
             base,
+            name,
+            weight: config.weight.get(),
             in_flight: AtomicUsize::new(0),
             // Optimistic until the first probe says otherwise: a gateway started
             // just before its daemon should not refuse the first requests.
@@ -65,14 +84,26 @@ impl Upstream {
         }
     }
 
-    /// The upstream's URL as configured (displayed in errors and health).
+    /// The upstream's URL as configured (with any password: not for display).
     pub fn url(&self) -> &Url {
         &self.url
     }
 
-    /// The base URL without a trailing slash, e.g. `http://127.0.0.1:11434`.
-    pub fn base(&self) -> &str {
-        &self.base
+    /// The base URL as shown to people, without a trailing slash, e.g.
+    /// `http://127.0.0.1:11434` (a password in it masked).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Share of the traffic relative to the other hosts.
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    /// Outstanding requests per unit of weight, scaled to stay an integer: the
+    /// balancer's measure of how busy a host is.
+    fn load(&self) -> u64 {
+        (self.in_flight() as u64).saturating_mul(WEIGHT_SCALE) / u64::from(self.weight)
     }
 
     /// The full URL for a request's path and query.
@@ -93,13 +124,12 @@ impl Upstream {
 
     /// Whether this host has `model` installed; `None` until its list is known.
     pub fn has_model(&self, model: &str) -> Option<bool> {
-        let models = self.models.load();
-        models.known.then(|| models.installed.contains(model))
+        self.models.has_model(model)
     }
 
     /// Whether `model` is loaded (in memory) on this host, as last seen.
     pub fn has_loaded(&self, model: &str) -> bool {
-        self.models.load().loaded.contains(model)
+        self.models.has_loaded(model)
     }
 
     /// Counts a request as outstanding on this host until the guard is dropped.
@@ -134,7 +164,9 @@ impl Upstream {
     pub fn health(&self) -> UpstreamHealth {
         let micros = self.last_latency_micros.load(Relaxed);
         UpstreamHealth {
-            url: self.base.clone(),
+            url: self.name.clone(),
+            weight: self.weight,
+            parallel: self.slots.parallel().get(),
             reachable: self.is_reachable(),
             last_latency_ms: (micros != NO_LATENCY).then(|| micros as f64 / 1000.0),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
@@ -142,7 +174,8 @@ impl Upstream {
             breaker: self.breaker.snapshot(),
             models: self.slots.snapshot(),
             loaded: {
-                let mut loaded: Vec<String> = self.models.load().loaded.iter().cloned().collect();
+                let mut loaded: Vec<String> =
+                    self.models.snapshot().loaded.keys().cloned().collect();
                 loaded.sort();
                 loaded
             },
@@ -164,6 +197,10 @@ impl Drop for InFlight {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UpstreamHealth {
     pub url: String,
+    /// Share of the traffic relative to the other hosts.
+    pub weight: u32,
+    /// Requests the host runs at once per model (its `OLLAMA_NUM_PARALLEL`).
+    pub parallel: usize,
     pub reachable: bool,
     /// Latency of the last successful `HEAD /` probe.
     pub last_latency_ms: Option<f64>,
@@ -177,14 +214,6 @@ pub struct UpstreamHealth {
     pub loaded: Vec<String>,
 }
 
-/// What a host has installed and loaded (normalised model names).
-#[derive(Debug, Default)]
-struct HostModels {
-    known: bool,
-    installed: std::collections::HashSet<String>,
-    loaded: std::collections::HashSet<String>,
-}
-
 /// The configured upstreams.
 #[derive(Debug)]
 pub struct UpstreamSet {
@@ -195,17 +224,41 @@ impl UpstreamSet {
     /// Builds the set; `urls` is non-empty (config validation guarantees it).
     /// Needs a tokio runtime (each host's breaker runs as a task).
     pub fn new(
-        urls: &[Url],
+        upstreams: &[UpstreamConfig],
         breaker: &BreakerConfig,
-        concurrency: &ConcurrencyConfig,
+        concurrency: &Concurrency,
     ) -> UpstreamSet {
-        UpstreamSet {
-            hosts: urls
-                .iter()
-                .cloned()
-                .map(|u| Arc::new(Upstream::new(u, *breaker, *concurrency)))
-                .collect(),
-        }
+        UpstreamSet::reusing(upstreams, breaker, concurrency, None)
+    }
+
+    /// Builds the set for a new configuration, keeping each host of `previous`
+    /// whose settings did not change (with its health, breaker state, slots and
+    /// model lists), so a reload does not forget what it learned.
+    pub fn reusing(
+        upstreams: &[UpstreamConfig],
+        breaker: &BreakerConfig,
+        concurrency: &Concurrency,
+        previous: Option<&UpstreamSet>,
+    ) -> UpstreamSet {
+        let hosts = upstreams
+            .iter()
+            .map(|config| {
+                let slots = concurrency.for_host(config.parallel);
+                let kept = previous.and_then(|set| {
+                    set.hosts.iter().find(|h| {
+                        h.url == config.url
+                            && h.weight == config.weight.get()
+                            && h.breaker.config() == *breaker
+                            && h.slots.config() == slots
+                    })
+                });
+                match kept {
+                    Some(host) => Arc::clone(host),
+                    None => Arc::new(Upstream::new(config, *breaker, slots)),
+                }
+            })
+            .collect();
+        UpstreamSet { hosts }
     }
 
     pub fn hosts(&self) -> &[Arc<Upstream>] {
@@ -218,7 +271,8 @@ impl UpstreamSet {
     /// that have it installed when any host is known to (otherwise all, so the
     /// upstream's own 404 reaches the client). Among them, reachable hosts first,
     /// then hosts that already have the model loaded (no cold load), then the
-    /// fewest outstanding requests; the first listed wins ties. An unreachable host
+    /// fewest outstanding requests per unit of weight, then the heavier host; the
+    /// first listed wins ties. An unreachable host
     /// is still chosen when it is the only candidate, so the client learns the real
     /// cause from the attempt. `None` when every host's breaker is open.
     pub fn pick(&self, model: Option<&str>) -> Option<&Arc<Upstream>> {
@@ -226,7 +280,8 @@ impl UpstreamSet {
             (
                 !h.is_reachable(),
                 model.is_some_and(|m| !h.has_loaded(m)),
-                h.in_flight(),
+                h.load(),
+                std::cmp::Reverse(h.weight),
             )
         })
     }
@@ -263,7 +318,7 @@ impl UpstreamSet {
                     .retry_in_ms
                     .map_or(std::time::Duration::ZERO, std::time::Duration::from_millis);
                 soonest = soonest.min(retry);
-                format!("{} (retry in {}s)", h.base(), retry.as_secs_f64().ceil())
+                format!("{} (retry in {}s)", h.name(), retry.as_secs_f64().ceil())
             })
             .collect();
         (hosts.join(", "), soonest)
@@ -273,7 +328,13 @@ impl UpstreamSet {
     pub fn pick_other(&self, tried: &Arc<Upstream>, model: Option<&str>) -> Option<&Arc<Upstream>> {
         self.candidates(model, Some(tried))
             .filter(|h| h.is_reachable())
-            .min_by_key(|h| (model.is_some_and(|m| !h.has_loaded(m)), h.in_flight()))
+            .min_by_key(|h| {
+                (
+                    model.is_some_and(|m| !h.has_loaded(m)),
+                    h.load(),
+                    std::cmp::Reverse(h.weight),
+                )
+            })
     }
 
     /// A reachable host other than `tried` known to have `model` installed: where
@@ -288,73 +349,36 @@ impl UpstreamSet {
     }
 }
 
-/// Keeps every host's installed and loaded models fresh from its `/api/tags` and
-/// `/api/ps`, each `interval`, until the task is aborted. A host that does not
-/// answer keeps its last lists.
-pub async fn run_model_refresh(set: Arc<UpstreamSet>, client: reqwest::Client, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let refreshes = set.hosts().iter().map(|host| refresh_models(host, &client));
-        futures_util::future::join_all(refreshes).await;
-    }
+/// Refreshes every host's installed and loaded models at once; a host that does
+/// not answer keeps its last lists.
+pub async fn refresh_models(set: &UpstreamSet, client: &reqwest::Client) {
+    let refreshes = set.hosts().iter().map(|host| async move {
+        if let Some(models) = inventory::fetch(client, &host.base).await {
+            host.models.store(models);
+        }
+    });
+    futures_util::future::join_all(refreshes).await;
 }
 
-async fn refresh_models(host: &Upstream, client: &reqwest::Client) {
-    let (Some(installed), Some(loaded)) = (
-        model_names(client, &host.target("/api/tags")).await,
-        model_names(client, &host.target("/api/ps")).await,
-    ) else {
-        return;
-    };
-    host.models.store(Arc::new(HostModels {
-        known: true,
-        installed,
-        loaded,
-    }));
+/// The model → digest index across hosts (the first host listing a model wins),
+/// for the cache's keys.
+pub fn digests(set: &UpstreamSet) -> std::collections::HashMap<String, String> {
+    let mut digests = std::collections::HashMap::new();
+    for host in set.hosts() {
+        for (model, installed) in &host.models.snapshot().installed {
+            digests
+                .entry(model.clone())
+                .or_insert_with(|| installed.digest.clone());
+        }
+    }
+    digests
 }
 
-/// The normalised `model` names of an Ollama model list, `None` on any failure.
-async fn model_names(
-    client: &reqwest::Client,
-    url: &str,
-) -> Option<std::collections::HashSet<String>> {
-    let response = client
-        .get(url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    let list: serde_json::Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
-    Some(
-        list.get("models")?
-            .as_array()?
-            .iter()
-            .filter_map(|m| m.get("model").or_else(|| m.get("name"))?.as_str())
-            .filter_map(|name| crate::cache::key::normalise_model_name(name).ok())
-            .collect(),
-    )
-}
-
-/// Probes every upstream with `HEAD /` each `interval` until the task is aborted.
-/// A probe that does not answer within `timeout` marks the host down.
-pub async fn run_health_checks(
-    set: Arc<UpstreamSet>,
-    client: reqwest::Client,
-    interval: Duration,
-    timeout: Duration,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let probes = set.hosts().iter().map(|host| probe(host, &client, timeout));
-        futures_util::future::join_all(probes).await;
-    }
+/// Probes every upstream with `HEAD /` once, all at the same time. A probe that
+/// does not answer within `timeout` marks the host down.
+pub async fn probe_all(set: &UpstreamSet, client: &reqwest::Client, timeout: Duration) {
+    let probes = set.hosts().iter().map(|host| probe(host, client, timeout));
+    futures_util::future::join_all(probes).await;
 }
 
 async fn probe(host: &Upstream, client: &reqwest::Client, timeout: Duration) {
@@ -377,15 +401,22 @@ async fn probe(host: &Upstream, client: &reqwest::Client, timeout: Duration) {
 mod tests {
     use super::*;
 
+    fn configs(n: usize) -> Vec<UpstreamConfig> {
+        (0..n)
+            .map(|i| {
+                UpstreamConfig::from(
+                    Url::parse(&format!("http://127.0.0.1:{}", 10_000 + i)).expect("url"),
+                )
+            })
+            .collect()
+    }
+
     fn set(n: usize) -> UpstreamSet {
-        let urls: Vec<Url> = (0..n)
-            .map(|i| Url::parse(&format!("http://127.0.0.1:{}", 10_000 + i)).expect("url"))
-            .collect();
-        UpstreamSet::new(
-            &urls,
-            &BreakerConfig::default(),
-            &ConcurrencyConfig::default(),
-        )
+        build(&configs(n), &BreakerConfig::default())
+    }
+
+    fn build(configs: &[UpstreamConfig], breaker: &BreakerConfig) -> UpstreamSet {
+        UpstreamSet::new(configs, breaker, &crate::Config::default().concurrency)
     }
 
     #[tokio::test]
@@ -394,12 +425,12 @@ mod tests {
         let _a = set.hosts()[0].begin();
         let _b = set.hosts()[1].begin();
         assert_eq!(
-            set.pick(None).expect("a host").base(),
+            set.pick(None).expect("a host").name(),
             "http://127.0.0.1:10002"
         );
         set.hosts()[2].mark_down("refused".into());
         assert_eq!(
-            set.pick(None).expect("a host").base(),
+            set.pick(None).expect("a host").name(),
             "http://127.0.0.1:10000"
         );
     }
@@ -412,7 +443,7 @@ mod tests {
         }
         let _busy = set.hosts()[0].begin();
         assert_eq!(
-            set.pick(None).expect("a host").base(),
+            set.pick(None).expect("a host").name(),
             "http://127.0.0.1:10001"
         );
     }
@@ -427,10 +458,9 @@ mod tests {
             host.mark_down("refused".into());
         }
         assert!(set.pick_other(&first, None).is_none());
-        let single = UpstreamSet::new(
-            &[first.url().clone()],
+        let single = build(
+            &[UpstreamConfig::from(first.url().clone())],
             &BreakerConfig::default(),
-            &ConcurrencyConfig::default(),
         );
         let only = single.pick(None).expect("a host");
         assert!(single.pick_other(only, None).is_none());
@@ -441,12 +471,11 @@ mod tests {
         let config = BreakerConfig {
             failures: std::num::NonZeroU32::MIN,
             open_for: std::time::Duration::from_secs(60),
+            ..BreakerConfig::default()
         };
-        let urls = [
-            Url::parse("http://127.0.0.1:1").expect("url"),
-            Url::parse("http://127.0.0.1:2").expect("url"),
-        ];
-        let set = UpstreamSet::new(&urls, &config, &ConcurrencyConfig::default());
+        let urls = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+            .map(|u| UpstreamConfig::from(Url::parse(u).expect("url")));
+        let set = build(&urls, &config);
         for host in set.hosts() {
             host.breaker.admit().expect("closed").failure();
         }
@@ -466,11 +495,32 @@ mod tests {
     }
 
     fn knows(host: &Upstream, installed: &[&str], loaded: &[&str]) {
-        host.models.store(Arc::new(HostModels {
+        let entry = |name: &str| Installed {
+            name: name.to_owned(),
+            digest: format!("digest-of-{name}"),
+            size: 1,
+            family: None,
+            parameter_size: None,
+            quantization_level: None,
+            capabilities: Vec::new(),
+        };
+        let resident = Loaded {
+            expires_at: None,
+            size: 1,
+            size_vram: 0,
+            context_length: None,
+        };
+        host.models.store(HostModels {
             known: true,
-            installed: installed.iter().map(|m| (*m).to_owned()).collect(),
-            loaded: loaded.iter().map(|m| (*m).to_owned()).collect(),
-        }));
+            installed: installed
+                .iter()
+                .map(|m| ((*m).to_owned(), entry(m)))
+                .collect(),
+            loaded: loaded
+                .iter()
+                .map(|m| ((*m).to_owned(), resident.clone()))
+                .collect(),
+        });
     }
 
     #[tokio::test]
@@ -481,25 +531,121 @@ mod tests {
         knows(b, &["x:latest", "y:latest"], &["y:latest"]);
         knows(c, &["y:latest"], &["y:latest"]);
         assert_eq!(
-            set.pick(Some("z:latest")).expect("host").base(),
-            a.base(),
+            set.pick(Some("z:latest")).expect("host").name(),
+            a.name(),
             "nobody has it: all"
         );
         let _busy = b.begin();
-        assert_eq!(set.pick(Some("x:latest")).expect("host").base(), a.base());
+        assert_eq!(set.pick(Some("x:latest")).expect("host").name(), a.name());
         assert_eq!(
-            set.pick(Some("y:latest")).expect("host").base(),
-            c.base(),
+            set.pick(Some("y:latest")).expect("host").name(),
+            c.name(),
             "loaded, then least busy"
         );
         let _busier = c.begin();
         let _busiest = c.begin();
-        assert_eq!(set.pick(Some("y:latest")).expect("host").base(), b.base());
+        assert_eq!(set.pick(Some("y:latest")).expect("host").name(), b.name());
         assert_eq!(
-            set.pick_with_model(b, "x:latest").expect("host").base(),
-            a.base()
+            set.pick_with_model(b, "x:latest").expect("host").name(),
+            a.name()
         );
         assert!(set.pick_with_model(a, "z:latest").is_none());
+    }
+
+    #[tokio::test]
+    async fn weights_share_the_traffic_in_proportion() {
+        let mut configs = configs(2);
+        configs[1].weight = std::num::NonZeroU32::new(3).expect("3");
+        let set = build(&configs, &BreakerConfig::default());
+        // Hold every pick open: with weights 1 and 3, eight outstanding requests
+        // split 2 : 6.
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(set.pick(None).expect("a host").begin());
+        }
+        assert_eq!(set.hosts()[0].in_flight(), 2);
+        assert_eq!(set.hosts()[1].in_flight(), 6);
+        // At rest the heavier host is preferred.
+        drop(held);
+        assert_eq!(
+            set.pick(None).expect("a host").name(),
+            set.hosts()[1].name()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_hosts_whose_settings_did_not_change() {
+        let mut configs = configs(2);
+        let first = build(&configs, &BreakerConfig::default());
+        first.hosts()[0].mark_down("refused".into());
+        configs[1].weight = std::num::NonZeroU32::new(2).expect("2");
+        let second = UpstreamSet::reusing(
+            &configs,
+            &BreakerConfig::default(),
+            &crate::Config::default().concurrency,
+            Some(&first),
+        );
+        assert!(Arc::ptr_eq(&first.hosts()[0], &second.hosts()[0]));
+        assert!(!second.hosts()[0].is_reachable(), "health is kept");
+        assert!(!Arc::ptr_eq(&first.hosts()[1], &second.hosts()[1]));
+        assert_eq!(second.hosts()[1].weight(), 2);
+    }
+
+    #[tokio::test]
+    async fn passwords_never_show_in_names() {
+        let config = UpstreamConfig::from(Url::parse("http://u:hunter2@127.0.0.1:9").expect("url"));
+        let set = build(&[config], &BreakerConfig::default());
+        let host = &set.hosts()[0];
+        assert_eq!(host.name(), "http://u:***@127.0.0.1:9");
+        assert_eq!(host.health().url, "http://u:***@127.0.0.1:9");
+        assert!(
+            host.target("/api/tags").contains("hunter2"),
+            "requests still authenticate"
+        );
+    }
+
+    proptest::proptest! {
+        /// The balancer never picks an unreachable host or one whose breaker is
+        /// open while a reachable, closed one exists, and always picks the least
+        /// loaded (per weight) among those.
+        #[test]
+        fn never_picks_an_unhealthy_host_while_a_healthy_one_exists(
+            hosts in proptest::collection::vec((proptest::bool::ANY, 0usize..6, 1u32..4), 1..6)
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let mut configs = configs(hosts.len());
+                for (config, (_, _, weight)) in configs.iter_mut().zip(&hosts) {
+                    config.weight = std::num::NonZeroU32::new(*weight).expect("non-zero");
+                }
+                let set = build(&configs, &BreakerConfig::default());
+                let mut guards = Vec::new();
+                for (host, (up, busy, _)) in set.hosts().iter().zip(&hosts) {
+                    if !up {
+                        host.mark_down("refused".into());
+                    }
+                    for _ in 0..*busy {
+                        guards.push(host.begin());
+                    }
+                }
+                let picked = set.pick(None).expect("no breaker is open");
+                let healthy: Vec<_> = set.hosts().iter().filter(|h| h.is_reachable()).collect();
+                if healthy.is_empty() {
+                    return Ok(());
+                }
+                proptest::prop_assert!(picked.is_reachable());
+                let least = healthy.iter().map(|h| h.load()).min().expect("non-empty");
+                proptest::prop_assert_eq!(picked.load(), least);
+                if let Some(other) = set.pick_other(picked, None) {
+                    proptest::prop_assert!(other.is_reachable());
+                    proptest::prop_assert!(!Arc::ptr_eq(other, picked));
+                }
+                Ok::<(), proptest::test_runner::TestCaseError>(())
+            })?;
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,352 @@
+//! Configuration: a TOML file, `WARMLINE_*` environment variables and command-line
+//! flags, merged in that order (flags win), then validated into typed values.
+//!
+//! The raw, serde-facing shape ([`RawConfig`], in `raw`) rejects unknown fields so a
+//! typo in a config file is an error rather than a silently ignored setting.
+//! Validation (`validate`) turns it into [`Config`], whose fields are already
+//! `SocketAddr`, `Url`, `Duration` and byte counts; every validation error names the
+//! dotted path of the offending field. [`Config::to_raw`] goes back the other way
+//! with every default spelled out, which is what `GET /warmline/settings` shows and
+//! what a settings change is merged into.
+//!
+//! A running gateway holds its `Config` in one swap (see `gateway`): a reload
+//! validates the whole new configuration first and either applies all of it or
+//! none of it.
+//!
+//! ```toml
+//! listen = "127.0.0.1:11435"
+//! upstreams = [
+//!   "http://127.0.0.1:11434",
+//!   { url = "http://10.0.0.5:11434", weight = 2, parallel = 4 },  # weight, its OLLAMA_NUM_PARALLEL
+//! ]
+//! origins = ["https://my-app.example"]   # extra browser origins, as OLLAMA_ORIGINS
+//!
+//! [pool]
+//! max_idle_per_host = 256
+//! idle_timeout = "90s"
+//!
+//! [timeouts]
+//! connect = "500ms"
+//! first_byte = "5m"     # a cold model load can take minutes
+//! idle = "5m"           # longest gap between two chunks of a response stream
+//! header = "10s"        # a request's line and headers, from its first byte (408)
+//! body = "30s"          # longest gap between two chunks of a request body (408)
+//! drain = "10s"         # how long shutdown waits for in-flight requests
+//! health_interval = "2s"
+//!
+//! [limits]
+//! max_body = "64MiB"    # request bodies, except blob uploads (413)
+//! max_blob_body = 0     # /api/blobs uploads; 0 means unlimited
+//! retry_body = "1MiB"   # bodies held for a retry on another upstream
+//! max_header = "64KiB"  # request line and headers (431)
+//!
+//! [compression]         # gzip/brotli of whole answers when the client asks
+//! enabled = true
+//!
+//! [failover]            # retry once on another host before anything reached the client
+//! enabled = true
+//!
+//! [cache]
+//! enabled = true
+//! max_size = "256MiB"   # byte budget of the in-process cache
+//! ttl_generation = "5m"
+//! ttl_embedding = "1h"
+//! ttl_show = "1m"
+//! sampled = false       # also cache sampled generations (temperature > 0, no seed)
+//! coalesce_sampled = false
+//! redis = "redis://127.0.0.1:6379"   # optional shared second tier
+//! redis_timeout = "5ms"
+//!
+//! [breaker]             # per upstream host
+//! enabled = true
+//! failures = 5          # consecutive failures (connect error, timeout, 5xx) to open
+//! open_for = "60s"      # then one probe request decides
+//!
+//! [concurrency]         # per upstream host and model
+//! enabled = true
+//! per_model = 1         # the hosts' OLLAMA_NUM_PARALLEL (`parallel` per host overrides)
+//! staged = 8            # may also wait at the host, so it never idles between
+//!                       # answers; 0 = strict
+//! queue = 64            # requests that may wait in Warmline beyond that (then 503)
+//! max_wait = "30s"
+//!
+//! [rate_limit]          # per client IP, token bucket (then 429)
+//! enabled = true
+//! per_second = 10
+//! burst = 20
+//! loopback = false      # also limit loopback clients
+//!
+//! [auth]                # required when listening on a non-loopback address
+//! token = "..."         # identity "default" (also WARMLINE_TOKEN)
+//! tokens = [{ name = "alice", token = "..." }]   # one identity each; the cache keeps them apart
+//! ```
+
+mod raw;
+mod validate;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+pub use raw::{
+    ByteSize, RawAuth, RawBreaker, RawCache, RawCompression, RawConcurrency, RawConfig,
+    RawFailover, RawLimits, RawPool, RawRateLimit, RawTimeouts, RawToken, RawUpstream,
+};
+pub use values::redacted;
+
+/// The address the gateway listens on when nothing else is configured: Ollama's
+/// port plus one, so clients change only the port.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:11435";
+/// Where Ollama listens by default.
+pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
+
+/// Requests per model that may wait at an upstream itself beyond what it runs at
+/// once: enough to keep a fast host busy between answers (with fewer, a host that
+/// answers in a fraction of a millisecond idles while each answer travels back
+/// and the next request travels out), few enough that Ollama's own queue per
+/// model stays bounded.
+pub const DEFAULT_STAGED: usize = 8;
+
+/// The largest `limits.max_header` accepted: the connection guard must see an
+/// oversized head before hyper's own read buffer (about 400 KiB) is full.
+pub const MAX_HEADER_LIMIT: u64 = 256 * 1024;
+
+/// Environment variable naming the listen address.
+pub const ENV_LISTEN: &str = "WARMLINE_LISTEN";
+/// Environment variable naming the upstreams, comma-separated.
+pub const ENV_UPSTREAMS: &str = "WARMLINE_UPSTREAMS";
+/// Environment variable holding a bearer token (identity "default").
+pub const ENV_TOKEN: &str = "WARMLINE_TOKEN";
+/// Environment variable naming the shared Redis cache tier.
+pub const ENV_REDIS: &str = "WARMLINE_REDIS";
+
+/// A configuration error. The message always names the field it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The validated configuration the gateway runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Extra allowed browser origins (patterns with `*`), on top of Ollama's built-ins.
+    pub origins: Vec<String>,
+    pub pool: PoolConfig,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    /// Compress whole (non-streaming) answers when the client accepts it.
+    pub compression: bool,
+    /// Retry once on another host when the first fails before answering.
+    pub failover: bool,
+    pub cache: CacheConfig,
+    /// Per-upstream circuit breaker.
+    pub breaker: crate::breaker::BreakerConfig,
+    /// Per-(host, model) concurrency limit and queue.
+    pub concurrency: Concurrency,
+    /// Per-client-IP rate limit.
+    pub rate_limit: crate::admission::RateConfig,
+    /// Bearer tokens; empty = no authentication (loopback only).
+    pub tokens: Vec<crate::auth::Token>,
+}
+
+/// One Ollama host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    pub url: Url,
+    /// Share of the traffic relative to the other hosts: least outstanding requests
+    /// per unit of weight wins (default 1).
+    pub weight: NonZeroU32,
+    /// The host's `OLLAMA_NUM_PARALLEL`, when it differs from `concurrency.per_model`.
+    pub parallel: Option<NonZeroUsize>,
+}
+
+impl From<Url> for UpstreamConfig {
+    fn from(url: Url) -> UpstreamConfig {
+        UpstreamConfig {
+            url,
+            weight: NonZeroU32::MIN,
+            parallel: None,
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// The URL as shown in logs, errors and health: any password masked.
+    pub fn name(&self) -> String {
+        redacted(&self.url)
+    }
+}
+
+/// Per-(host, model) concurrency settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    /// Off: requests go upstream without waiting for a slot.
+    pub enabled: bool,
+    /// Requests each host runs at once per model (its `OLLAMA_NUM_PARALLEL`).
+    pub per_model: NonZeroUsize,
+    /// Requests per model that may also wait at the host itself.
+    pub staged: usize,
+    /// Requests per model that may wait in Warmline beyond that.
+    pub queue: usize,
+    /// Longest wait in Warmline's queue.
+    pub max_wait: Duration,
+}
+
+impl Concurrency {
+    /// The slot settings for a host whose `OLLAMA_NUM_PARALLEL` is `parallel`
+    /// (`per_model` when the host does not say).
+    pub fn for_host(&self, parallel: Option<NonZeroUsize>) -> crate::admission::ConcurrencyConfig {
+        let parallel = parallel.unwrap_or(self.per_model);
+        crate::admission::ConcurrencyConfig {
+            parallel,
+            per_model: parallel.saturating_add(self.staged),
+            queue: self.queue,
+            max_wait: self.max_wait,
+        }
+    }
+}
+
+/// Response cache and coalescing settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// Byte budget of the in-process tier.
+    pub max_bytes: u64,
+    pub ttl_generation: Duration,
+    pub ttl_embedding: Duration,
+    pub ttl_show: Duration,
+    /// Cache sampled generations too (off: they are random draws).
+    pub sampled: bool,
+    /// Coalesce identical sampled requests too (off: N identical sampled requests
+    /// usually mean "give me N different answers").
+    pub coalesce_sampled: bool,
+    /// Shared second tier, e.g. `redis://127.0.0.1:6379`.
+    pub redis: Option<Url>,
+    /// Longest a Redis read may take before the request goes upstream instead.
+    pub redis_timeout: Duration,
+}
+
+/// Upstream connection pool settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    pub max_idle_per_host: usize,
+    pub idle_timeout: Duration,
+}
+
+/// Every timeout the gateway applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeouts {
+    /// TCP connect to an upstream.
+    pub connect: Duration,
+    /// From sending the request to receiving the upstream's response headers.
+    pub first_byte: Duration,
+    /// Longest silence between two body chunks of an upstream response.
+    pub idle: Duration,
+    /// From a request's first byte to its complete line and headers.
+    pub header: Duration,
+    /// Longest silence between two chunks of a client's request body.
+    pub body: Duration,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub drain: Duration,
+    /// How often each upstream is probed with `HEAD /`.
+    pub health_interval: Duration,
+}
+
+/// Request size limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest accepted request body, in bytes (blob uploads excepted).
+    pub max_body: u64,
+    /// Largest accepted `/api/blobs/*` upload, in bytes; `None` means unlimited.
+    pub max_blob_body: Option<u64>,
+    /// Request bodies up to this size are held so they can be re-sent to another
+    /// upstream if the first fails; larger ones stream through and are not retried.
+    pub retry_body: u64,
+    /// Largest accepted request line plus headers, in bytes.
+    pub max_header: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        RawConfig::default()
+            .validate()
+            .unwrap_or_else(|e| unreachable!("built-in defaults are valid: {e}"))
+    }
+}
+
+/// Settings given on the command line; they override the file and the environment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub upstreams: Vec<String>,
+    pub redis: Option<String>,
+    pub no_cache: bool,
+}
+
+/// Where a gateway's configuration comes from, so a reload can read it again: the
+/// file (if any), the environment, and the command line's overrides.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigSource {
+    pub file: Option<PathBuf>,
+    pub overrides: Overrides,
+}
+
+impl ConfigSource {
+    /// Reads and validates the configuration from this source, now.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        Config::load(self.file.as_deref(), &self.overrides)
+    }
+}
+
+impl Config {
+    /// Loads the configuration the way both binaries do: the TOML `file` if given,
+    /// then `WARMLINE_*` variables, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut raw = match file {
+            Some(path) => RawConfig::from_file(path)?,
+            None => RawConfig::default(),
+        };
+        raw.apply_env(|name| std::env::var(name).ok());
+        raw.apply_overrides(overrides);
+        raw.validate()
+    }
+
+    /// [`Config::load`] without command-line overrides.
+    pub fn from_env_and_file(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load(file, &Overrides::default())
+    }
+
+    /// A configuration for `upstreams` with every other setting at its default.
+    pub fn with_upstreams(upstreams: impl IntoIterator<Item = Url>) -> Config {
+        Config {
+            upstreams: upstreams.into_iter().map(UpstreamConfig::from).collect(),
+            ..Config::default()
+        }
+    }
+}

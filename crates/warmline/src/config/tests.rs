@@ -1,0 +1,229 @@
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn defaults_match_the_documented_ones() {
+    let config = Config::default();
+    assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(config.upstreams[0].url.as_str(), "http://127.0.0.1:11434/");
+    assert_eq!(config.upstreams[0].weight.get(), 1);
+    assert_eq!(config.timeouts.connect, Duration::from_millis(500));
+    assert_eq!(config.timeouts.header, Duration::from_secs(10));
+    assert_eq!(config.timeouts.body, Duration::from_secs(30));
+    assert_eq!(config.limits.max_body, 64 << 20);
+    assert_eq!(config.limits.max_blob_body, None);
+    assert_eq!(config.limits.max_header, 64 << 10);
+    assert!(config.compression && config.failover);
+    assert!(config.breaker.enabled && config.concurrency.enabled && config.rate_limit.enabled);
+}
+
+#[test]
+fn flags_override_env_which_overrides_file() {
+    let mut raw =
+        RawConfig::from_toml("listen = \"127.0.0.1:1\"\nupstreams = [\"http://10.0.0.1:11434\"]")
+            .expect("valid toml");
+    raw.apply_env(|name| match name {
+        ENV_LISTEN => Some("127.0.0.1:2".into()),
+        ENV_UPSTREAMS => Some("127.0.0.1:3, http://127.0.0.1:4".into()),
+        _ => None,
+    });
+    let from_env = raw.clone().validate().expect("valid");
+    assert_eq!(from_env.listen.port(), 2);
+    assert_eq!(from_env.upstreams.len(), 2);
+    assert_eq!(from_env.upstreams[0].url.as_str(), "http://127.0.0.1:3/");
+
+    raw.apply_overrides(&Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        upstreams: vec!["http://127.0.0.1:5".into()],
+        ..Overrides::default()
+    });
+    let config = raw.validate().expect("valid");
+    assert_eq!(config.listen.port(), 0);
+    assert_eq!(config.upstreams.len(), 1);
+    assert_eq!(config.upstreams[0].url.port(), Some(5));
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_their_name() {
+    let err = RawConfig::from_toml("[timeouts]\nconect = \"1s\"").expect_err("typo");
+    assert!(err.contains("conect"), "{err}");
+}
+
+#[test]
+fn validation_errors_name_the_dotted_field() {
+    let cases = [
+        ("[timeouts]\nconnect = \"soon\"", "timeouts.connect: "),
+        (
+            "upstreams = [\"http://a:1\", \"https://b:2\"]",
+            "upstreams[1]: ",
+        ),
+        ("listen = \"localhost\"", "listen: "),
+        ("[limits]\nmax_body = \"12 parsecs\"", "limits.max_body: "),
+        ("[limits]\nmax_header = \"1MiB\"", "limits.max_header: "),
+        (
+            "upstreams = [{ url = \"http://a:1\", weight = 0 }]",
+            "upstreams[0].weight: ",
+        ),
+        (
+            "upstreams = [\"http://a:1\", { url = \"http://b:1\", parallel = 0 }]",
+            "upstreams[1].parallel: ",
+        ),
+        ("[timeouts]\nheader = \"0s\"", "timeouts.header: "),
+    ];
+    for (toml, prefix) in cases {
+        let raw = RawConfig::from_toml(toml).expect("toml");
+        let err = raw.validate().expect_err(toml).to_string();
+        assert!(err.starts_with(prefix), "{toml}: {err}");
+    }
+}
+
+#[test]
+fn upstreams_take_a_weight_and_their_parallelism() {
+    let raw = RawConfig::from_toml(
+        "upstreams = [\"127.0.0.1:1\", { url = \"http://127.0.0.1:2\", weight = 3, parallel = 4 }]",
+    )
+    .expect("toml");
+    let config = raw.validate().expect("valid");
+    assert_eq!(config.upstreams[0].weight.get(), 1);
+    assert_eq!(config.upstreams[0].parallel, None);
+    assert_eq!(config.upstreams[1].weight.get(), 3);
+    assert_eq!(config.upstreams[1].parallel.map(|p| p.get()), Some(4));
+    let host = config.concurrency.for_host(config.upstreams[1].parallel);
+    assert_eq!(host.parallel.get(), 4);
+    assert_eq!(host.per_model.get(), 4 + DEFAULT_STAGED);
+}
+
+#[test]
+fn a_non_loopback_listener_needs_a_token() {
+    let raw = RawConfig::from_toml("listen = \"0.0.0.0:11435\"").expect("toml");
+    let err = raw.validate().expect_err("no token").to_string();
+    assert!(
+        err.starts_with("listen: ") && err.contains("token"),
+        "{err}"
+    );
+    let mut raw = RawConfig::from_toml("listen = \"0.0.0.0:11435\"").expect("toml");
+    raw.apply_env(|name| (name == ENV_TOKEN).then(|| "a-long-secret".to_owned()));
+    let config = raw.validate().expect("valid with a token");
+    assert_eq!(config.tokens[0].name, "default");
+    assert!(
+        !format!("{config:?}").contains("a-long-secret"),
+        "secrets never in Debug"
+    );
+}
+
+#[test]
+fn cache_settings_validate() {
+    let config = Config::default();
+    assert!(config.cache.enabled);
+    assert_eq!(config.cache.max_bytes, 256 << 20);
+    assert_eq!(config.cache.ttl_embedding, Duration::from_secs(3600));
+    assert_eq!(config.cache.redis, None);
+    let raw = RawConfig::from_toml("[cache]\nredis = \"http://x\"").expect("toml");
+    let err = raw.validate().expect_err("not redis").to_string();
+    assert!(err.starts_with("cache.redis: "), "{err}");
+    let raw = RawConfig::from_toml("[cache]\nttl_show = \"0s\"").expect("toml");
+    assert!(
+        raw.validate()
+            .expect_err("zero")
+            .to_string()
+            .starts_with("cache.ttl_show: ")
+    );
+}
+
+#[test]
+fn sizes_accept_integers_and_units() {
+    let raw =
+        RawConfig::from_toml("[limits]\nmax_body = \"2MiB\"\nmax_blob_body = 1000").expect("toml");
+    let config = raw.validate().expect("valid");
+    assert_eq!(config.limits.max_body, 2 << 20);
+    assert_eq!(config.limits.max_blob_body, Some(1000));
+}
+
+#[test]
+fn to_raw_round_trips_every_setting() {
+    let toml = r#"
+        listen = "127.0.0.1:9000"
+        upstreams = ["http://127.0.0.1:1", { url = "http://user:pw@127.0.0.1:2/base", weight = 2, parallel = 3 }]
+        origins = ["https://app.example"]
+        [timeouts]
+        connect = "250ms"
+        header = "3s"
+        [limits]
+        max_body = "3MiB"
+        max_header = 4096
+        [compression]
+        enabled = false
+        [cache]
+        redis = "redis://:hunter22@127.0.0.1:6379"
+        ttl_generation = "1h 30m"
+        [breaker]
+        enabled = false
+        [concurrency]
+        per_model = 2
+        staged = 0
+        [rate_limit]
+        loopback = true
+        [auth]
+        token = "the-default-token"
+        tokens = [{ name = "alice", token = "alice-secret" }]
+    "#;
+    let config = RawConfig::from_toml(toml)
+        .expect("toml")
+        .validate()
+        .expect("valid");
+    let again = config.to_raw().validate().expect("to_raw validates");
+    assert_eq!(again, config);
+    // Through JSON too, as the settings route sends it.
+    let json = serde_json::to_value(config.to_raw()).expect("serializes");
+    let back: RawConfig = serde_json::from_value(json).expect("deserializes");
+    assert_eq!(back.validate().expect("valid"), config);
+}
+
+#[test]
+fn shown_settings_mask_every_secret() {
+    let toml = r#"
+        upstreams = ["http://user:pw-upstream@127.0.0.1:2"]
+        [cache]
+        redis = "redis://:pw-redis@127.0.0.1:6379"
+        [auth]
+        token = "pw-default-token"
+        tokens = [{ name = "alice", token = "pw-alice-secret" }]
+    "#;
+    let config = RawConfig::from_toml(toml)
+        .expect("toml")
+        .validate()
+        .expect("valid");
+    let shown = serde_json::to_string(&config.to_raw_redacted()).expect("json");
+    assert!(!shown.contains("pw-"), "{shown}");
+    assert!(
+        shown.contains("alice") && shown.contains("user:***@"),
+        "{shown}"
+    );
+    assert_eq!(config.upstreams[0].name(), "http://user:***@127.0.0.1:2");
+}
+
+#[test]
+fn a_merge_patch_changes_only_what_it_names() {
+    let config = Config::default();
+    let patched = config
+        .to_raw()
+        .patched(&serde_json::json!({
+            "timeouts": { "connect": "2s" },
+            "cache": { "max_size": "1GiB", "redis": null },
+            "rate_limit": { "per_second": 50 }
+        }))
+        .expect("patch applies")
+        .validate()
+        .expect("valid");
+    assert_eq!(patched.timeouts.connect, Duration::from_secs(2));
+    assert_eq!(patched.cache.max_bytes, 1 << 30);
+    assert_eq!(patched.rate_limit.per_second.get(), 50);
+    assert_eq!(patched.timeouts.first_byte, config.timeouts.first_byte);
+
+    let err = config
+        .to_raw()
+        .patched(&serde_json::json!({ "timeouts": { "conect": "2s" } }))
+        .expect_err("unknown field");
+    assert!(err.to_string().contains("conect"), "{err}");
+}

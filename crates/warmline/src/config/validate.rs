@@ -1,0 +1,395 @@
+//! Validation: [`RawConfig`] → [`Config`], filling defaults and naming the dotted
+//! field of the first problem; and [`Config::to_raw`], the way back.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+
+use url::Url;
+
+use super::raw::*;
+use super::values::*;
+use super::*;
+
+impl RawConfig {
+    /// Turns the raw settings into a [`Config`], filling defaults.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let listen_text = self.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen =
+            parse_listen(listen_text).map_err(|message| ConfigError::invalid("listen", message))?;
+        let upstreams = upstreams(self.upstreams)?;
+
+        let origins = self.origins.unwrap_or_default();
+        for (i, origin) in origins.iter().enumerate() {
+            if origin.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("origins[{i}]"),
+                    "an origin pattern cannot be empty",
+                ));
+            }
+        }
+
+        let pool = PoolConfig {
+            max_idle_per_host: self.pool.max_idle_per_host.unwrap_or(256),
+            idle_timeout: duration(
+                "pool.idle_timeout",
+                self.pool.idle_timeout.as_deref(),
+                "90s",
+            )?,
+        };
+        let t = &self.timeouts;
+        let timeouts = Timeouts {
+            connect: nonzero_duration("timeouts.connect", t.connect.as_deref(), "500ms")?,
+            first_byte: nonzero_duration("timeouts.first_byte", t.first_byte.as_deref(), "5m")?,
+            idle: nonzero_duration("timeouts.idle", t.idle.as_deref(), "5m")?,
+            header: nonzero_duration("timeouts.header", t.header.as_deref(), "10s")?,
+            body: nonzero_duration("timeouts.body", t.body.as_deref(), "30s")?,
+            drain: duration("timeouts.drain", t.drain.as_deref(), "10s")?,
+            health_interval: nonzero_duration(
+                "timeouts.health_interval",
+                t.health_interval.as_deref(),
+                "2s",
+            )?,
+        };
+        let limits = self.limits.validate()?;
+        let cache = self.cache.validate()?;
+        let breaker = crate::breaker::BreakerConfig {
+            enabled: self.breaker.enabled.unwrap_or(true),
+            failures: NonZeroU32::new(self.breaker.failures.unwrap_or(5))
+                .ok_or_else(|| ConfigError::invalid("breaker.failures", "must be at least 1"))?,
+            open_for: nonzero_duration(
+                "breaker.open_for",
+                self.breaker.open_for.as_deref(),
+                "60s",
+            )?,
+        };
+        let concurrency = Concurrency {
+            enabled: self.concurrency.enabled.unwrap_or(true),
+            per_model: NonZeroUsize::new(self.concurrency.per_model.unwrap_or(1)).ok_or_else(
+                || ConfigError::invalid("concurrency.per_model", "must be at least 1"),
+            )?,
+            staged: self.concurrency.staged.unwrap_or(DEFAULT_STAGED),
+            queue: self.concurrency.queue.unwrap_or(64),
+            max_wait: nonzero_duration(
+                "concurrency.max_wait",
+                self.concurrency.max_wait.as_deref(),
+                "30s",
+            )?,
+        };
+        let rate_limit = crate::admission::RateConfig {
+            enabled: self.rate_limit.enabled.unwrap_or(true),
+            per_second: NonZeroU32::new(self.rate_limit.per_second.unwrap_or(10)).ok_or_else(
+                || ConfigError::invalid("rate_limit.per_second", "must be at least 1"),
+            )?,
+            burst: NonZeroU32::new(self.rate_limit.burst.unwrap_or(20))
+                .ok_or_else(|| ConfigError::invalid("rate_limit.burst", "must be at least 1"))?,
+            exempt_loopback: !self.rate_limit.loopback.unwrap_or(false),
+            ..crate::admission::RateConfig::default()
+        };
+        let tokens = self.auth.validate()?;
+        if !listen.ip().is_loopback() && tokens.is_empty() {
+            return Err(ConfigError::invalid(
+                "listen",
+                format!(
+                    "{listen} is reachable from other machines, so a bearer token is required: \
+                     set auth.token (or WARMLINE_TOKEN), or listen on 127.0.0.1"
+                ),
+            ));
+        }
+        Ok(Config {
+            listen,
+            upstreams,
+            origins,
+            pool,
+            timeouts,
+            limits,
+            compression: self.compression.enabled.unwrap_or(true),
+            failover: self.failover.enabled.unwrap_or(true),
+            cache,
+            breaker,
+            concurrency,
+            rate_limit,
+            tokens,
+        })
+    }
+}
+
+fn upstreams(raw: Option<Vec<RawUpstream>>) -> Result<Vec<UpstreamConfig>, ConfigError> {
+    let raw = raw.unwrap_or_else(|| vec![RawUpstream::Url(DEFAULT_UPSTREAM.to_owned())]);
+    if raw.is_empty() {
+        return Err(ConfigError::invalid(
+            "upstreams",
+            "at least one upstream is required",
+        ));
+    }
+    let mut upstreams: Vec<UpstreamConfig> = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.iter().enumerate() {
+        let field = format!("upstreams[{i}]");
+        let url = parse_upstream(entry.url())
+            .map_err(|message| ConfigError::invalid(field.clone(), message))?;
+        if upstreams.iter().any(|u| u.url == url) {
+            return Err(ConfigError::invalid(
+                field,
+                format!("{} is listed twice", redacted(&url)),
+            ));
+        }
+        let (weight, parallel) = match entry {
+            RawUpstream::Url(_) => (None, None),
+            RawUpstream::Table {
+                weight, parallel, ..
+            } => (*weight, *parallel),
+        };
+        let weight = NonZeroU32::new(weight.unwrap_or(1))
+            .ok_or_else(|| ConfigError::invalid(format!("{field}.weight"), "must be at least 1"))?;
+        let parallel = match parallel {
+            None => None,
+            Some(n) => Some(NonZeroUsize::new(n).ok_or_else(|| {
+                ConfigError::invalid(format!("{field}.parallel"), "must be at least 1")
+            })?),
+        };
+        upstreams.push(UpstreamConfig {
+            url,
+            weight,
+            parallel,
+        });
+    }
+    Ok(upstreams)
+}
+
+impl RawLimits {
+    fn validate(&self) -> Result<Limits, ConfigError> {
+        let max_body = size("limits.max_body", self.max_body.as_ref(), 64 << 20)?;
+        if max_body == 0 {
+            return Err(ConfigError::invalid(
+                "limits.max_body",
+                "must be greater than 0",
+            ));
+        }
+        let max_blob_body = Some(size(
+            "limits.max_blob_body",
+            self.max_blob_body.as_ref(),
+            0,
+        )?)
+        .filter(|&n| n > 0);
+        let retry_body = size("limits.retry_body", self.retry_body.as_ref(), 1 << 20)?;
+        let max_header = size("limits.max_header", self.max_header.as_ref(), 64 << 10)?;
+        if !(1024..=MAX_HEADER_LIMIT).contains(&max_header) {
+            return Err(ConfigError::invalid(
+                "limits.max_header",
+                format!("must be between 1KiB and {}KiB", MAX_HEADER_LIMIT >> 10),
+            ));
+        }
+        Ok(Limits {
+            max_body,
+            max_blob_body,
+            retry_body,
+            max_header: usize::try_from(max_header).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+impl RawAuth {
+    fn validate(self) -> Result<Vec<crate::auth::Token>, ConfigError> {
+        let mut tokens: Vec<crate::auth::Token> = Vec::new();
+        if let Some(token) = self
+            .token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            tokens.push(crate::auth::Token {
+                name: "default".into(),
+                secret: token.to_owned(),
+            });
+        }
+        for (i, raw) in self.tokens.iter().enumerate() {
+            let field = format!("auth.tokens[{i}]");
+            if raw.name.trim().is_empty() || raw.token.trim().len() < 8 {
+                return Err(ConfigError::invalid(
+                    field,
+                    "each token needs a name and a secret of at least 8 characters",
+                ));
+            }
+            if tokens
+                .iter()
+                .any(|t| t.name == raw.name || t.secret == raw.token)
+            {
+                return Err(ConfigError::invalid(
+                    field,
+                    "token names and secrets must be unique",
+                ));
+            }
+            tokens.push(crate::auth::Token {
+                name: raw.name.clone(),
+                secret: raw.token.clone(),
+            });
+        }
+        Ok(tokens)
+    }
+}
+
+impl RawCache {
+    fn validate(self) -> Result<CacheConfig, ConfigError> {
+        let max_bytes = size("cache.max_size", self.max_size.as_ref(), 256 << 20)?;
+        let redis = match self
+            .redis
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            None => None,
+            Some(text) => {
+                let url = Url::parse(text)
+                    .map_err(|e| ConfigError::invalid("cache.redis", format!("not a URL: {e}")))?;
+                if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+                    return Err(ConfigError::invalid(
+                        "cache.redis",
+                        format!("{}: expected a redis:// URL", redacted(&url)),
+                    ));
+                }
+                Some(url)
+            }
+        };
+        Ok(CacheConfig {
+            enabled: self.enabled.unwrap_or(true),
+            max_bytes,
+            ttl_generation: nonzero_duration(
+                "cache.ttl_generation",
+                self.ttl_generation.as_deref(),
+                "5m",
+            )?,
+            ttl_embedding: nonzero_duration(
+                "cache.ttl_embedding",
+                self.ttl_embedding.as_deref(),
+                "1h",
+            )?,
+            ttl_show: nonzero_duration("cache.ttl_show", self.ttl_show.as_deref(), "1m")?,
+            sampled: self.sampled.unwrap_or(false),
+            coalesce_sampled: self.coalesce_sampled.unwrap_or(false),
+            redis,
+            redis_timeout: nonzero_duration(
+                "cache.redis_timeout",
+                self.redis_timeout.as_deref(),
+                "5ms",
+            )?,
+        })
+    }
+}
+
+impl Config {
+    /// The configuration written out with every value explicit: validating the
+    /// result gives this configuration back. Secrets are included; callers that
+    /// show it ([`Config::to_raw_redacted`]) mask them.
+    pub fn to_raw(&self) -> RawConfig {
+        let d = |value| Some(format_duration(value));
+        let t = &self.timeouts;
+        let (default_token, named): (Vec<_>, Vec<_>) =
+            self.tokens.iter().partition(|t| t.name == "default");
+        RawConfig {
+            listen: Some(self.listen.to_string()),
+            upstreams: Some(
+                self.upstreams
+                    .iter()
+                    .map(|u| {
+                        let url = u.url.as_str().trim_end_matches('/').to_owned();
+                        if u.weight == NonZeroU32::MIN && u.parallel.is_none() {
+                            RawUpstream::Url(url)
+                        } else {
+                            RawUpstream::Table {
+                                url,
+                                weight: Some(u.weight.get()),
+                                parallel: u.parallel.map(NonZeroUsize::get),
+                            }
+                        }
+                    })
+                    .collect(),
+            ),
+            origins: Some(self.origins.clone()),
+            pool: RawPool {
+                max_idle_per_host: Some(self.pool.max_idle_per_host),
+                idle_timeout: d(self.pool.idle_timeout),
+            },
+            timeouts: RawTimeouts {
+                connect: d(t.connect),
+                first_byte: d(t.first_byte),
+                idle: d(t.idle),
+                header: d(t.header),
+                body: d(t.body),
+                drain: d(t.drain),
+                health_interval: d(t.health_interval),
+            },
+            limits: RawLimits {
+                max_body: Some(format_size(self.limits.max_body)),
+                max_blob_body: Some(format_size(self.limits.max_blob_body.unwrap_or(0))),
+                retry_body: Some(format_size(self.limits.retry_body)),
+                max_header: Some(format_size(self.limits.max_header as u64)),
+            },
+            compression: RawCompression {
+                enabled: Some(self.compression),
+            },
+            failover: RawFailover {
+                enabled: Some(self.failover),
+            },
+            cache: RawCache {
+                enabled: Some(self.cache.enabled),
+                max_size: Some(format_size(self.cache.max_bytes)),
+                ttl_generation: d(self.cache.ttl_generation),
+                ttl_embedding: d(self.cache.ttl_embedding),
+                ttl_show: d(self.cache.ttl_show),
+                sampled: Some(self.cache.sampled),
+                coalesce_sampled: Some(self.cache.coalesce_sampled),
+                redis: self.cache.redis.as_ref().map(|u| u.as_str().to_owned()),
+                redis_timeout: d(self.cache.redis_timeout),
+            },
+            breaker: RawBreaker {
+                enabled: Some(self.breaker.enabled),
+                failures: Some(self.breaker.failures.get()),
+                open_for: d(self.breaker.open_for),
+            },
+            concurrency: RawConcurrency {
+                enabled: Some(self.concurrency.enabled),
+                per_model: Some(self.concurrency.per_model.get()),
+                staged: Some(self.concurrency.staged),
+                queue: Some(self.concurrency.queue),
+                max_wait: d(self.concurrency.max_wait),
+            },
+            rate_limit: RawRateLimit {
+                enabled: Some(self.rate_limit.enabled),
+                per_second: Some(self.rate_limit.per_second.get()),
+                burst: Some(self.rate_limit.burst.get()),
+                loopback: Some(!self.rate_limit.exempt_loopback),
+            },
+            auth: RawAuth {
+                token: default_token.first().map(|t| t.secret.clone()),
+                tokens: named
+                    .into_iter()
+                    .map(|t| RawToken {
+                        name: t.name.clone(),
+                        token: t.secret.clone(),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    /// [`Config::to_raw`] for showing: token secrets and URL passwords masked.
+    pub fn to_raw_redacted(&self) -> RawConfig {
+        let mut raw = self.to_raw();
+        if raw.auth.token.is_some() {
+            raw.auth.token = Some("***".into());
+        }
+        for token in &mut raw.auth.tokens {
+            token.token = "***".into();
+        }
+        if let Some(redis) = &self.cache.redis {
+            raw.cache.redis = Some(redacted(redis));
+        }
+        if let Some(upstreams) = &mut raw.upstreams {
+            for (raw, upstream) in upstreams.iter_mut().zip(&self.upstreams) {
+                let shown = upstream.name();
+                match raw {
+                    RawUpstream::Url(url) | RawUpstream::Table { url, .. } => *url = shown,
+                }
+            }
+        }
+        raw
+    }
+}

@@ -1,0 +1,135 @@
+//! Parsing and printing of the values a configuration is written in: durations,
+//! byte sizes, listen addresses and upstream URLs.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use super::{ByteSize, ConfigError};
+
+pub(super) fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let text = text.strip_prefix("http://").unwrap_or(text);
+    text.trim_end_matches('/')
+        .parse::<SocketAddr>()
+        .map_err(|_| format!("{text:?} is not an IP:port address (e.g. 127.0.0.1:11435)"))
+}
+
+/// Parses an upstream base URL. A bare `host:port` (the `OLLAMA_HOST` habit) gets
+/// `http://`; only plain HTTP is supported, as Ollama itself serves only HTTP.
+pub(super) fn parse_upstream(text: &str) -> Result<Url, String> {
+    let text = text.trim();
+    let with_scheme = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("http://{text}")
+    };
+    let url = Url::parse(&with_scheme).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "{text:?}: only http:// upstreams are supported (Ollama serves plain HTTP)"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
+/// A URL as it may be shown in logs, errors and health reports: a password in it
+/// (`http://user:secret@host`, `redis://:secret@host`) is replaced by `***`, and a
+/// trailing slash of an empty path dropped.
+pub fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.as_str().trim_end_matches('/').to_owned()
+}
+
+pub(super) fn duration(
+    field: &str,
+    text: Option<&str>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let text = text.unwrap_or(default);
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        ConfigError::invalid(
+            field,
+            format!("{text:?} is not a duration such as \"500ms\" or \"5m\": {e}"),
+        )
+    })
+}
+
+pub(super) fn nonzero_duration(
+    field: &str,
+    text: Option<&str>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let value = duration(field, text, default)?;
+    if value.is_zero() {
+        return Err(ConfigError::invalid(field, "must be greater than 0"));
+    }
+    Ok(value)
+}
+
+/// A duration the way the configuration writes them (`"500ms"`, `"5m"`, `"1h 30m"`).
+pub(super) fn format_duration(value: Duration) -> String {
+    humantime::format_duration(value).to_string()
+}
+
+pub(super) fn size(field: &str, size: Option<&ByteSize>, default: u64) -> Result<u64, ConfigError> {
+    let Some(size) = size else {
+        return Ok(default);
+    };
+    let text = match size {
+        ByteSize::Bytes(n) => return Ok(*n),
+        ByteSize::Text(text) => text.trim(),
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(ConfigError::invalid(
+                field,
+                format!("{text:?}: unknown unit (use B, KiB, MiB, GiB, KB, MB or GB)"),
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| ConfigError::invalid(field, format!("{text:?} is not a byte size")))
+}
+
+/// A byte count in the largest binary unit that divides it (`"64MiB"`), or bytes.
+pub(super) fn format_size(bytes: u64) -> ByteSize {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return ByteSize::Text(format!("{}{unit}", bytes >> shift));
+        }
+    }
+    ByteSize::Bytes(bytes)
+}

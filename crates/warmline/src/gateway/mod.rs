@@ -1,0 +1,507 @@
+//! The gateway: binds the listener, builds the request stack, runs the background
+//! tasks, and hands out a [`GatewayHandle`] — the one object both front ends (the
+//! headless CLI and the desktop app) drive.
+//!
+//! The request stack is built in [`router`] (read it top to bottom). What a
+//! configuration decides lives in one [`stack::Stack`] behind an `ArcSwap`: a
+//! reload ([`GatewayHandle::reload`], [`GatewayHandle::apply`]) validates the
+//! whole new configuration, builds a new stack (keeping the pool, hosts, breakers
+//! and cache wherever their settings did not change), and swaps it in at once; a
+//! new listen address is bound before anything is swapped, so a reload either
+//! applies entirely or not at all.
+//!
+//! Background tasks read the current stack on every round, so they follow a reload
+//! without being restarted: health probes of every host, the model inventory
+//! (which also feeds the cache its model digests), and the rate limiter's
+//! housekeeping.
+
+mod router;
+mod stack;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::cache::{self, CacheStats, Purged};
+use crate::config::{Config, ConfigError, ConfigSource, RawConfig};
+use crate::error::Error;
+use crate::metrics::{Metrics, Stats};
+use crate::server::{self, HeadLimits};
+use crate::upstream::{self, UpstreamHealth};
+use stack::Stack;
+
+/// Warmline's version, reported by `/warmline/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How often idle rate-limit buckets are forgotten.
+const HOUSEKEEPING: Duration = Duration::from_secs(60);
+
+/// State shared by every request handler and by the handle.
+#[derive(Debug)]
+pub struct Shared {
+    stack: ArcSwap<Stack>,
+    metrics: Arc<Metrics>,
+    /// The address actually bound (with port 0 resolved).
+    listen: ArcSwap<SocketAddr>,
+    /// Notified when a request that changes the installed models went through.
+    models_changed: Arc<tokio::sync::Notify>,
+    /// The handle's own state, for admin routes that act as the handle does. Weak:
+    /// the server task holds this `Shared`, and the handle must stay the only
+    /// owner of the tasks, so that dropping the last handle stops them.
+    handle: std::sync::OnceLock<std::sync::Weak<Inner>>,
+}
+
+impl Shared {
+    /// A handle to this gateway, while one exists.
+    pub(crate) fn handle(&self) -> Option<GatewayHandle> {
+        let inner = self.handle.get()?.upgrade()?;
+        Some(GatewayHandle { inner })
+    }
+
+    pub(crate) fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.stack.load().config)
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn prometheus(&self) -> String {
+        let stack = self.stack.load();
+        let mut out = self
+            .metrics
+            .render_prometheus(&stack.proxy.upstreams.health());
+        cache::render_prometheus(stack.proxy.cache.as_deref(), &mut out);
+        out
+    }
+
+    pub(crate) async fn cache_stats(&self) -> CacheStats {
+        let cache = self.stack.load().proxy.cache.clone();
+        match cache {
+            Some(cache) => cache.stats().await,
+            None => CacheStats::disabled(),
+        }
+    }
+
+    pub(crate) async fn purge_cache(&self, model: Option<&str>) -> Purged {
+        let cache = self.stack.load().proxy.cache.clone();
+        match cache {
+            Some(cache) => cache.purge(model).await,
+            None => Purged {
+                model: model.map(str::to_owned),
+                removed: 0,
+                redis_removed: None,
+            },
+        }
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        let upstreams = self.stack.load().proxy.upstreams.health();
+        let up = upstreams
+            .iter()
+            .filter(|u| u.reachable && u.breaker.state == crate::breaker::State::Closed)
+            .count();
+        let status = if up == upstreams.len() {
+            HealthStatus::Ok
+        } else if up > 0 {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Down
+        };
+        Health {
+            status,
+            version: VERSION.to_owned(),
+            listen: format!("http://{}", self.listen.load()),
+            upstreams,
+        }
+    }
+}
+
+/// Overall state, as `/warmline/health` reports it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Every upstream is reachable.
+    Ok,
+    /// Some upstreams are unreachable; requests go to the others.
+    Degraded,
+    /// No upstream is reachable.
+    Down,
+}
+
+/// The JSON served at `GET /warmline/health`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub version: String,
+    /// The URL clients point at.
+    pub listen: String,
+    pub upstreams: Vec<UpstreamHealth>,
+}
+
+/// What a reload or settings change did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Applied {
+    /// Dotted names of the settings that changed (empty: nothing to do).
+    pub changed: Vec<String>,
+    /// The URL clients point at afterwards.
+    pub listen: String,
+}
+
+/// Starts gateways.
+#[derive(Debug)]
+pub struct Gateway;
+
+impl Gateway {
+    /// Binds `config.listen` and starts serving in background tasks.
+    pub async fn start(config: Config) -> Result<GatewayHandle, Error> {
+        let listener = bind(config.listen).await?;
+        Gateway::serve(listener, config)
+    }
+
+    /// Serves on an already bound listener (`config.listen` is only used for the
+    /// Host check and later reloads).
+    pub fn serve(listener: TcpListener, config: Config) -> Result<GatewayHandle, Error> {
+        let listen = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::new());
+        let models_changed = Arc::new(tokio::sync::Notify::new());
+        let upstream_names: Vec<String> = config.upstreams.iter().map(|u| u.name()).collect();
+        let stack = Stack::build(
+            config,
+            Arc::clone(&metrics),
+            None,
+            Arc::clone(&models_changed),
+        )?;
+        let shared = Arc::new(Shared {
+            stack: ArcSwap::from_pointee(stack),
+            metrics,
+            listen: ArcSwap::from_pointee(listen),
+            models_changed,
+            handle: std::sync::OnceLock::new(),
+        });
+        let background = vec![
+            tokio::spawn(probe_upstreams(Arc::clone(&shared))),
+            tokio::spawn(refresh_models(Arc::clone(&shared))),
+            tokio::spawn(housekeep(Arc::clone(&shared))),
+        ];
+        let server = Server::start(listener, &shared);
+        tracing::info!(%listen, upstreams = ?upstream_names, "gateway started");
+        let inner = Arc::new(Inner {
+            shared: Arc::clone(&shared),
+            source: Mutex::new(None),
+            servers: Mutex::new(vec![server]),
+            background: Mutex::new(background),
+            applying: tokio::sync::Mutex::new(()),
+        });
+        let _ = shared.handle.set(Arc::downgrade(&inner));
+        Ok(GatewayHandle { inner })
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+/// Whether a new `listen` setting needs a new listener: not when it names the
+/// address already configured or already bound, nor for port 0 (any port) on the
+/// address already bound.
+fn needs_rebind(new: SocketAddr, configured: SocketAddr, bound: SocketAddr) -> bool {
+    !(new == configured || new == bound || (new.port() == 0 && new.ip() == bound.ip()))
+}
+
+/// One accept loop and its connections.
+#[derive(Debug)]
+struct Server {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    fn start(listener: TcpListener, shared: &Arc<Shared>) -> Server {
+        let (stop, stop_rx) = watch::channel(false);
+        let limits = {
+            let shared = Arc::clone(shared);
+            move || {
+                let config = shared.config();
+                HeadLimits {
+                    timeout: config.timeouts.header,
+                    max_bytes: config.limits.max_header,
+                }
+            }
+        };
+        let refused: server::Refused = {
+            let metrics = Arc::clone(&shared.metrics);
+            Arc::new(move |kind| metrics.gateway_error(kind))
+        };
+        let task = server::spawn(
+            listener,
+            router::router(Arc::clone(shared)),
+            limits,
+            refused,
+            stop_rx,
+        );
+        Server { stop, task }
+    }
+
+    /// Stops accepting and lets open requests finish for up to `drain`, then cuts.
+    async fn drain(mut self, drain: Duration) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(drain, &mut self.task).await.is_err() {
+            tracing::warn!(
+                "in-flight requests still running after {}; closing them",
+                humantime::format_duration(drain)
+            );
+            self.task.abort();
+        }
+    }
+}
+
+/// Probes every host with `HEAD /` each `timeouts.health_interval`.
+async fn probe_upstreams(shared: Arc<Shared>) {
+    loop {
+        let stack = shared.stack.load_full();
+        let timeout = stack.config.timeouts.connect.max(Duration::from_secs(1));
+        upstream::probe_all(&stack.proxy.upstreams, &stack.proxy.client, timeout).await;
+        let interval = stack.config.timeouts.health_interval;
+        drop(stack);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Refreshes every host's model lists each `timeouts.health_interval`, and at once
+/// after a pull, create, copy or delete went through; hands the cache its digests.
+async fn refresh_models(shared: Arc<Shared>) {
+    loop {
+        let stack = shared.stack.load_full();
+        upstream::refresh_models(&stack.proxy.upstreams, &stack.proxy.client).await;
+        if let Some(cache) = &stack.proxy.cache {
+            cache.set_digests(upstream::digests(&stack.proxy.upstreams));
+        }
+        let interval = stack.config.timeouts.health_interval;
+        drop(stack);
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shared.models_changed.notified() => {}
+        }
+    }
+}
+
+/// Forgets clients whose rate-limit buckets are full again, so memory stays bounded.
+async fn housekeep(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(HOUSEKEEPING).await;
+        shared.stack.load().limiter.housekeep();
+    }
+}
+
+/// A running gateway. Cheap to clone; every clone controls the same gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayHandle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    /// Where [`GatewayHandle::reload`] reads the configuration from.
+    source: Mutex<Option<ConfigSource>>,
+    /// The serving accept loop last; earlier ones are draining after a rebind.
+    servers: Mutex<Vec<Server>>,
+    background: Mutex<Vec<JoinHandle<()>>>,
+    /// Serialises reloads: two at once would each build from the same old stack.
+    applying: tokio::sync::Mutex<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone without a shutdown: don't leave tasks behind.
+        if let Ok(servers) = self.servers.get_mut() {
+            servers.iter().for_each(|s| s.task.abort());
+        }
+        if let Ok(background) = self.background.get_mut() {
+            background.iter().for_each(JoinHandle::abort);
+        }
+    }
+}
+
+impl GatewayHandle {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        **self.inner.shared.listen.load()
+    }
+
+    /// The URL clients point at, e.g. `http://127.0.0.1:11435`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.shared.config()
+    }
+
+    /// Overall status and each upstream's health.
+    pub fn health(&self) -> Health {
+        self.inner.shared.health()
+    }
+
+    /// Request counts and latency percentiles.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.metrics.stats()
+    }
+
+    /// The Prometheus exposition, as served at `/metrics`.
+    pub fn prometheus(&self) -> String {
+        self.inner.shared.prometheus()
+    }
+
+    /// Cache counters and sizes (`enabled: false` and zeros when the cache is off).
+    pub async fn cache_stats(&self) -> CacheStats {
+        self.inner.shared.cache_stats().await
+    }
+
+    /// Empties the cache, or only one model's entries, in both tiers.
+    pub async fn purge_cache(&self, model: Option<&str>) -> Purged {
+        self.inner.shared.purge_cache(model).await
+    }
+
+    /// Remembers where the configuration came from, for [`GatewayHandle::reload`].
+    pub fn set_source(&self, source: ConfigSource) {
+        if let Ok(mut slot) = self.inner.source.lock() {
+            *slot = Some(source);
+        }
+    }
+
+    /// Reads the configuration again from its source (file, environment, flags)
+    /// and applies it; an invalid one is refused and the running one stays.
+    pub async fn reload(&self) -> Result<Applied, Error> {
+        let source = self.inner.source.lock().ok().and_then(|s| s.clone());
+        let Some(source) = source else {
+            return Err(ConfigError::invalid(
+                "reload",
+                "this gateway was configured in memory, not from a file or the environment: \
+                 change its settings instead",
+            )
+            .into());
+        };
+        self.apply(source.load()?).await
+    }
+
+    /// The settings in force with every value explicit, secrets masked.
+    pub fn settings(&self) -> RawConfig {
+        self.inner.shared.config().to_raw_redacted()
+    }
+
+    /// Applies a JSON merge patch to the settings in force (see
+    /// [`RawConfig::patched`]). Secrets (`auth`) are changed in the config file only.
+    pub async fn update_settings(&self, patch: &serde_json::Value) -> Result<Applied, Error> {
+        if patch.get("auth").is_some() {
+            return Err(ConfigError::invalid(
+                "auth",
+                "tokens are set in the config file or WARMLINE_TOKEN, not through settings",
+            )
+            .into());
+        }
+        let current = self.inner.shared.config();
+        let config = current.to_raw().patched(patch)?.validate()?;
+        self.apply(config).await
+    }
+
+    /// Switches to `config` at once: requests already running finish under the old
+    /// one. A new listen address is bound first (its error refuses the change); the
+    /// old listener then stops accepting and drains.
+    pub async fn apply(&self, config: Config) -> Result<Applied, Error> {
+        let _one_at_a_time = self.inner.applying.lock().await;
+        let shared = &self.inner.shared;
+        let current = shared.stack.load_full();
+        let changed = stack::changes(&current.config, &config);
+        if changed.is_empty() {
+            return Ok(Applied {
+                changed,
+                listen: self.url(),
+            });
+        }
+        let bound = **shared.listen.load();
+        let listener = if needs_rebind(config.listen, current.config.listen, bound) {
+            let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+                ConfigError::invalid(
+                    "listen",
+                    format!(
+                        "cannot listen on {}: {}",
+                        config.listen,
+                        crate::proxy::describe(&e)
+                    ),
+                )
+            })?;
+            Some(listener)
+        } else {
+            None
+        };
+        let drain = config.timeouts.drain;
+        let stack = Stack::build(
+            config,
+            Arc::clone(&shared.metrics),
+            Some(&current),
+            Arc::clone(&shared.models_changed),
+        )?;
+        shared.stack.store(Arc::new(stack));
+        if let Some(listener) = listener {
+            let addr = listener.local_addr().map_err(|source| Error::Bind {
+                addr: current.config.listen,
+                source,
+            })?;
+            let server = Server::start(listener, shared);
+            shared.listen.store(Arc::new(addr));
+            let old = self
+                .inner
+                .servers
+                .lock()
+                .ok()
+                .map(|mut servers| std::mem::replace(&mut *servers, vec![server]));
+            for old in old.into_iter().flatten() {
+                tokio::spawn(old.drain(drain));
+            }
+            tracing::info!(listen = %addr, "now listening on a new address");
+        }
+        tracing::info!(changed = ?changed, "configuration applied");
+        Ok(Applied {
+            changed,
+            listen: self.url(),
+        })
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish for up to
+    /// `timeouts.drain`, then cuts whatever is left. Idempotent.
+    pub async fn shutdown(&self) {
+        let background = self
+            .inner
+            .background
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default();
+        background.iter().for_each(JoinHandle::abort);
+        let servers = self
+            .inner
+            .servers
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        if servers.is_empty() {
+            return;
+        }
+        let drain = self.inner.shared.config().timeouts.drain;
+        futures_util::future::join_all(servers.into_iter().map(|s| s.drain(drain))).await;
+        tracing::info!("gateway stopped");
+    }
+}

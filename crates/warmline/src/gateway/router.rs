@@ -1,0 +1,169 @@
+//! The request stack, built in one function ([`router`]) and read top to bottom in
+//! the order a request meets it:
+//!
+//! ```text
+//!   client ──▶ snapshot: the current Stack, taken once for the whole request
+//!          ──▶ origin + Host check / CORS        (403, preflights answered)
+//!          ──▶ rate limit per client IP          (429)
+//!          ──▶ bearer token, when configured     (401)
+//!          ──▶ gzip/brotli of whole answers      (if asked and enabled)
+//!          ──▶ /warmline/*, /metrics             (Warmline's own)
+//!          └─▶ proxy ─┬─▶ cacheable POST: cache / coalescing
+//!                     └─▶ upstream Ollama (least busy per weight)
+//! ```
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::Response;
+use axum::routing::{any, get, post};
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{
+    DefaultPredicate, NotForContentType, Predicate, SizeAbove,
+};
+
+use super::Shared;
+use super::stack::Stack;
+use crate::admin;
+use crate::error::{Error, Flavor};
+use crate::server::Peer;
+
+/// Answers smaller than this are sent as they are: compressing them costs more
+/// time than the bytes it saves on a local link.
+const COMPRESS_ABOVE: u16 = 1024;
+
+/// The stack a request runs under (a request extension, set by [`snapshot`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Current(pub(crate) Arc<Stack>);
+
+/// Builds the request stack. Layers are applied outermost-last, so read the
+/// `.layer` calls bottom-up for the order a request meets them.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/warmline/health", get(admin::health))
+        .route("/warmline/stats", get(admin::stats))
+        .route("/metrics", get(admin::metrics))
+        .route(
+            "/warmline/cache",
+            get(admin::cache).delete(admin::purge_cache),
+        )
+        .route(
+            "/warmline/settings",
+            get(admin::settings).put(admin::update_settings),
+        )
+        .route("/warmline/reload", post(admin::reload))
+        // The whole /warmline/ namespace is ours: a typo there must not reach Ollama.
+        .route("/warmline/{*rest}", any(admin::not_found))
+        // Everything else is Ollama's, native or OpenAI-compatible, known or not.
+        .fallback(forward)
+        // Tells the compression layer around it whether this request's
+        // configuration allows compression (`compression.enabled`).
+        .layer(from_fn(mark_compression))
+        // Compression of whole answers only: never a stream (NDJSON, SSE), never an
+        // answer the upstream already encoded, never a small one. Byte-faithful
+        // still holds after decoding, and clients that do not ask get no change.
+        .layer(
+            CompressionLayer::new().compress_when(WhenEnabled(
+                DefaultPredicate::new()
+                    .and(NotForContentType::const_new("application/x-ndjson"))
+                    .and(SizeAbove::new(COMPRESS_ABOVE)),
+            )),
+        )
+        // Authentication before anything that serves or spends: an unauthenticated
+        // request reaches no route, no cache entry and no upstream.
+        .layer(from_fn(authenticate))
+        // Rate limit per client address inside the origin check: a refused origin
+        // or foreign Host spends no client's tokens.
+        .layer(from_fn(rate_limit))
+        // Origin check before anything else that answers: a refused browser origin
+        // reaches neither an admin route nor an upstream, and CORS headers are
+        // added exactly once.
+        .layer(from_fn(check_origin))
+        // Outermost: one configuration for the whole request, even across a reload.
+        .layer(from_fn_with_state(Arc::clone(&shared), snapshot))
+        .with_state(shared)
+}
+
+/// Middleware: takes the current [`Stack`] for this request.
+async fn snapshot(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+    let stack = shared.stack.load_full();
+    request.extensions_mut().insert(Current(stack));
+    next.run(request).await
+}
+
+/// The stack a request runs under.
+fn current(request: &Request) -> Option<Arc<Stack>> {
+    request
+        .extensions()
+        .get::<Current>()
+        .map(|c| Arc::clone(&c.0))
+}
+
+async fn check_origin(request: Request, next: Next) -> Response {
+    match current(&request) {
+        Some(stack) => crate::origin::check(&stack.origins, request, next).await,
+        None => next.run(request).await,
+    }
+}
+
+/// Middleware: 429 with `Retry-After` for a client address over its rate.
+async fn rate_limit(request: Request, next: Next) -> Response {
+    let (Some(stack), Some(client)) = (
+        current(&request),
+        request.extensions().get::<Peer>().map(|p| p.addr),
+    ) else {
+        return next.run(request).await;
+    };
+    match stack.limiter.check(client.ip()) {
+        Ok(()) => next.run(request).await,
+        Err(limited) => {
+            let flavor = Flavor::of(request.uri().path());
+            let response = Error::from(limited).to_response(flavor);
+            stack.proxy.metrics.gateway_error("rate_limited");
+            response
+        }
+    }
+}
+
+async fn authenticate(request: Request, next: Next) -> Response {
+    match current(&request) {
+        Some(stack) => crate::auth::check(&stack.tokens, request, next).await,
+        None => next.run(request).await,
+    }
+}
+
+/// The fallback: Ollama's routes, through the proxy of the request's stack.
+async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let stack = current(&request).unwrap_or_else(|| shared.stack.load_full());
+    crate::proxy::forward(Arc::clone(&stack.proxy), request).await
+}
+
+/// Compresses only while `compression.enabled` is on for the request's stack.
+#[derive(Debug, Clone)]
+struct WhenEnabled<P>(P);
+
+impl<P: Predicate> Predicate for WhenEnabled<P> {
+    fn should_compress<B>(&self, response: &http::Response<B>) -> bool
+    where
+        B: http_body::Body,
+    {
+        let enabled = response.extensions().get::<Compress>().is_none_or(|c| c.0);
+        enabled && self.0.should_compress(response)
+    }
+}
+
+/// Whether a response may be compressed (a response extension, set by
+/// [`mark_compression`] for every response, read by [`WhenEnabled`]).
+#[derive(Debug, Clone, Copy)]
+struct Compress(bool);
+
+/// Middleware (inside compression): copies `compression.enabled` of the request's
+/// stack onto its response.
+async fn mark_compression(request: Request, next: Next) -> Response {
+    let enabled = current(&request).is_none_or(|s| s.config.compression);
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(Compress(enabled));
+    response
+}

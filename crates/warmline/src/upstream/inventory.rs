@@ -1,0 +1,238 @@
+//! What each Ollama host has installed (`/api/tags`) and loaded (`/api/ps`), kept
+//! fresh by one background refresh per host.
+//!
+//! Three readers share this one view: routing (a model's requests go to hosts that
+//! have it, loaded ones first), the cache (a model's digest is part of every key,
+//! so a re-pulled model never answers from old entries) and warmth (which models
+//! are loaded, until when, in how much memory). The request path only ever loads
+//! the current snapshot (an `ArcSwap`); the refresh replaces it whole.
+//!
+//! Between refreshes the view can only be told one thing: a successful generation
+//! proves its model is loaded on the host that answered ([`Inventory::note_loaded`]),
+//! so routing prefers that host from the next request on rather than two seconds
+//! later.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+/// An installed model, from `/api/tags`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Installed {
+    /// The name as the host lists it (`llama3.2:latest`).
+    pub name: String,
+    pub digest: String,
+    /// Bytes on disk.
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter_size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantization_level: Option<String>,
+    /// `completion`, `embedding`, `tools`, ... (empty when the host does not say).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+impl Installed {
+    /// Whether this is an embedding model (loaded with an embed request, not a
+    /// generate request).
+    pub fn is_embedding(&self) -> bool {
+        self.capabilities.iter().any(|c| c == "embedding")
+            || self
+                .family
+                .as_deref()
+                .is_some_and(|f| f.contains("bert") || f.contains("nomic"))
+    }
+}
+
+/// A loaded model, from `/api/ps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Loaded {
+    /// RFC 3339, as Ollama reports it; `None` when only a response proved it loaded.
+    pub expires_at: Option<String>,
+    /// Bytes in memory, and of those on the GPU.
+    pub size: u64,
+    pub size_vram: u64,
+    pub context_length: Option<u64>,
+}
+
+/// One host's models. Keys are normalised names (`llama3.2:latest`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct HostModels {
+    /// Whether a refresh has succeeded yet (before that, nothing is known).
+    pub known: bool,
+    pub installed: HashMap<String, Installed>,
+    pub loaded: HashMap<String, Loaded>,
+}
+
+/// The latest [`HostModels`] of one host.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    current: ArcSwap<HostModels>,
+}
+
+impl Inventory {
+    pub fn snapshot(&self) -> Arc<HostModels> {
+        self.current.load_full()
+    }
+
+    /// Whether `model` is installed; `None` until the first refresh.
+    pub fn has_model(&self, model: &str) -> Option<bool> {
+        let models = self.current.load();
+        models.known.then(|| models.installed.contains_key(model))
+    }
+
+    /// Whether `model` is loaded, as last seen.
+    pub fn has_loaded(&self, model: &str) -> bool {
+        self.current.load().loaded.contains_key(model)
+    }
+
+    /// A successful answer for `model` came from this host: it is loaded now. Cheap
+    /// when it already was (one load, no write).
+    pub fn note_loaded(&self, model: &str) {
+        if self.has_loaded(model) {
+            return;
+        }
+        self.current.rcu(|current| {
+            let mut next = HostModels::clone(current);
+            next.loaded.entry(model.to_owned()).or_insert(Loaded {
+                expires_at: None,
+                size: 0,
+                size_vram: 0,
+                context_length: None,
+            });
+            next
+        });
+    }
+
+    /// Replaces the view (a refresh).
+    pub fn store(&self, models: HostModels) {
+        self.current.store(Arc::new(models));
+    }
+}
+
+/// Reads a host's `/api/tags` and `/api/ps`; `None` if either fails.
+pub async fn fetch(client: &reqwest::Client, base: &str) -> Option<HostModels> {
+    let tags = get_json(client, &format!("{base}/api/tags")).await?;
+    let ps = get_json(client, &format!("{base}/api/ps")).await?;
+    let mut models = HostModels {
+        known: true,
+        ..HostModels::default()
+    };
+    for entry in tags.get("models")?.as_array()? {
+        let Some((key, name)) = name_of(entry) else {
+            continue;
+        };
+        let details = entry.get("details");
+        let detail = |field: &str| {
+            details
+                .and_then(|d| d.get(field))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        models.installed.insert(
+            key,
+            Installed {
+                name,
+                digest: str_field(entry, "digest").unwrap_or_default(),
+                size: entry.get("size").and_then(|v| v.as_u64()).unwrap_or(0),
+                family: detail("family"),
+                parameter_size: detail("parameter_size"),
+                quantization_level: detail("quantization_level"),
+                capabilities: entry
+                    .get("capabilities")
+                    .and_then(|c| c.as_array())
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+        );
+    }
+    for entry in ps.get("models")?.as_array()? {
+        let Some((key, _)) = name_of(entry) else {
+            continue;
+        };
+        let number = |field: &str| entry.get(field).and_then(|v| v.as_u64());
+        models.loaded.insert(
+            key,
+            Loaded {
+                expires_at: str_field(entry, "expires_at"),
+                size: number("size").unwrap_or(0),
+                size_vram: number("size_vram").unwrap_or(0),
+                context_length: number("context_length"),
+            },
+        );
+    }
+    Some(models)
+}
+
+fn name_of(entry: &serde_json::Value) -> Option<(String, String)> {
+    let name = str_field(entry, "model").or_else(|| str_field(entry, "name"))?;
+    let key = crate::cache::key::normalise_model_name(&name).ok()?;
+    Some((key, name))
+}
+
+fn str_field(entry: &serde_json::Value, field: &str) -> Option<String> {
+    entry.get(field)?.as_str().map(str::to_owned)
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+    let response = client
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    serde_json::from_slice(&response.bytes().await.ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_successful_answer_marks_its_model_loaded_once() {
+        let inventory = Inventory::default();
+        assert!(!inventory.has_loaded("m:latest"));
+        assert_eq!(
+            inventory.has_model("m:latest"),
+            None,
+            "unknown before a refresh"
+        );
+        inventory.note_loaded("m:latest");
+        let first = inventory.snapshot();
+        assert!(first.loaded.contains_key("m:latest"));
+        inventory.note_loaded("m:latest");
+        assert!(
+            Arc::ptr_eq(&first, &inventory.snapshot()),
+            "no write when already loaded"
+        );
+    }
+
+    #[test]
+    fn embedding_models_are_told_apart() {
+        let model = |capabilities: &[&str], family: &str| Installed {
+            name: "x".into(),
+            digest: String::new(),
+            size: 0,
+            family: Some(family.into()),
+            parameter_size: None,
+            quantization_level: None,
+            capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        assert!(model(&["embedding"], "llama").is_embedding());
+        assert!(model(&[], "nomic-bert").is_embedding());
+        assert!(!model(&["completion", "tools"], "llama").is_embedding());
+    }
+}
