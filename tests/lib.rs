@@ -26,7 +26,9 @@ pub async fn gateway(upstreams: &[String], tweak: impl FnOnce(&mut Config)) -> G
     );
     tweak(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    Gateway::serve(listener, config).expect("gateway starts")
+    Gateway::serve(listener, config)
+        .await
+        .expect("gateway starts")
 }
 
 /// Starts an in-process Ollama simulator with its default (fast) knobs.
@@ -346,4 +348,46 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Polls `check` every 20 ms until it holds, for up to `within`; panics naming
+/// `what` otherwise.
+pub async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A directory holding `ollama`, a link to the simulator (which then behaves as
+/// `ollama serve`), for supervision tests; returns (directory, executable).
+pub fn ollama_link() -> (PathBuf, PathBuf) {
+    let dir = temp_dir("ollama-bin");
+    let exe = dir.join("ollama");
+    std::os::unix::fs::symlink(bin("ollama-sim"), &exe).expect("symlink ollama");
+    (dir, exe)
+}
+
+/// Whether process `pid` runs (a zombie nobody reaped counts as gone).
+pub fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
 }

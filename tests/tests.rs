@@ -9,6 +9,8 @@
 //! - `limits`: per-model concurrency and queue, per-client rate limit.
 //! - `auth`: bearer tokens and identities.
 //! - `reload`: SIGHUP, the reload route and live settings changes.
+//! - `supervision`: starting, adopting, restarting and stopping `ollama serve`.
+//! - `warmth`: warm models, keep_alive pinning, cold-start masking.
 
 #[path = "suite/proxy.rs"]
 mod proxy;
@@ -36,3 +38,9 @@ mod auth;
 
 #[path = "suite/reload.rs"]
 mod reload;
+
+#[path = "suite/supervision.rs"]
+mod supervision;
+
+#[path = "suite/warmth.rs"]
+mod warmth;

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Gateway overhead, measured as a paired run: the same ollama-sim, the same arrival
 # rate, direct vs through warmline, alternating in one run so the shared machine's
-# noise hits both sides alike. Open loop (warmline bench --rate), non-streaming
+# noise hits every side alike. Open loop (warmline bench --rate), non-streaming
 # small chat requests, simulator delays at 0 so only HTTP and proxy costs remain.
+#
+# Three sides: `direct` (the simulator itself), `bare` (warmline with every
+# optional layer switched off: rate limit, breaker, per-model slots, compression,
+# failover; no token) and `layers` (all of them on and doing their work: a bearer
+# token checked on every request, loopback clients rate-limited at a rate they
+# never reach, breaker and slots counting every request).
 #
 #   tests/bench/overhead.sh [RATES] [SECONDS] [ROUNDS]
 #   tests/bench/overhead.sh "1000 5000" 10 3      (the default)
@@ -36,16 +42,42 @@ pids+=($!)
 SIM="http://$(wait_line "$OUT/sim.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
 # --no-cache: this measures pass-through; the chat scenario (temperature 0)
 # would otherwise be answered from the cache after its first request.
-"$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$SIM" --no-cache >"$OUT/gw.out" 2>"$OUT/gw.log" &
-pids+=($!)
-GW=$(wait_line "$OUT/gw.out" 'http://[0-9.:]*')
-echo "simulator $SIM, gateway $GW" >&2
+cat >"$OUT/bare.toml" <<TOML
+[rate_limit]
+enabled = false
+[breaker]
+enabled = false
+[concurrency]
+enabled = false
+[compression]
+enabled = false
+[failover]
+enabled = false
+TOML
+cat >"$OUT/layers.toml" <<TOML
+[rate_limit]
+loopback = true
+per_second = 1000000
+burst = 1000000
+[concurrency]
+per_model = 64
+[auth]
+token = "overhead-bench-token"
+TOML
+declare -A URL=([direct]=$SIM)
+for side in bare layers; do
+  "$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$SIM" --no-cache --config "$OUT/$side.toml" \
+    >"$OUT/$side.out" 2>"$OUT/$side.log" &
+  pids+=($!)
+  URL[$side]=$(wait_line "$OUT/$side.out" 'http://[0-9.:]*')
+done
+echo "simulator $SIM, bare ${URL[bare]}, layers ${URL[layers]}" >&2
 
 for rate in $RATES; do
   for round in $(seq "$ROUNDS"); do
-    for side in direct gateway; do
-      url=$SIM; [ "$side" = gateway ] && url=$GW
-      "$BIN/warmline" bench --url "$url" --scenario chat --rate "$rate" \
+    for side in direct bare layers; do
+      auth=(); [ "$side" = layers ] && auth=(--header "Authorization: Bearer overhead-bench-token")
+      "$BIN/warmline" bench --url "${URL[$side]}" --scenario chat --rate "$rate" "${auth[@]}" \
         --duration "${SECONDS_PER_RUN}s" --warmup 1s --json >"$OUT/$side-$rate-$round.json"
       echo "rate $rate round $round $side done" >&2
     done
@@ -60,19 +92,20 @@ print("|---|---|---|---|---|---|---|---|")
 summary = []
 for rate in rates:
     med = {}
-    for side in ("direct", "gateway"):
+    for side in ("direct", "bare", "layers"):
         runs = [json.load(open(f"{out}/{side}-{rate}-{r}.json")) for r in range(1, rounds + 1)]
         q = {k: statistics.median(run["latency_ms"][k] for run in runs) for k in ("p50", "p95", "p99", "p999")}
         reqs = sum(run["requests"] for run in runs)
         errs = sum(sum(run["errors"].values()) for run in runs)
         med[side] = q
         print(f"| {rate} | {side} | {reqs} | {errs} | {q['p50']:.3f} | {q['p95']:.3f} | {q['p99']:.3f} | {q['p999']:.3f} |")
-    d = {k: (med["gateway"][k] - med["direct"][k]) * 1000 for k in ("p50", "p95", "p99")}
-    summary.append(f"| {rate} | {d['p50']:+.0f} | {d['p95']:+.0f} | {d['p99']:+.0f} |")
+    for side in ("bare", "layers"):
+        d = {k: (med[side][k] - med["direct"][k]) * 1000 for k in ("p50", "p95", "p99")}
+        summary.append(f"| {rate} | {side} | {d['p50']:+.0f} | {d['p95']:+.0f} | {d['p99']:+.0f} |")
 print()
 print("Added by the gateway (median over rounds of gateway minus direct, microseconds):")
 print()
-print("| rate (req/s) | p50 µs | p95 µs | p99 µs |")
-print("|---|---|---|---|")
+print("| rate (req/s) | gateway | p50 µs | p95 µs | p99 µs |")
+print("|---|---|---|---|---|")
 print("\n".join(summary))
 PY

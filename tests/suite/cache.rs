@@ -140,7 +140,9 @@ async fn sampled_requests_are_never_served_from_cache() {
 #[tokio::test]
 async fn upstream_errors_and_aborted_streams_are_never_cached() {
     let sim = simulator_with(sim_config(0)).await;
-    let gw = gateway(&[sim.url()], |_| {}).await;
+    // Statuses as Ollama sends them: no cold-start masking (the model is not loaded
+    // yet, and a masked stream would turn the 500 into a 200 with an error line).
+    let gw = gateway(&[sim.url()], |c| c.warmth.mask_cold_starts = false).await;
     ready(&gw, &sim.url()).await;
 
     let mut knobs = sim.knobs();

@@ -5,10 +5,10 @@
 
 use std::io::Write as _;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use warmline::ConfigSource;
-use warmline_tests::{Daemon, bin, gateway, simulator, simulator_with, temp_dir};
+use warmline_tests::{Daemon, bin, eventually, gateway, simulator, simulator_with, temp_dir};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -32,18 +32,6 @@ async fn chat_status(url: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// Polls `check` every 20 ms for up to 10 s.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn sighup_rereads_the_file_and_an_invalid_one_changes_nothing() {
     let (a, b) = (simulator().await, simulator().await);
@@ -64,9 +52,11 @@ async fn sighup_rereads_the_file_and_an_invalid_one_changes_nothing() {
 
     write(&file, &format!("upstreams = [\"{}\"]\n", b.url()));
     hup(&daemon);
-    eventually("traffic to move to the new upstream", async || {
-        chat_status(&url).await == 200 && b.counters().generations.started > 0
-    })
+    eventually(
+        "traffic to move to the new upstream",
+        Duration::from_secs(10),
+        async || chat_status(&url).await == 200 && b.counters().generations.started > 0,
+    )
     .await;
 
     // An invalid file: refused, logged with the field, and the old settings stay.
@@ -219,9 +209,11 @@ async fn settings_changes_apply_live_and_invalid_ones_are_refused() {
     assert_eq!(body["listen"], format!("http://{free}"));
     assert_eq!(gw.url(), format!("http://{free}"));
     assert_eq!(chat_status(&gw.url()).await, 200);
-    eventually("the old listener to close", async || {
-        std::net::TcpStream::connect(gw_old_addr(&url)).is_err()
-    })
+    eventually(
+        "the old listener to close",
+        Duration::from_secs(10),
+        async || std::net::TcpStream::connect(gw_old_addr(&url)).is_err(),
+    )
     .await;
 }
 

@@ -250,7 +250,31 @@ async fn run(config: SimConfig) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let env: Vec<String> = config.env.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    // Like Ollama's envconfig.AsMap: the effective value of each setting (defaults
+    // included, durations in Go's notation), then any other OLLAMA_* variable seen.
+    let o = &config.ollama;
+    let mut effective = std::collections::BTreeMap::from([
+        ("OLLAMA_HOST".to_owned(), format!("http://{}", o.host)),
+        ("OLLAMA_KEEP_ALIVE".to_owned(), o.keep_alive.go_string()),
+        (
+            "OLLAMA_MAX_LOADED_MODELS".to_owned(),
+            o.max_loaded_models.to_string(),
+        ),
+        ("OLLAMA_MAX_QUEUE".to_owned(), o.max_queue.to_string()),
+        ("OLLAMA_NUM_PARALLEL".to_owned(), o.num_parallel.to_string()),
+        (
+            "OLLAMA_CONTEXT_LENGTH".to_owned(),
+            o.context_length.to_string(),
+        ),
+        (
+            "OLLAMA_ORIGINS".to_owned(),
+            format!("[{}]", o.origins.join(" ")),
+        ),
+    ]);
+    for (k, v) in &config.env {
+        effective.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let env: Vec<String> = effective.iter().map(|(k, v)| format!("{k}:{v}")).collect();
     slog(
         "routes.go:1471",
         "server config",

@@ -41,6 +41,13 @@ impl KeepAlive {
         }
     }
 
+    /// As Go's `time.Duration.String()` prints it, which is how Ollama shows
+    /// `OLLAMA_KEEP_ALIVE` in its `server config` log line (`5m0s`; for ever is
+    /// `2562047h47m16.854775807s`).
+    pub fn go_string(self) -> String {
+        go_duration_string(self.as_duration())
+    }
+
     /// `true` for the explicit-unload value `0`.
     pub fn is_zero(self) -> bool {
         self == KeepAlive::For(Duration::ZERO)
@@ -334,5 +341,61 @@ mod tests {
         assert_eq!(parse_go_duration(".5s"), Ok(500_000_000));
         assert_eq!(parse_go_duration("1µs"), Ok(1_000));
         assert_eq!(parse_go_duration("+2s"), Ok(2_000_000_000));
+    }
+}
+
+/// Go's `time.Duration.String()`.
+pub fn go_duration_string(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    let fraction = |value: u128, unit: u128| {
+        let whole = value / unit;
+        let rest = value % unit;
+        if rest == 0 {
+            whole.to_string()
+        } else {
+            let digits = unit.ilog10() as usize;
+            let mut frac = format!("{rest:0digits$}");
+            while frac.ends_with('0') {
+                frac.pop();
+            }
+            format!("{whole}.{frac}")
+        }
+    };
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return format!("{}µs", fraction(nanos, 1_000));
+    }
+    if nanos < 1_000_000_000 {
+        return format!("{}ms", fraction(nanos, 1_000_000));
+    }
+    let seconds = nanos / 1_000_000_000;
+    let (hours, minutes) = (seconds / 3600, (seconds / 60) % 60);
+    let secs = fraction(nanos % 60_000_000_000, 1_000_000_000);
+    match (hours, minutes) {
+        (0, 0) => format!("{secs}s"),
+        (0, m) => format!("{m}m{secs}s"),
+        (h, m) => format!("{h}h{m}m{secs}s"),
+    }
+}
+
+#[cfg(test)]
+mod go_string_tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        let s = |secs: u64| go_duration_string(Duration::from_secs(secs));
+        assert_eq!(s(300), "5m0s");
+        assert_eq!(s(1800), "30m0s");
+        assert_eq!(s(5400), "1h30m0s");
+        assert_eq!(s(90), "1m30s");
+        assert_eq!(s(0), "0s");
+        assert_eq!(go_duration_string(Duration::from_millis(500)), "500ms");
+        assert_eq!(KeepAlive::Forever.go_string(), "2562047h47m16.854775807s");
     }
 }

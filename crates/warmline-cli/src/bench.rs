@@ -107,6 +107,9 @@ pub struct BenchArgs {
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
+    /// Extra request header, `NAME: VALUE`; repeatable (e.g. an Authorization bearer)
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    headers: Vec<String>,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -210,7 +213,24 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
         warmup: args.warmup,
         timeout: args.timeout,
         max_in_flight: args.max_in_flight,
+        headers: headers(&args.headers)?,
     })
+}
+
+/// Parses `--header NAME: VALUE` flags.
+fn headers(flags: &[String]) -> Result<reqwest::header::HeaderMap, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for flag in flags {
+        let (name, value) = flag
+            .split_once(':')
+            .ok_or_else(|| format!("--header {flag:?}: expected NAME: VALUE"))?;
+        let name = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|e| format!("--header {flag:?}: {e}"))?;
+        let value = reqwest::header::HeaderValue::from_str(value.trim())
+            .map_err(|e| format!("--header {flag:?}: {e}"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 async fn show_progress(progress: Arc<Progress>, total: Duration) {

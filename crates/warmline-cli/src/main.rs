@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod bench;
 use warmline::{ConfigSource, Gateway, Overrides};
 
@@ -24,10 +25,36 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gateway in the foreground until SIGINT or SIGTERM.
+    /// Run the gateway in the foreground until SIGINT or SIGTERM (SIGHUP reloads).
     Serve(ServeArgs),
     /// Load-test an Ollama-compatible endpoint (open or closed loop).
     Bench(bench::BenchArgs),
+    /// Show a running gateway's health, daemon and warm models.
+    Status(admin::Target),
+    /// List the models installed on a running gateway's hosts.
+    Models(admin::Target),
+    /// Keep a model loaded (on every host that has it).
+    Warm {
+        model: String,
+        /// Answer at once instead of when the model is loaded
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// Stop keeping a model loaded, and unload it.
+    Cool {
+        model: String,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// The Ollama daemon a running gateway supervises.
+    Daemon {
+        #[command(subcommand)]
+        command: admin::DaemonCommand,
+        #[command(flatten)]
+        target: admin::Target,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +75,13 @@ struct ServeArgs {
     /// TOML config file; flags override the environment, which overrides the file
     #[arg(long, value_name = "FILE", env = "WARMLINE_CONFIG")]
     config: Option<PathBuf>,
+    /// Supervise `ollama serve` at the first upstream's address: adopt one that
+    /// runs, or start one (and restart it when it crashes)
+    #[arg(long)]
+    supervise: bool,
+    /// Where the warm set is kept [default: $XDG_CONFIG_HOME/warmline/state.json]
+    #[arg(long, value_name = "FILE")]
+    state_file: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +97,17 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Status(target) => runtime.block_on(admin::status(target)),
+        Command::Models(target) => runtime.block_on(admin::models(target)),
+        Command::Warm {
+            model,
+            no_wait,
+            target,
+        } => runtime.block_on(admin::warmth(target, "warm", model, !no_wait)),
+        Command::Cool { model, target } => {
+            runtime.block_on(admin::warmth(target, "cool", model, false))
+        }
+        Command::Daemon { command, target } => runtime.block_on(admin::daemon(target, command)),
     }
 }
 
@@ -72,13 +117,25 @@ async fn serve(args: ServeArgs) -> ExitCode {
         upstreams: args.upstreams,
         redis: args.redis,
         no_cache: args.no_cache,
+        supervise: args.supervise,
+        state_file: args.state_file,
     };
-    let source = ConfigSource {
+    let mut source = ConfigSource {
         file: args.config,
         overrides,
     };
     let config = match source.load() {
-        Ok(config) => config,
+        Ok(mut config) => {
+            // Neither the file nor a flag says where the warm set lives: under the
+            // user's config directory, for this run and every reload.
+            if config.state_file.is_none()
+                && let Some(path) = warmline::state::default_state_file()
+            {
+                source.overrides.state_file = Some(path.display().to_string());
+                config.state_file = Some(path);
+            }
+            config
+        }
         Err(err) => {
             eprintln!("warmline: invalid configuration: {err}");
             return ExitCode::from(2);

@@ -101,6 +101,140 @@ fn gone() -> Response {
     )
 }
 
+/// The body of the model routes: `{"model": "llama3.2"}`, and for warm also
+/// `"wait": true` to answer once the model is loaded.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRequest {
+    model: String,
+    #[serde(default)]
+    wait: bool,
+}
+
+/// Reads a [`ModelRequest`], or answers why not in Ollama's shape.
+fn model_request(body: &[u8]) -> Result<ModelRequest, Box<Response>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            "missing request body",
+            Flavor::Ollama,
+        )));
+    }
+    serde_json::from_slice(body).map_err(|err| {
+        let message = format!("expected {{\"model\": \"NAME\"}}: {err}");
+        Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            &message,
+            Flavor::Ollama,
+        ))
+    })
+}
+
+/// `GET /warmline/models`: installed models with loaded state, warmth, counters.
+pub async fn models(State(shared): State<Arc<Shared>>) -> Response {
+    with_handle(&shared, async |handle| {
+        Ok(Json(handle.models()).into_response())
+    })
+    .await
+}
+
+/// `POST /warmline/models/{warm,cool,load,unload}`.
+pub async fn model_action(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(action): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let request = match model_request(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    with_handle(&shared, async move |handle| {
+        let view = match action.as_str() {
+            "warm" => handle.warm(&request.model, request.wait).await?,
+            "cool" => handle.cool(&request.model).await?,
+            "load" => handle.load(&request.model).await?,
+            "unload" => handle.unload(&request.model).await?,
+            other => {
+                let message = format!("no Warmline route POST /warmline/models/{other}");
+                return Ok(error_response(
+                    StatusCode::NOT_FOUND,
+                    &message,
+                    Flavor::Ollama,
+                ));
+            }
+        };
+        Ok(Json(view).into_response())
+    })
+    .await
+}
+
+/// `GET /warmline/daemon`: the supervised daemon's state, settings and resources.
+pub async fn daemon(State(shared): State<Arc<Shared>>) -> Response {
+    with_handle(&shared, async |handle| {
+        Ok(Json(handle.daemon_status()).into_response())
+    })
+    .await
+}
+
+/// `POST /warmline/daemon/{start,stop,restart}`: answered once the daemon settles.
+pub async fn daemon_action(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(action): axum::extract::Path<String>,
+) -> Response {
+    with_handle(&shared, async move |handle| {
+        let status = match action.as_str() {
+            "start" => handle.daemon_start().await?,
+            "stop" => handle.daemon_stop().await?,
+            "restart" => handle.daemon_restart().await?,
+            other => {
+                let message = format!("no Warmline route POST /warmline/daemon/{other}");
+                return Ok(error_response(
+                    StatusCode::NOT_FOUND,
+                    &message,
+                    Flavor::Ollama,
+                ));
+            }
+        };
+        Ok(Json(status).into_response())
+    })
+    .await
+}
+
+/// Query of `GET /warmline/daemon/logs`.
+#[derive(Debug, serde::Deserialize)]
+pub struct LogsQuery {
+    lines: Option<usize>,
+}
+
+/// `GET /warmline/daemon/logs[?lines=N]`: the daemon's last output (default 200).
+pub async fn daemon_logs(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<LogsQuery>,
+) -> Response {
+    let lines = query.lines.unwrap_or(200).min(10_000);
+    with_handle(&shared, async move |handle| {
+        Ok(Json(handle.daemon_logs(lines)).into_response())
+    })
+    .await
+}
+
+/// Runs `act` with the gateway's handle, rendering its error in Ollama's shape.
+async fn with_handle(
+    shared: &Shared,
+    act: impl AsyncFnOnce(crate::GatewayHandle) -> Result<Response, crate::Error>,
+) -> Response {
+    let Some(handle) = shared.handle() else {
+        return gone();
+    };
+    match act(handle).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::debug!(kind = err.kind(), "{err}");
+            err.to_response(Flavor::Ollama)
+        }
+    }
+}
+
 /// `GET /metrics`: the Prometheus text exposition.
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let mut response = shared.prometheus().into_response();

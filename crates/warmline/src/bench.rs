@@ -45,6 +45,8 @@ pub struct BenchConfig {
     pub timeout: Duration,
     /// Open loop only: outstanding requests beyond this are dropped, not queued.
     pub max_in_flight: usize,
+    /// Sent with every request (e.g. `Authorization`).
+    pub headers: http::HeaderMap,
 }
 
 /// Where request bodies come from.
@@ -439,6 +441,7 @@ fn build(config: &BenchConfig, client: reqwest::Client, i: u64) -> reqwest::Requ
     let body = config.bodies.get(i);
     client
         .request(config.method.clone(), &config.url)
+        .headers(config.headers.clone())
         .body(body)
 }
 
@@ -517,6 +520,7 @@ mod tests {
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(1),
             max_in_flight: 10,
+            headers: http::HeaderMap::new(),
         };
         let err = run(config, Arc::default()).await.expect_err("rate 0");
         assert!(err.to_string().contains("rate must be positive"));

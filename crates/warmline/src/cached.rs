@@ -65,15 +65,26 @@ pub(crate) async fn serve(
         ),
         None => Plan::Bypass("disabled"),
     };
+    let facts = Facts::of(kind, &body);
+    let masked = masks_cold_start(&proxy, &facts);
+    // What goes upstream: the pinned keep_alive added for a warm model.
+    let body = pin_keep_alive(&proxy, kind, &facts, body);
     let (cache, lookup) = match (plan, &proxy.cache) {
         (Plan::Use(lookup), Some(cache)) => (Arc::clone(cache), lookup),
         (plan, _) => {
             if let Plan::Bypass(reason) = plan {
                 tracing::trace!(reason, "cache bypass");
             }
-            let model = model_of(&body);
-            let sent = send(&proxy, parts, OutBody::Bytes(body), kind, model.as_deref()).await;
-            let response = match sent {
+            let model = facts.model.clone();
+            if masked {
+                let owner = Arc::clone(&proxy);
+                let sent = async move {
+                    send(&owner, parts, OutBody::Bytes(body), kind, model.as_deref()).await
+                };
+                return bypassed(&proxy, masked_response(&proxy, sent, flavor, finish));
+            }
+            let sent = send(&proxy, parts, OutBody::Bytes(body), kind, model.as_deref());
+            let response = match sent.await {
                 Ok((upstream, lease)) => {
                     into_client_response(&proxy, upstream, flavor, Some(finish), lease)
                 }
@@ -113,20 +124,243 @@ pub(crate) async fn serve(
         Joined::Follower(subscription) => (Outcome::Coalesced, subscription),
     };
     cache.count(outcome);
+    if masked {
+        return masked_flight(subscription, outcome, flavor, finish);
+    }
     respond(subscription, outcome, flavor, finish).await
 }
 
-/// The model a generation names, normalised (for its upstream slot); `None` if the
-/// body does not name one (Ollama will answer with its own error).
-fn model_of(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Named<'a> {
-        #[serde(borrow)]
-        model: Option<std::borrow::Cow<'a, str>>,
+/// What the gateway needs to know of a generation's body before sending it.
+#[derive(Debug, Default)]
+pub(crate) struct Facts {
+    /// The model, normalised (for its upstream slot); `None` if the body names
+    /// none (Ollama will answer with its own error).
+    pub(crate) model: Option<String>,
+    /// Whether the answer streams (native: unless `"stream": false`; `/v1`: only
+    /// with `"stream": true`; embeddings never).
+    pub(crate) stream: bool,
+    /// Whether the request sets its own `keep_alive`.
+    pub(crate) keep_alive: bool,
+    /// No prompt or messages: Ollama only loads (or unloads) the model.
+    pub(crate) load_only: bool,
+}
+
+impl Facts {
+    pub(crate) fn of(kind: RouteKind, body: &[u8]) -> Facts {
+        #[derive(serde::Deserialize)]
+        struct Probe<'a> {
+            #[serde(borrow)]
+            model: Option<std::borrow::Cow<'a, str>>,
+            stream: Option<serde_json::Value>,
+            keep_alive: Option<serde::de::IgnoredAny>,
+            #[serde(borrow)]
+            prompt: Option<std::borrow::Cow<'a, str>>,
+            messages: Option<Vec<serde::de::IgnoredAny>>,
+        }
+        let Ok(probe) = serde_json::from_slice::<Probe<'_>>(body) else {
+            return Facts::default();
+        };
+        let model = probe.model.map(|model| {
+            crate::cache::key::normalise_model_name(&model).unwrap_or_else(|_| model.into_owned())
+        });
+        let explicit = probe.stream.as_ref().and_then(serde_json::Value::as_bool);
+        let stream = match kind {
+            RouteKind::Generate | RouteKind::Chat => explicit.unwrap_or(true),
+            RouteKind::OpenAiChat | RouteKind::OpenAiCompletions => explicit.unwrap_or(false),
+            _ => false,
+        };
+        let load_only = match kind {
+            RouteKind::Generate => probe.prompt.as_deref().is_none_or(str::is_empty),
+            RouteKind::Chat => probe.messages.as_ref().is_none_or(Vec::is_empty),
+            _ => false,
+        };
+        Facts {
+            model,
+            stream,
+            keep_alive: probe.keep_alive.is_some(),
+            load_only,
+        }
     }
-    let named: Named<'_> = serde_json::from_slice(body).ok()?;
-    let model = named.model?;
-    Some(crate::cache::key::normalise_model_name(&model).unwrap_or_else(|_| model.into_owned()))
+}
+
+/// Adds the pinned `keep_alive` to a native request for a warm model that sets
+/// none (see `warmth`). The body is a JSON object, so the field goes right after
+/// its opening brace; everything else stays byte for byte.
+fn pin_keep_alive(proxy: &Proxy, kind: RouteKind, facts: &Facts, body: Bytes) -> Bytes {
+    if kind.is_openai() || facts.keep_alive {
+        return body;
+    }
+    let Some(pinned) = facts.model.as_deref().and_then(|m| proxy.warmth.pinned(m)) else {
+        return body;
+    };
+    let Some(open) = body.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return body;
+    };
+    if body[open] != b'{' {
+        return body;
+    }
+    let empty = body[open + 1..]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'}');
+    let field = format!(
+        "\"keep_alive\":{}{}",
+        pinned.to_json(),
+        if empty { "" } else { "," }
+    );
+    let mut pinned_body = Vec::with_capacity(body.len() + field.len());
+    pinned_body.extend_from_slice(&body[..=open]);
+    pinned_body.extend_from_slice(field.as_bytes());
+    pinned_body.extend_from_slice(&body[open + 1..]);
+    Bytes::from(pinned_body)
+}
+
+/// Whether this request's headers should not wait for its model to load: a
+/// stream for a model the best host has installed but not loaded.
+fn masks_cold_start(proxy: &Proxy, facts: &Facts) -> bool {
+    if !facts.stream || facts.load_only || !proxy.warmth.masks_cold_starts() {
+        return false;
+    }
+    let Some(model) = facts.model.as_deref() else {
+        return false;
+    };
+    proxy
+        .upstreams
+        .pick(Some(model))
+        .is_some_and(|host| host.has_model(model) == Some(true) && !host.has_loaded(model))
+}
+
+/// A masked stream on the plain path: headers now, then the upstream's body once
+/// `sent` resolves (or its failure as the stream's last line).
+fn masked_response(
+    proxy: &Arc<Proxy>,
+    sent: impl std::future::Future<Output = Result<(reqwest::Response, crate::proxy::Lease), Error>>
+    + Send
+    + 'static,
+    flavor: Flavor,
+    finish: Finish,
+) -> Response {
+    let proxy = Arc::clone(proxy);
+    let finish = finish.on_drop(StatusCode::OK.as_u16());
+    let body = futures_util::stream::once(sent).flat_map(move |sent| match sent {
+        Ok((upstream, lease)) if upstream.status() == StatusCode::OK => {
+            let headers = forwardable(upstream.headers());
+            UpstreamBody::new(&proxy, upstream, &headers, flavor, None, lease).boxed()
+        }
+        Ok((upstream, lease)) => {
+            let status = upstream.status();
+            futures_util::stream::once(async move {
+                let body = upstream.bytes().await.unwrap_or_default();
+                drop(lease);
+                Ok(crate::coldstart::error_event(flavor, status, &body))
+            })
+            .boxed()
+        }
+        Err(err) => {
+            proxy.metrics.gateway_error(err.kind());
+            tracing::warn!(kind = err.kind(), "{err}");
+            let line = crate::coldstart::error_line(flavor, err.status(), &err.to_string());
+            futures_util::stream::once(async move { Ok(line) }).boxed()
+        }
+    });
+    let body = KeepAlongside {
+        inner: body,
+        _held: finish,
+    };
+    let mut response = Response::new(Body::from_stream(body));
+    *response.headers_mut() = crate::coldstart::headers(flavor);
+    response
+}
+
+/// A masked stream on the shared path: headers now, then the flight's chunks.
+fn masked_flight(
+    subscription: Subscription,
+    outcome: Outcome,
+    flavor: Flavor,
+    finish: Finish,
+) -> Response {
+    let finish = finish.on_drop(StatusCode::OK.as_u16());
+    enum Phase {
+        Head(Subscription),
+        Chunks(Subscription),
+        Failed(Subscription, StatusCode, Vec<u8>),
+        Done,
+    }
+    let stream = futures_util::stream::unfold(Phase::Head(subscription), move |phase| async move {
+        match phase {
+            Phase::Head(mut subscription) => match subscription.next().await {
+                Event::Head(head) if head.status == StatusCode::OK => {
+                    Some((Ok(Bytes::new()), Phase::Chunks(subscription)))
+                }
+                Event::Head(head) => Some((
+                    Ok(Bytes::new()),
+                    Phase::Failed(subscription, head.status, Vec::new()),
+                )),
+                Event::End(End::Failed(err)) => {
+                    let line = crate::coldstart::error_line(flavor, err.status(), &err.to_string());
+                    Some((Ok(line), Phase::Done))
+                }
+                Event::End(_) | Event::Chunk(_) => None,
+            },
+            Phase::Chunks(mut subscription) => match subscription.next().await {
+                Event::Chunk(chunk) => Some((Ok(chunk), Phase::Chunks(subscription))),
+                Event::End(End::Broken) => {
+                    let line = crate::coldstart::error_line(
+                        flavor,
+                        StatusCode::BAD_GATEWAY,
+                        "the upstream broke off the response",
+                    );
+                    Some((Ok(line), Phase::Done))
+                }
+                _ => None,
+            },
+            Phase::Failed(mut subscription, status, mut body) => match subscription.next().await {
+                Event::Chunk(chunk) => {
+                    body.extend_from_slice(&chunk);
+                    Some((Ok(Bytes::new()), Phase::Failed(subscription, status, body)))
+                }
+                _ => Some((
+                    Ok(crate::coldstart::error_event(flavor, status, &body)),
+                    Phase::Done,
+                )),
+            },
+            Phase::Done => None,
+        }
+    })
+    .filter(|chunk: &Result<Bytes, std::io::Error>| {
+        std::future::ready(chunk.as_ref().map_or(true, |c| !c.is_empty()))
+    })
+    .fuse();
+    let body = KeepAlongside {
+        inner: stream,
+        _held: finish,
+    };
+    let mut response = Response::new(Body::from_stream(body));
+    *response.headers_mut() = crate::coldstart::headers(flavor);
+    response
+        .headers_mut()
+        .insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
+    response
+}
+
+pin_project_lite::pin_project! {
+    /// A stream that holds `_held` (the request's metrics record) until it ends.
+    struct KeepAlongside<S, H> {
+        #[pin]
+        inner: S,
+        _held: H,
+    }
+}
+
+impl<S: futures_util::Stream, H> futures_util::Stream for KeepAlongside<S, H> {
+    type Item = S::Item;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        self.project().inner.poll_next(cx)
+    }
 }
 
 /// A response built from a cached answer.

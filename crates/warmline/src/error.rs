@@ -104,6 +104,10 @@ pub enum Error {
     Queue(#[from] crate::admission::Rejected),
     #[error(transparent)]
     RateLimited(#[from] crate::admission::RateLimited),
+    #[error(transparent)]
+    Daemon(#[from] crate::supervisor::DaemonError),
+    #[error(transparent)]
+    Warmth(#[from] crate::warmth::WarmthError),
 }
 
 impl Error {
@@ -126,6 +130,14 @@ impl Error {
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Config(_) => StatusCode::BAD_REQUEST,
             Error::Bind { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Daemon(crate::supervisor::DaemonError::External(_)) => StatusCode::CONFLICT,
+            Error::Daemon(crate::supervisor::DaemonError::NotSupervised) => StatusCode::CONFLICT,
+            Error::Daemon(crate::supervisor::DaemonError::Gone) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Warmth(crate::warmth::WarmthError::InvalidName(_)) => StatusCode::BAD_REQUEST,
+            Error::Warmth(crate::warmth::WarmthError::NotInstalled(_)) => StatusCode::NOT_FOUND,
+            Error::Warmth(crate::warmth::WarmthError::Persist(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -148,6 +160,8 @@ impl Error {
             Error::Queue(rejected) => rejected.kind(),
             Error::RateLimited(limited) => limited.kind(),
             Error::Origin(OriginError::NotAllowed(_)) => "origin_forbidden",
+            Error::Daemon(_) => "daemon",
+            Error::Warmth(_) => "warmth",
             Error::Origin(OriginError::HostNotAllowed(_)) => "host_forbidden",
         }
     }

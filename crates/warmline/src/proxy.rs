@@ -67,6 +67,8 @@ pub struct Proxy {
     pub cache: Option<Arc<Cache>>,
     /// Notified when a request that changes the installed models went through.
     pub models_changed: Arc<tokio::sync::Notify>,
+    /// The warm set: pinning and cold-start masking read it per request.
+    pub warmth: Arc<crate::warmth::Warmth>,
     pool: crate::config::PoolConfig,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
@@ -92,6 +94,7 @@ impl Proxy {
         metrics: Arc<Metrics>,
         previous: Option<&Proxy>,
         models_changed: Arc<tokio::sync::Notify>,
+        warmth: Arc<crate::warmth::Warmth>,
     ) -> Result<Proxy, Error> {
         let reuse_client = previous
             .filter(|p| p.pool == config.pool && p.connect_timeout == config.timeouts.connect);
@@ -120,8 +123,15 @@ impl Proxy {
             }
             None => None,
         };
+        // A daemon Warmline supervises runs daemon.num_parallel requests per model.
+        let mut hosts = config.upstreams.clone();
+        if config.daemon.supervise
+            && let Some(first) = hosts.first_mut()
+        {
+            first.parallel = first.parallel.or(Some(config.daemon.num_parallel));
+        }
         let upstreams = UpstreamSet::reusing(
-            &config.upstreams,
+            &hosts,
             &config.breaker,
             &config.concurrency,
             previous.map(|p| &*p.upstreams),
@@ -132,6 +142,7 @@ impl Proxy {
             metrics,
             cache,
             models_changed,
+            warmth,
             pool: config.pool.clone(),
             first_byte_timeout: config.timeouts.first_byte,
             idle_timeout: config.timeouts.idle,
@@ -324,7 +335,7 @@ pub(crate) async fn send(
         _ => None,
     };
     let Some(second) = retry_to else {
-        return attempt(proxy, &parts, &first, body, deadline, limit, model).await;
+        return attempt(proxy, &parts, &first, body, deadline, limit, kind, model).await;
     };
     let OutBody::Bytes(bytes) = body else {
         unreachable!("a retry target is only chosen for a body held whole")
@@ -336,6 +347,7 @@ pub(crate) async fn send(
         OutBody::Bytes(bytes.clone()),
         deadline,
         limit,
+        kind,
         model,
     )
     .await;
@@ -374,6 +386,7 @@ pub(crate) async fn send(
         OutBody::Bytes(bytes),
         deadline,
         limit,
+        kind,
         model,
     )
     .await
@@ -385,6 +398,20 @@ pub(crate) async fn send(
 pub(crate) struct Lease {
     _in_flight: InFlight,
     _slot: Option<Slot>,
+    /// For a request that names an installed model: what to learn from its answer.
+    observe: Option<Observe>,
+}
+
+/// What the end of a model's answer tells: whether it paid a load (a cold start)
+/// and how long that took.
+#[derive(Debug)]
+struct Observe {
+    model: Arc<str>,
+    /// The host did not have the model loaded when the request was sent (the
+    /// answer for `/v1`, whose bodies carry no `load_duration`).
+    cold_hint: bool,
+    /// From sending the request to the upstream's response headers.
+    head_after: Duration,
 }
 
 /// One request to one upstream, waiting for its response headers until `deadline`.
@@ -398,6 +425,7 @@ async fn attempt(
     body: OutBody,
     deadline: tokio::time::Instant,
     limit: Option<u64>,
+    kind: RouteKind,
     model: Option<&str>,
 ) -> Result<(reqwest::Response, Lease), Error> {
     let slot = match model {
@@ -419,12 +447,45 @@ async fn attempt(
             .into());
         }
     };
+    // A /v1 request cannot carry keep_alive: a warm model it finds unloaded is
+    // loaded with the pinned one first (the request would pay that load anyway).
+    if let Some(model) = model
+        && kind.is_openai()
+        && let Some(keep_alive) = proxy.warmth.pinned(model)
+        && !upstream.has_loaded(model)
+        && let Some(installed) = upstream.models.snapshot().installed.get(model).cloned()
+    {
+        let load = crate::warmth::load(
+            &proxy.client,
+            upstream,
+            model,
+            keep_alive.to_json(),
+            installed.is_embedding(),
+        );
+        match tokio::time::timeout_at(deadline, load).await {
+            Ok(Ok(_)) => upstream.models.note_loaded(model),
+            Ok(Err(err)) => {
+                tracing::debug!(model, "pinned load before a /v1 request failed: {err}")
+            }
+            Err(_) => {}
+        }
+    }
+    let installed = model.filter(|m| upstream.has_model(m) == Some(true));
+    if let Some(model) = installed {
+        proxy.metrics.models.request(model);
+    }
+    let cold_hint = installed.is_some_and(|m| !upstream.has_loaded(m));
+    let sent_at = Instant::now();
     let in_flight = upstream.begin();
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut headers = forwardable(&parts.headers);
+    if matches!(body, OutBody::Bytes(_)) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     let mut builder = proxy
         .client
         .request(parts.method.clone(), upstream.target(path_and_query))
-        .headers(forwardable(&parts.headers));
+        .headers(headers);
     let fault = Arc::new(BodyFault::default());
     match body {
         OutBody::Stream(body) if body.size_hint().exact() != Some(0) => {
@@ -438,6 +499,8 @@ async fn attempt(
         }
         OutBody::Stream(_) => {}
         OutBody::Bytes(bytes) if bytes.is_empty() => {}
+        // A body held whole may differ from what the client declared (a pinned
+        // keep_alive): its length is the body's own, set by the client library.
         OutBody::Bytes(bytes) => builder = builder.body(bytes),
     }
 
@@ -454,6 +517,11 @@ async fn attempt(
             let lease = Lease {
                 _in_flight: in_flight,
                 _slot: slot,
+                observe: installed.map(|model| Observe {
+                    model: Arc::from(model),
+                    cold_hint,
+                    head_after: sent_at.elapsed(),
+                }),
             };
             Ok((response, lease))
         }
@@ -757,9 +825,16 @@ pub(crate) struct UpstreamBody {
     /// Whether the upstream's body ended normally (not cut, not timed out).
     clean: bool,
     metrics: Arc<Metrics>,
+    /// The end of the body, for what the answer says about its generation.
+    tail: Option<crate::timings::Tail>,
+    /// The upstream's `Content-Length`, and the bytes seen: a body of known
+    /// length is complete once they match (the server writing it to the client
+    /// stops polling then, before the stream says it ended).
+    expected: Option<u64>,
+    seen: u64,
     /// Held so the request is recorded when the body is dropped.
     _finish: Option<Finish>,
-    _lease: Lease,
+    lease: Lease,
 }
 
 impl UpstreamBody {
@@ -772,7 +847,11 @@ impl UpstreamBody {
         lease: Lease,
     ) -> UpstreamBody {
         let status = upstream.status().as_u16();
+        let observe = upstream.status().is_success() && lease.observe.is_some();
         UpstreamBody {
+            tail: observe.then(crate::timings::Tail::default),
+            expected: upstream.content_length(),
+            seen: 0,
             inner: upstream.bytes_stream().boxed(),
             idle: Box::pin(tokio::time::sleep(proxy.idle_timeout)),
             idle_timeout: proxy.idle_timeout,
@@ -783,7 +862,25 @@ impl UpstreamBody {
             clean: false,
             metrics: Arc::clone(&proxy.metrics),
             _finish: finish.map(|f| f.on_drop(status)),
-            _lease: lease,
+            lease,
+        }
+    }
+
+    /// The answer ended cleanly: count a cold start if it paid a load. Ollama's
+    /// `load_duration` says so exactly; an answer without one (`/v1`) counts when
+    /// the host did not have the model loaded, with the wait for its headers as
+    /// the load time.
+    fn observe_end(&mut self) {
+        let (Some(tail), Some(observe)) = (self.tail.take(), self.lease.observe.as_ref()) else {
+            return;
+        };
+        let timings = tail.timings();
+        let load = match timings.load {
+            Some(load) => (load >= crate::metrics::COLD_LOAD_THRESHOLD).then_some(load),
+            None => observe.cold_hint.then_some(observe.head_after),
+        };
+        if let Some(load) = load {
+            self.metrics.models.cold_start(&observe.model, load);
         }
     }
 
@@ -832,6 +929,13 @@ impl Stream for UpstreamBody {
             Poll::Ready(Some(Ok(chunk))) => {
                 let deadline = tokio::time::Instant::now() + self.idle_timeout;
                 self.idle.as_mut().reset(deadline);
+                if let Some(tail) = &mut self.tail {
+                    tail.push(&chunk);
+                }
+                self.seen += chunk.len() as u64;
+                if self.expected == Some(self.seen) {
+                    self.observe_end();
+                }
                 if let Some(last) = chunk.last() {
                     self.ended_with_newline = *last == b'\n';
                 }
@@ -851,6 +955,7 @@ impl Stream for UpstreamBody {
             Poll::Ready(None) => {
                 self.done = true;
                 self.clean = true;
+                self.observe_end();
                 Poll::Ready(None)
             }
             Poll::Pending => match self.idle.as_mut().poll(cx) {

@@ -126,6 +126,15 @@ impl RouteKind {
         self as usize
     }
 
+    /// Whether this is one of the OpenAI-compatible generation or embedding routes,
+    /// whose bodies Ollama re-encodes from a fixed struct (dropping `keep_alive`).
+    pub fn is_openai(self) -> bool {
+        matches!(
+            self,
+            RouteKind::OpenAiChat | RouteKind::OpenAiCompletions | RouteKind::OpenAiEmbeddings
+        )
+    }
+
     /// Whether requests of this kind may carry large bodies (blob uploads) that the
     /// general body limit must not apply to.
     pub fn is_blob_upload(self) -> bool {

@@ -20,6 +20,7 @@
 //!   { url = "http://10.0.0.5:11434", weight = 2, parallel = 4 },  # weight, its OLLAMA_NUM_PARALLEL
 //! ]
 //! origins = ["https://my-app.example"]   # extra browser origins, as OLLAMA_ORIGINS
+//! state_file = "/home/me/.config/warmline/state.json"   # the warm set between runs
 //!
 //! [pool]
 //! max_idle_per_host = 256
@@ -79,6 +80,28 @@
 //! [auth]                # required when listening on a non-loopback address
 //! token = "..."         # identity "default" (also WARMLINE_TOKEN)
 //! tokens = [{ name = "alice", token = "..." }]   # one identity each; the cache keeps them apart
+//!
+//! [daemon]              # `ollama serve` at the first upstream's address
+//! supervise = false     # `warmline serve --supervise`; the desktop app supervises
+//! executable = ""       # default: `ollama` on PATH
+//! keep_alive = "30m"    # OLLAMA_KEEP_ALIVE (-1 = for ever)
+//! num_parallel = 2      # OLLAMA_NUM_PARALLEL, also that host's `parallel`
+//! max_loaded_models = 0 # OLLAMA_MAX_LOADED_MODELS (0 = Ollama decides)
+//! env = { OLLAMA_FLASH_ATTENTION = "1" }   # any other variables for the daemon
+//! ready_timeout = "60s"
+//! stop_grace = "10s"    # SIGTERM, then SIGKILL of its whole process group
+//! restart_backoff = "500ms"        # doubling, with jitter, up to
+//! restart_backoff_max = "30s"
+//! crash_loop_restarts = 5          # exits within the window before giving up
+//! crash_loop_window = "60s"
+//! log_file = ""         # rotated copy of its output; the last log_lines stay in memory
+//! log_lines = 1000
+//!
+//! [warmth]
+//! models = ["llama3.2"] # the warm set until the state file has one
+//! keep_alive = "-1"     # sent with warm loads and pinned into requests that omit it
+//! pin = true
+//! mask_cold_starts = true   # stream headers at once while a known model loads
 //! ```
 
 mod raw;
@@ -96,9 +119,10 @@ use std::time::Duration;
 use url::Url;
 
 pub use raw::{
-    ByteSize, RawAuth, RawBreaker, RawCache, RawCompression, RawConcurrency, RawConfig,
-    RawFailover, RawLimits, RawPool, RawRateLimit, RawTimeouts, RawToken, RawUpstream,
+    ByteSize, RawAuth, RawBreaker, RawCache, RawCompression, RawConcurrency, RawConfig, RawDaemon,
+    RawFailover, RawLimits, RawPool, RawRateLimit, RawTimeouts, RawToken, RawUpstream, RawWarmth,
 };
+pub use values::KeepAlive;
 pub use values::redacted;
 
 /// The address the gateway listens on when nothing else is configured: Ollama's
@@ -173,6 +197,58 @@ pub struct Config {
     pub rate_limit: crate::admission::RateConfig,
     /// Bearer tokens; empty = no authentication (loopback only).
     pub tokens: Vec<crate::auth::Token>,
+    /// Supervision of `ollama serve`.
+    pub daemon: DaemonConfig,
+    /// Models kept loaded.
+    pub warmth: WarmthConfig,
+    /// Where the warm set is kept between runs; `None` keeps it in memory.
+    pub state_file: Option<PathBuf>,
+}
+
+/// How Warmline runs `ollama serve` when it supervises (see `supervisor`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonConfig {
+    /// Start (or adopt) and watch a daemon at the first upstream's address.
+    pub supervise: bool,
+    /// The `ollama` executable; `None` searches `PATH`.
+    pub executable: Option<PathBuf>,
+    /// `OLLAMA_KEEP_ALIVE` of a daemon Warmline starts.
+    pub keep_alive: KeepAlive,
+    /// `OLLAMA_NUM_PARALLEL`; also the supervised host's per-model parallelism.
+    pub num_parallel: NonZeroUsize,
+    /// `OLLAMA_MAX_LOADED_MODELS` (0: Ollama decides, 3 per GPU).
+    pub max_loaded_models: usize,
+    /// Further variables for the daemon (`OLLAMA_FLASH_ATTENTION`, GPU selection...).
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Longest wait for a started daemon to answer `HEAD /`.
+    pub ready_timeout: Duration,
+    /// Between SIGTERM and SIGKILL when stopping it.
+    pub stop_grace: Duration,
+    /// First delay before a restart after a crash; doubles (with jitter) per
+    /// consecutive crash up to `restart_backoff_max`.
+    pub restart_backoff: Duration,
+    pub restart_backoff_max: Duration,
+    /// This many unexpected exits within `crash_loop_window` stop the restarts.
+    pub crash_loop_restarts: u32,
+    pub crash_loop_window: Duration,
+    /// The daemon's output, rotated; `None` keeps only the in-memory tail.
+    pub log_file: Option<PathBuf>,
+    /// Lines of the daemon's output kept in memory.
+    pub log_lines: usize,
+}
+
+/// Which models stay loaded, and how (see `warmth`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmthConfig {
+    /// The warm set when no state file has one yet (normalised names).
+    pub models: Vec<String>,
+    /// `keep_alive` sent with warm loads, and injected into requests for warm
+    /// models that do not set their own.
+    pub keep_alive: KeepAlive,
+    /// Inject `keep_alive` into requests for warm models that omit it.
+    pub pin: bool,
+    /// Send a stream's response headers at once while its model still loads.
+    pub mask_cold_starts: bool,
 }
 
 /// One Ollama host.
@@ -307,6 +383,10 @@ pub struct Overrides {
     pub upstreams: Vec<String>,
     pub redis: Option<String>,
     pub no_cache: bool,
+    /// Supervise `ollama serve` (`--supervise`).
+    pub supervise: bool,
+    /// Where the warm set is kept (`--state-file`).
+    pub state_file: Option<String>,
 }
 
 /// Where a gateway's configuration comes from, so a reload can read it again: the
@@ -340,6 +420,14 @@ impl Config {
     /// [`Config::load`] without command-line overrides.
     pub fn from_env_and_file(file: Option<&Path>) -> Result<Config, ConfigError> {
         Config::load(file, &Overrides::default())
+    }
+
+    /// The upstream a supervised daemon listens on: the first one.
+    pub fn supervised_upstream(&self) -> Option<&UpstreamConfig> {
+        self.daemon
+            .supervise
+            .then(|| self.upstreams.first())
+            .flatten()
     }
 
     /// A configuration for `upstreams` with every other setting at its default.

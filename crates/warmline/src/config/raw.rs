@@ -45,6 +45,14 @@ pub struct RawConfig {
     pub rate_limit: RawRateLimit,
     #[serde(default)]
     pub auth: RawAuth,
+    #[serde(default)]
+    pub daemon: RawDaemon,
+    #[serde(default)]
+    pub warmth: RawWarmth,
+    /// Where the warm set is kept between runs (`warmline serve` defaults it to
+    /// `$XDG_CONFIG_HOME/warmline/state.json`; unset in a library = in memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_file: Option<String>,
 }
 
 /// An upstream: a URL, or a table with its weight and parallelism.
@@ -133,6 +141,34 @@ section!(
 section!(
     /// `[concurrency]`
     RawConcurrency { enabled: bool, per_model: usize, staged: usize, queue: usize, max_wait: String }
+);
+section!(
+    /// `[daemon]`: supervision of `ollama serve`
+    RawDaemon {
+        supervise: bool,
+        executable: String,
+        keep_alive: String,
+        num_parallel: usize,
+        max_loaded_models: usize,
+        env: std::collections::BTreeMap<String, String>,
+        ready_timeout: String,
+        stop_grace: String,
+        restart_backoff: String,
+        restart_backoff_max: String,
+        crash_loop_restarts: u32,
+        crash_loop_window: String,
+        log_file: String,
+        log_lines: usize,
+    }
+);
+section!(
+    /// `[warmth]`: models kept loaded
+    RawWarmth {
+        models: Vec<String>,
+        keep_alive: String,
+        pin: bool,
+        mask_cold_starts: bool,
+    }
 );
 section!(
     /// `[rate_limit]`
@@ -247,6 +283,12 @@ impl RawConfig {
         }
         if overrides.no_cache {
             self.cache.enabled = Some(false);
+        }
+        if overrides.supervise {
+            self.daemon.supervise = Some(true);
+        }
+        if let Some(path) = &overrides.state_file {
+            self.state_file = Some(path.clone());
         }
     }
 

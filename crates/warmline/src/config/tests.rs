@@ -227,3 +227,55 @@ fn a_merge_patch_changes_only_what_it_names() {
         .expect_err("unknown field");
     assert!(err.to_string().contains("conect"), "{err}");
 }
+
+#[test]
+fn daemon_and_warmth_settings_validate() {
+    let config = Config::default();
+    assert!(!config.daemon.supervise);
+    assert_eq!(
+        config.daemon.keep_alive,
+        KeepAlive::For(Duration::from_secs(1800))
+    );
+    assert_eq!(config.daemon.num_parallel.get(), 2);
+    assert_eq!(config.warmth.keep_alive, KeepAlive::Forever);
+    assert!(config.warmth.pin && config.warmth.mask_cold_starts);
+    let raw = RawConfig::from_toml(
+        "[daemon]\nkeep_alive = \"-1\"\nenv = { OLLAMA_FLASH_ATTENTION = \"1\" }\n[warmth]\nmodels = [\"llama3.2\", \"llama3.2:latest\"]",
+    )
+    .expect("toml");
+    let config = raw.validate().expect("valid");
+    assert_eq!(config.daemon.keep_alive, KeepAlive::Forever);
+    assert_eq!(
+        config.warmth.models,
+        ["llama3.2:latest"],
+        "normalised, once"
+    );
+    let cases = [
+        (
+            "[daemon]\nenv = { OLLAMA_HOST = \"0.0.0.0\" }",
+            "daemon.env.OLLAMA_HOST: ",
+        ),
+        ("[daemon]\nkeep_alive = \"soon\"", "daemon.keep_alive: "),
+        ("[daemon]\nnum_parallel = 0", "daemon.num_parallel: "),
+        (
+            "upstreams = [\"http://10.0.0.5:11434\"]\n[daemon]\nsupervise = true",
+            "daemon.supervise: ",
+        ),
+        ("[warmth]\nmodels = [\"bad name!\"]", "warmth.models[0]: "),
+    ];
+    for (toml, prefix) in cases {
+        let err = RawConfig::from_toml(toml)
+            .expect("toml")
+            .validate()
+            .expect_err(toml)
+            .to_string();
+        assert!(err.starts_with(prefix), "{toml}: {err}");
+    }
+    let local = RawConfig::from_toml(
+        "upstreams = [\"http://localhost:11434\"]\n[daemon]\nsupervise = true",
+    )
+    .expect("toml")
+    .validate()
+    .expect("localhost may be supervised");
+    assert!(local.supervised_upstream().is_some());
+}

@@ -94,6 +94,27 @@ impl RawConfig {
                 ),
             ));
         }
+        let daemon = self.daemon.validate()?;
+        if daemon.supervise
+            && let Some(first) = upstreams.first()
+            && !is_local(&first.url)
+        {
+            return Err(ConfigError::invalid(
+                "daemon.supervise",
+                format!(
+                    "the first upstream ({}) must be on this machine (127.0.0.1 or localhost) \
+                     for Warmline to start Ollama there",
+                    first.name()
+                ),
+            ));
+        }
+        let warmth = self.warmth.validate()?;
+        let state_file = self
+            .state_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
         Ok(Config {
             listen,
             upstreams,
@@ -108,7 +129,129 @@ impl RawConfig {
             concurrency,
             rate_limit,
             tokens,
+            daemon,
+            warmth,
+            state_file,
         })
+    }
+}
+
+/// Tuned defaults for a daemon Warmline starts: Ollama's 5-minute keep-alive made
+/// half an hour (the warm set is pinned separately, this is for everything else),
+/// two requests at once per model instead of one, Ollama's own choice of how many
+/// models fit.
+pub(super) const DAEMON_KEEP_ALIVE: &str = "30m";
+pub(super) const DAEMON_NUM_PARALLEL: usize = 2;
+
+/// Variables a daemon gets from Warmline itself, which `daemon.env` cannot set.
+const RESERVED_ENV: &[&str] = &[
+    "OLLAMA_HOST",
+    "OLLAMA_KEEP_ALIVE",
+    "OLLAMA_NUM_PARALLEL",
+    "OLLAMA_MAX_LOADED_MODELS",
+];
+
+impl RawDaemon {
+    fn validate(self) -> Result<DaemonConfig, ConfigError> {
+        let path = |text: Option<String>| {
+            text.map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .map(std::path::PathBuf::from)
+        };
+        for name in self.env.iter().flatten().map(|(name, _)| name) {
+            let field = format!("daemon.env.{name}");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(ConfigError::invalid(
+                    field,
+                    "not an environment variable name",
+                ));
+            }
+            if RESERVED_ENV.contains(&name.as_str()) {
+                return Err(ConfigError::invalid(
+                    field,
+                    "set by Warmline from daemon.keep_alive, daemon.num_parallel, \
+                     daemon.max_loaded_models and the first upstream's address",
+                ));
+            }
+        }
+        let restart_backoff = nonzero_duration(
+            "daemon.restart_backoff",
+            self.restart_backoff.as_deref(),
+            "500ms",
+        )?;
+        let restart_backoff_max = nonzero_duration(
+            "daemon.restart_backoff_max",
+            self.restart_backoff_max.as_deref(),
+            "30s",
+        )?;
+        if restart_backoff_max < restart_backoff {
+            return Err(ConfigError::invalid(
+                "daemon.restart_backoff_max",
+                "must not be shorter than daemon.restart_backoff",
+            ));
+        }
+        Ok(DaemonConfig {
+            supervise: self.supervise.unwrap_or(false),
+            executable: path(self.executable),
+            keep_alive: keep_alive(
+                "daemon.keep_alive",
+                self.keep_alive.as_deref(),
+                DAEMON_KEEP_ALIVE,
+            )?,
+            num_parallel: NonZeroUsize::new(self.num_parallel.unwrap_or(DAEMON_NUM_PARALLEL))
+                .ok_or_else(|| ConfigError::invalid("daemon.num_parallel", "must be at least 1"))?,
+            max_loaded_models: self.max_loaded_models.unwrap_or(0),
+            env: self.env.unwrap_or_default(),
+            ready_timeout: nonzero_duration(
+                "daemon.ready_timeout",
+                self.ready_timeout.as_deref(),
+                "60s",
+            )?,
+            stop_grace: duration("daemon.stop_grace", self.stop_grace.as_deref(), "10s")?,
+            restart_backoff,
+            restart_backoff_max,
+            crash_loop_restarts: self.crash_loop_restarts.unwrap_or(5).max(1),
+            crash_loop_window: nonzero_duration(
+                "daemon.crash_loop_window",
+                self.crash_loop_window.as_deref(),
+                "60s",
+            )?,
+            log_file: path(self.log_file),
+            log_lines: self.log_lines.unwrap_or(1000).max(10),
+        })
+    }
+}
+
+impl RawWarmth {
+    fn validate(self) -> Result<WarmthConfig, ConfigError> {
+        let mut models = Vec::new();
+        for (i, name) in self.models.iter().flatten().enumerate() {
+            let model = crate::cache::key::normalise_model_name(name).map_err(|_| {
+                ConfigError::invalid(
+                    format!("warmth.models[{i}]"),
+                    format!("{name:?} is not a model name"),
+                )
+            })?;
+            if !models.contains(&model) {
+                models.push(model);
+            }
+        }
+        Ok(WarmthConfig {
+            models,
+            keep_alive: keep_alive("warmth.keep_alive", self.keep_alive.as_deref(), "-1")?,
+            pin: self.pin.unwrap_or(true),
+            mask_cold_starts: self.mask_cold_starts.unwrap_or(true),
+        })
+    }
+}
+
+/// Whether an upstream URL names this machine.
+fn is_local(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -367,6 +510,34 @@ impl Config {
                     })
                     .collect(),
             },
+            daemon: {
+                let daemon = &self.daemon;
+                let path =
+                    |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+                RawDaemon {
+                    supervise: Some(daemon.supervise),
+                    executable: path(&daemon.executable),
+                    keep_alive: Some(daemon.keep_alive.to_config()),
+                    num_parallel: Some(daemon.num_parallel.get()),
+                    max_loaded_models: Some(daemon.max_loaded_models),
+                    env: Some(daemon.env.clone()),
+                    ready_timeout: d(daemon.ready_timeout),
+                    stop_grace: d(daemon.stop_grace),
+                    restart_backoff: d(daemon.restart_backoff),
+                    restart_backoff_max: d(daemon.restart_backoff_max),
+                    crash_loop_restarts: Some(daemon.crash_loop_restarts),
+                    crash_loop_window: d(daemon.crash_loop_window),
+                    log_file: path(&daemon.log_file),
+                    log_lines: Some(daemon.log_lines),
+                }
+            },
+            warmth: RawWarmth {
+                models: Some(self.warmth.models.clone()),
+                keep_alive: Some(self.warmth.keep_alive.to_config()),
+                pin: Some(self.warmth.pin),
+                mask_cold_starts: Some(self.warmth.mask_cold_starts),
+            },
+            state_file: self.state_file.as_ref().map(|p| p.display().to_string()),
         }
     }
 

@@ -133,3 +133,66 @@ pub(super) fn format_size(bytes: u64) -> ByteSize {
     }
     ByteSize::Bytes(bytes)
 }
+
+/// An Ollama `keep_alive`: how long a model stays loaded after its last request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// Until unloaded (Ollama's negative values).
+    Forever,
+    /// For this long (zero: unload as soon as idle).
+    For(Duration),
+}
+
+impl KeepAlive {
+    /// Parses the forms Ollama accepts: `-1` (or any negative value), a bare number
+    /// of seconds, or a duration such as `"30m"`.
+    pub fn parse(text: &str) -> Result<KeepAlive, String> {
+        let text = text.trim();
+        if text.starts_with('-') {
+            return Ok(KeepAlive::Forever);
+        }
+        if let Ok(seconds) = text.parse::<u64>() {
+            return Ok(KeepAlive::For(Duration::from_secs(seconds)));
+        }
+        humantime::parse_duration(text)
+            .map(KeepAlive::For)
+            .map_err(|e| {
+                format!(
+                    "{text:?} is not -1, a number of seconds or a duration such as \"30m\": {e}"
+                )
+            })
+    }
+
+    /// As JSON for a request body: seconds, `-1` for ever. A number is the one form
+    /// every Ollama version reads the same way.
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
+            KeepAlive::Forever => serde_json::Value::from(-1),
+            KeepAlive::For(d) => serde_json::Value::from(d.as_secs()),
+        }
+    }
+
+    /// As the value of `OLLAMA_KEEP_ALIVE` (which takes bare seconds, or -1).
+    pub fn to_env(self) -> String {
+        match self {
+            KeepAlive::Forever => "-1".to_owned(),
+            KeepAlive::For(d) => d.as_secs().to_string(),
+        }
+    }
+
+    /// As the configuration writes it.
+    pub fn to_config(self) -> String {
+        match self {
+            KeepAlive::Forever => "-1".to_owned(),
+            KeepAlive::For(d) => format_duration(d),
+        }
+    }
+}
+
+pub(super) fn keep_alive(
+    field: &str,
+    text: Option<&str>,
+    default: &str,
+) -> Result<KeepAlive, ConfigError> {
+    KeepAlive::parse(text.unwrap_or(default)).map_err(|m| ConfigError::invalid(field, m))
+}

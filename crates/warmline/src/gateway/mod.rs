@@ -15,6 +15,7 @@
 //! (which also feeds the cache its model digests), and the rate limiter's
 //! housekeeping.
 
+mod daemon;
 mod router;
 mod stack;
 
@@ -33,6 +34,7 @@ use crate::config::{Config, ConfigError, ConfigSource, RawConfig};
 use crate::error::Error;
 use crate::metrics::{Metrics, Stats};
 use crate::server::{self, HeadLimits};
+use crate::state::{FileState, MemoryState, StateStore};
 use crate::upstream::{self, UpstreamHealth};
 use stack::Stack;
 
@@ -51,6 +53,12 @@ pub struct Shared {
     listen: ArcSwap<SocketAddr>,
     /// Notified when a request that changes the installed models went through.
     models_changed: Arc<tokio::sync::Notify>,
+    /// The warm set, kept across reloads.
+    warmth: Arc<crate::warmth::Warmth>,
+    /// The daemon supervisor, while `daemon.supervise` is on.
+    supervision: daemon::Supervision,
+    /// Notified after each refresh of the hosts' model lists.
+    models_refreshed: tokio::sync::Notify,
     /// The handle's own state, for admin routes that act as the handle does. Weak:
     /// the server task holds this `Shared`, and the handle must stay the only
     /// owner of the tasks, so that dropping the last handle stops them.
@@ -74,9 +82,10 @@ impl Shared {
 
     pub(crate) fn prometheus(&self) -> String {
         let stack = self.stack.load();
-        let mut out = self
-            .metrics
-            .render_prometheus(&stack.proxy.upstreams.health());
+        let mut out = self.metrics.render_prometheus(
+            &stack.proxy.upstreams.health(),
+            &upstream::installed_models(&stack.proxy.upstreams),
+        );
         cache::render_prometheus(stack.proxy.cache.as_deref(), &mut out);
         out
     }
@@ -152,6 +161,10 @@ pub struct Applied {
     pub changed: Vec<String>,
     /// The URL clients point at afterwards.
     pub listen: String,
+    /// What the person who changed the settings should know (e.g. that an
+    /// adopted daemon keeps its own settings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Starts gateways.
@@ -162,36 +175,59 @@ impl Gateway {
     /// Binds `config.listen` and starts serving in background tasks.
     pub async fn start(config: Config) -> Result<GatewayHandle, Error> {
         let listener = bind(config.listen).await?;
-        Gateway::serve(listener, config)
+        Gateway::serve(listener, config).await
     }
 
     /// Serves on an already bound listener (`config.listen` is only used for the
-    /// Host check and later reloads).
-    pub fn serve(listener: TcpListener, config: Config) -> Result<GatewayHandle, Error> {
+    /// Host check and later reloads). The warm set is kept in `config.state_file`,
+    /// or in memory without one.
+    pub async fn serve(listener: TcpListener, config: Config) -> Result<GatewayHandle, Error> {
+        let store: Arc<dyn StateStore> = match &config.state_file {
+            Some(path) => Arc::new(FileState::new(path)),
+            None => Arc::new(MemoryState::default()),
+        };
+        Gateway::serve_with(listener, config, store).await
+    }
+
+    /// [`Gateway::serve`] with the warm set kept in `store` (the desktop app keeps
+    /// it with its other settings).
+    pub async fn serve_with(
+        listener: TcpListener,
+        config: Config,
+        store: Arc<dyn StateStore>,
+    ) -> Result<GatewayHandle, Error> {
         let listen = listener.local_addr().map_err(|source| Error::Bind {
             addr: config.listen,
             source,
         })?;
         let metrics = Arc::new(Metrics::new());
         let models_changed = Arc::new(tokio::sync::Notify::new());
+        let warmth = Arc::new(crate::warmth::Warmth::new(&config.warmth, store));
         let upstream_names: Vec<String> = config.upstreams.iter().map(|u| u.name()).collect();
+        let started_with = config.clone();
         let stack = Stack::build(
             config,
             Arc::clone(&metrics),
             None,
             Arc::clone(&models_changed),
+            Arc::clone(&warmth),
         )?;
         let shared = Arc::new(Shared {
             stack: ArcSwap::from_pointee(stack),
             metrics,
             listen: ArcSwap::from_pointee(listen),
             models_changed,
+            warmth,
+            supervision: daemon::Supervision::default(),
+            models_refreshed: tokio::sync::Notify::new(),
             handle: std::sync::OnceLock::new(),
         });
+        shared.supervision.follow(&shared, &started_with).await;
         let background = vec![
             tokio::spawn(probe_upstreams(Arc::clone(&shared))),
             tokio::spawn(refresh_models(Arc::clone(&shared))),
             tokio::spawn(housekeep(Arc::clone(&shared))),
+            tokio::spawn(daemon::keep_warm(Arc::clone(&shared))),
         ];
         let server = Server::start(listener, &shared);
         tracing::info!(%listen, upstreams = ?upstream_names, "gateway started");
@@ -288,11 +324,13 @@ async fn refresh_models(shared: Arc<Shared>) {
         if let Some(cache) = &stack.proxy.cache {
             cache.set_digests(upstream::digests(&stack.proxy.upstreams));
         }
+        shared.models_refreshed.notify_one();
         let interval = stack.config.timeouts.health_interval;
         drop(stack);
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             () = shared.models_changed.notified() => {}
+            () = shared.warmth.loaded.notified() => {}
         }
     }
 }
@@ -430,6 +468,7 @@ impl GatewayHandle {
             return Ok(Applied {
                 changed,
                 listen: self.url(),
+                notes: Vec::new(),
             });
         }
         let bound = **shared.listen.load();
@@ -449,13 +488,23 @@ impl GatewayHandle {
             None
         };
         let drain = config.timeouts.drain;
+        let daemon_changed = changed
+            .iter()
+            .any(|c| c.starts_with("daemon") || c.starts_with("upstreams"));
+        let followed = config.clone();
         let stack = Stack::build(
             config,
             Arc::clone(&shared.metrics),
             Some(&current),
             Arc::clone(&shared.models_changed),
+            Arc::clone(&shared.warmth),
         )?;
         shared.stack.store(Arc::new(stack));
+        let notes = if daemon_changed {
+            shared.supervision.follow(shared, &followed).await
+        } else {
+            Vec::new()
+        };
         if let Some(listener) = listener {
             let addr = listener.local_addr().map_err(|source| Error::Bind {
                 addr: current.config.listen,
@@ -478,6 +527,7 @@ impl GatewayHandle {
         Ok(Applied {
             changed,
             listen: self.url(),
+            notes,
         })
     }
 
@@ -502,6 +552,8 @@ impl GatewayHandle {
         }
         let drain = self.inner.shared.config().timeouts.drain;
         futures_util::future::join_all(servers.into_iter().map(|s| s.drain(drain))).await;
+        // A daemon Warmline started goes with it (an adopted one stays).
+        self.inner.shared.supervision.stop().await;
         tracing::info!("gateway stopped");
     }
 }

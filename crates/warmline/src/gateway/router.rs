@@ -54,6 +54,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(admin::settings).put(admin::update_settings),
         )
         .route("/warmline/reload", post(admin::reload))
+        .route("/warmline/models", get(admin::models))
+        .route("/warmline/models/{action}", post(admin::model_action))
+        .route("/warmline/daemon", get(admin::daemon))
+        .route("/warmline/daemon/logs", get(admin::daemon_logs))
+        .route("/warmline/daemon/{action}", post(admin::daemon_action))
         // The whole /warmline/ namespace is ours: a typo there must not reach Ollama.
         .route("/warmline/{*rest}", any(admin::not_found))
         // Everything else is Ollama's, native or OpenAI-compatible, known or not.

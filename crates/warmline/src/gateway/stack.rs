@@ -34,12 +34,15 @@ impl Stack {
         metrics: Arc<Metrics>,
         previous: Option<&Stack>,
         models_changed: Arc<tokio::sync::Notify>,
+        warmth: Arc<crate::warmth::Warmth>,
     ) -> Result<Stack, Error> {
+        warmth.set_config(&config.warmth);
         let proxy = Proxy::build(
             &config,
             metrics,
             previous.map(|p| &*p.proxy),
             models_changed,
+            warmth,
         )?;
         let limiter = match previous {
             // Same limits: keep every client's bucket.

@@ -360,6 +360,26 @@ pub async fn refresh_models(set: &UpstreamSet, client: &reqwest::Client) {
     futures_util::future::join_all(refreshes).await;
 }
 
+/// Every model installed on any host (normalised names, sorted): the models
+/// that may appear as metric labels.
+pub fn installed_models(set: &UpstreamSet) -> Vec<String> {
+    let mut names: Vec<String> = set
+        .hosts()
+        .iter()
+        .flat_map(|h| {
+            h.models
+                .snapshot()
+                .installed
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The model → digest index across hosts (the first host listing a model wins),
 /// for the cache's keys.
 pub fn digests(set: &UpstreamSet) -> std::collections::HashMap<String, String> {

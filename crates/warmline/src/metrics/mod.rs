@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+mod models;
+
+pub use models::{COLD_LOAD_THRESHOLD, ModelMetrics, ModelStats};
+
 use crate::route::RouteKind;
 use crate::upstream::UpstreamHealth;
 
@@ -63,6 +67,8 @@ pub struct Metrics {
     queue_wait_sum_micros: AtomicU64,
     /// New TCP connections to upstreams, counted by the client's connector.
     upstream_connects: Arc<AtomicU64>,
+    /// Requests, cold starts and load time per installed model.
+    pub models: ModelMetrics,
 }
 
 #[derive(Debug)]
@@ -102,6 +108,7 @@ impl Metrics {
             queue_wait: Mutex::new(new_histogram()),
             queue_wait_sum_micros: AtomicU64::new(0),
             upstream_connects: Arc::new(AtomicU64::new(0)),
+            models: ModelMetrics::default(),
         }
     }
 
@@ -224,13 +231,14 @@ impl Metrics {
                     1.0 - (connects.min(upstream_requests) as f64 / upstream_requests as f64)
                 },
             },
+            models: self.models.all(),
         }
     }
 
     /// The Prometheus text exposition (format 0.0.4). Every metric name starts with
     /// `warmline_`; labels are route kinds, status classes, error kinds and upstream
     /// URLs — all bounded sets.
-    pub fn render_prometheus(&self, upstreams: &[UpstreamHealth]) -> String {
+    pub fn render_prometheus(&self, upstreams: &[UpstreamHealth], installed: &[String]) -> String {
         let mut out = String::with_capacity(8 * 1024);
         let w = &mut out;
         header(
@@ -434,6 +442,50 @@ impl Metrics {
         }
         header(
             w,
+            "warmline_model_requests_total",
+            "counter",
+            "Requests sent upstream per installed model.",
+        );
+        let models: Vec<(&String, ModelStats)> =
+            installed.iter().map(|m| (m, self.models.get(m))).collect();
+        for (model, stats) in &models {
+            let _ = writeln!(
+                w,
+                "warmline_model_requests_total{{model=\"{}\"}} {}",
+                escape(model),
+                stats.requests
+            );
+        }
+        header(
+            w,
+            "warmline_model_cold_starts_total",
+            "counter",
+            "Requests that paid a model load, per installed model.",
+        );
+        for (model, stats) in &models {
+            let _ = writeln!(
+                w,
+                "warmline_model_cold_starts_total{{model=\"{}\"}} {}",
+                escape(model),
+                stats.cold_starts
+            );
+        }
+        header(
+            w,
+            "warmline_model_load_seconds_total",
+            "counter",
+            "Time requests spent waiting for their model to load, per installed model.",
+        );
+        for (model, stats) in &models {
+            let _ = writeln!(
+                w,
+                "warmline_model_load_seconds_total{{model=\"{}\"}} {}",
+                escape(model),
+                stats.load_ms as f64 / 1000.0
+            );
+        }
+        header(
+            w,
             "warmline_uptime_seconds",
             "gauge",
             "Seconds since the gateway started.",
@@ -487,6 +539,8 @@ pub struct Stats {
     /// Latency per route kind that has seen traffic.
     pub routes: BTreeMap<String, RouteStats>,
     pub upstream: UpstreamStats,
+    /// Requests and cold starts per installed model that has seen traffic.
+    pub models: BTreeMap<String, ModelStats>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -548,7 +602,8 @@ mod tests {
 
     #[test]
     fn prometheus_output_has_every_series_from_the_start() {
-        let text = Metrics::new().render_prometheus(&[]);
+        let text = Metrics::new().render_prometheus(&[], &["llama3.2:latest".to_owned()]);
+        assert!(text.contains("warmline_model_cold_starts_total{model=\"llama3.2:latest\"} 0"));
         for kind in RouteKind::ALL {
             assert!(text.contains(&format!(
                 "warmline_requests_total{{route=\"{}\"}} 0",

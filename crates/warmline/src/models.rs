@@ -1,0 +1,126 @@
+//! The models view: every model installed on any host, joined with where it is
+//! loaded (until when, in how much memory), whether it is warm, and its counters.
+//! `GET /warmline/models`, `warmline models` and the app's model list all show it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::ModelMetrics;
+use crate::upstream::UpstreamSet;
+use crate::warmth::Warmth;
+
+/// One model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelView {
+    /// Normalised name (`llama3.2:latest`).
+    pub name: String,
+    pub warm: bool,
+    /// A warm load is under way.
+    pub loading: bool,
+    /// Loaded on at least one host.
+    pub loaded: bool,
+    /// Bytes on disk.
+    pub size: u64,
+    pub family: Option<String>,
+    pub parameter_size: Option<String>,
+    pub quantization_level: Option<String>,
+    pub capabilities: Vec<String>,
+    /// Bytes in memory over the hosts where it is loaded, and of those on GPUs.
+    pub memory: u64,
+    pub memory_vram: u64,
+    /// The latest expiry over the hosts where it is loaded (RFC 3339).
+    pub expires_at: Option<String>,
+    pub requests: u64,
+    pub cold_starts: u64,
+    /// Milliseconds since the Unix epoch; 0 if never used through Warmline.
+    pub last_used_ms: u64,
+    /// Why the last warm load failed, if it did.
+    pub error: Option<String>,
+    pub hosts: Vec<ModelOnHost>,
+}
+
+/// A model on one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelOnHost {
+    pub url: String,
+    pub loaded: bool,
+    pub expires_at: Option<String>,
+    pub memory: u64,
+    pub memory_vram: u64,
+    pub context_length: Option<u64>,
+}
+
+/// The view over `hosts`, by name. A model warm but not installed anywhere (yet)
+/// is listed too, so a warm set entry never silently disappears.
+pub fn view(hosts: &UpstreamSet, warmth: &Warmth, metrics: &ModelMetrics) -> Vec<ModelView> {
+    let mut models: BTreeMap<String, ModelView> = BTreeMap::new();
+    for host in hosts.hosts() {
+        let inventory = host.models.snapshot();
+        for (name, installed) in &inventory.installed {
+            let entry = models.entry(name.clone()).or_insert_with(|| ModelView {
+                size: installed.size,
+                family: installed.family.clone(),
+                parameter_size: installed.parameter_size.clone(),
+                quantization_level: installed.quantization_level.clone(),
+                capabilities: installed.capabilities.clone(),
+                ..unlisted(name)
+            });
+            let loaded = inventory.loaded.get(name);
+            entry.hosts.push(ModelOnHost {
+                url: host.name().to_owned(),
+                loaded: loaded.is_some(),
+                expires_at: loaded.and_then(|l| l.expires_at.clone()),
+                memory: loaded.map_or(0, |l| l.size),
+                memory_vram: loaded.map_or(0, |l| l.size_vram),
+                context_length: loaded.and_then(|l| l.context_length),
+            });
+        }
+    }
+    for name in warmth.models().iter() {
+        models.entry(name.clone()).or_insert_with(|| unlisted(name));
+    }
+    models
+        .into_values()
+        .map(|mut model| {
+            let counters = metrics.get(&model.name);
+            model.warm = warmth.is_warm(&model.name);
+            model.loading = warmth.is_loading(&model.name);
+            model.error = warmth.error(&model.name);
+            model.loaded = model.hosts.iter().any(|h| h.loaded);
+            model.memory = model.hosts.iter().map(|h| h.memory).sum();
+            model.memory_vram = model.hosts.iter().map(|h| h.memory_vram).sum();
+            model.expires_at = model
+                .hosts
+                .iter()
+                .filter_map(|h| h.expires_at.clone())
+                .max();
+            model.requests = counters.requests;
+            model.cold_starts = counters.cold_starts;
+            model.last_used_ms = counters.last_used_ms;
+            model
+        })
+        .collect()
+}
+
+pub(crate) fn unlisted(name: &str) -> ModelView {
+    ModelView {
+        name: name.to_owned(),
+        warm: false,
+        loading: false,
+        loaded: false,
+        size: 0,
+        family: None,
+        parameter_size: None,
+        quantization_level: None,
+        capabilities: Vec::new(),
+        memory: 0,
+        memory_vram: 0,
+        expires_at: None,
+        requests: 0,
+        cold_starts: 0,
+        last_used_ms: 0,
+        error: None,
+        hosts: Vec::new(),
+    }
+}

@@ -1,0 +1,161 @@
+//! What Warmline keeps between runs: the warm set.
+//!
+//! One small JSON document (`{"version":1,"warm":["llama3.2:latest"]}`), behind a
+//! [`StateStore`] so each front end keeps it where its users expect: `warmline
+//! serve` in a file under the XDG config directory ([`FileState`]), the desktop
+//! app in its tauri-plugin-store, a library user or a test in memory
+//! ([`MemoryState`]).
+//!
+//! A file that cannot be read as this document is not fatal: the gateway starts
+//! from the configured warm set, says so in its log, and the next change rewrites
+//! the file whole. Writes go to a temporary file that is renamed over the old
+//! one, so a crash mid-write never leaves half a document.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// The document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Persisted {
+    #[serde(default = "version")]
+    pub version: u32,
+    /// Normalised model names, in the order they were warmed.
+    #[serde(default)]
+    pub warm: Vec<String>,
+}
+
+fn version() -> u32 {
+    1
+}
+
+impl Persisted {
+    pub fn with_warm(warm: Vec<String>) -> Persisted {
+        Persisted {
+            version: version(),
+            warm,
+        }
+    }
+}
+
+/// Where the document lives.
+pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// The stored document; `Ok(None)` when nothing was stored yet.
+    fn load(&self) -> Result<Option<Persisted>, String>;
+    /// Replaces the stored document.
+    fn save(&self, state: &Persisted) -> Result<(), String>;
+}
+
+/// In memory only: gone with the process.
+#[derive(Debug, Default)]
+pub struct MemoryState(Mutex<Option<Persisted>>);
+
+impl StateStore for MemoryState {
+    fn load(&self) -> Result<Option<Persisted>, String> {
+        Ok(self.0.lock().map_err(|e| e.to_string())?.clone())
+    }
+
+    fn save(&self, state: &Persisted) -> Result<(), String> {
+        *self.0.lock().map_err(|e| e.to_string())? = Some(state.clone());
+        Ok(())
+    }
+}
+
+/// A JSON file, written atomically.
+#[derive(Debug, Clone)]
+pub struct FileState {
+    path: PathBuf,
+}
+
+impl FileState {
+    pub fn new(path: impl Into<PathBuf>) -> FileState {
+        FileState { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl StateStore for FileState {
+    fn load(&self) -> Result<Option<Persisted>, String> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(format!("cannot read {}: {err}", self.path.display())),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|err| {
+            format!(
+                "{} is not a Warmline state file: {err}",
+                self.path.display()
+            )
+        })
+    }
+
+    fn save(&self, state: &Persisted) -> Result<(), String> {
+        let shown = self.path.display();
+        if let Some(dir) = self.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {shown}: {e}"))?;
+        }
+        let text = serde_json::to_string_pretty(state).map_err(|e| e.to_string())?;
+        let temp = self.path.with_extension("json.tmp");
+        std::fs::write(&temp, text + "\n").map_err(|e| format!("cannot write {shown}: {e}"))?;
+        std::fs::rename(&temp, &self.path).map_err(|e| format!("cannot write {shown}: {e}"))
+    }
+}
+
+/// `$XDG_CONFIG_HOME/warmline/state.json`, or `~/.config/warmline/state.json`;
+/// `None` without either variable.
+pub fn default_state_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(base.join("warmline").join("state.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("warmline-state-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("nested").join("state.json")
+    }
+
+    #[test]
+    fn a_file_round_trips_and_starts_empty() {
+        let store = FileState::new(temp_file("round"));
+        assert_eq!(store.load(), Ok(None));
+        let state = Persisted::with_warm(vec!["llama3.2:latest".into()]);
+        store.save(&state).expect("saved");
+        assert_eq!(store.load(), Ok(Some(state)));
+    }
+
+    #[test]
+    fn a_corrupt_file_is_reported_not_fatal() {
+        let path = temp_file("corrupt");
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+        std::fs::write(&path, "{ not json").expect("write");
+        let store = FileState::new(&path);
+        let err = store.load().expect_err("corrupt");
+        assert!(err.contains("is not a Warmline state file"), "{err}");
+        // The next save replaces it whole.
+        store.save(&Persisted::default()).expect("saved");
+        assert_eq!(
+            store.load().expect("readable").map(|s| s.warm),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn older_documents_without_fields_still_load() {
+        let state: Persisted = serde_json::from_str("{}").expect("empty object");
+        assert_eq!(state, Persisted::with_warm(vec![]));
+    }
+}

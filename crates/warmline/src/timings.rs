@@ -1,0 +1,120 @@
+//! What an answer says about its own generation: Ollama's final object carries
+//! `load_duration`, `prompt_eval_count`, `eval_count` and `eval_duration`
+//! (nanoseconds); an OpenAI-shaped answer carries `usage.completion_tokens`.
+//!
+//! These fields sit at the end of the body (the last NDJSON line of a stream, the
+//! last fields of a whole answer, after a possibly huge `context` array), so the
+//! body is observed on the side by keeping only its last [`TAIL`] bytes, and read
+//! once, when it ends. The fields are found as text: a key in quotes followed by a
+//! colon cannot occur inside a JSON string, where quotes are escaped.
+
+use std::time::Duration;
+
+/// Bytes of the end of a body kept for [`Timings::of`].
+pub const TAIL: usize = 1024;
+
+/// The end of a body, kept as it streams past.
+#[derive(Debug, Default)]
+pub struct Tail {
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    pub fn push(&mut self, chunk: &[u8]) {
+        if chunk.len() >= TAIL {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&chunk[chunk.len() - TAIL..]);
+            return;
+        }
+        let overflow = (self.bytes.len() + chunk.len()).saturating_sub(TAIL);
+        if overflow > 0 {
+            self.bytes.drain(..overflow);
+        }
+        self.bytes.extend_from_slice(chunk);
+    }
+
+    pub fn timings(&self) -> Timings {
+        Timings::of(&self.bytes)
+    }
+}
+
+/// What the end of an answer reported (each field only when present).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub load: Option<Duration>,
+    pub prompt_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub eval: Option<Duration>,
+}
+
+impl Timings {
+    pub fn of(tail: &[u8]) -> Timings {
+        let ns = |key| number_after(tail, key).map(Duration::from_nanos);
+        Timings {
+            load: ns("\"load_duration\":"),
+            prompt_tokens: number_after(tail, "\"prompt_eval_count\":")
+                .or_else(|| number_after(tail, "\"prompt_tokens\":")),
+            output_tokens: number_after(tail, "\"eval_count\":")
+                .or_else(|| number_after(tail, "\"completion_tokens\":")),
+            eval: ns("\"eval_duration\":"),
+        }
+    }
+
+    /// Tokens per second of the generation itself, where Ollama reported both.
+    pub fn tokens_per_second(&self) -> Option<f64> {
+        let (tokens, eval) = (self.output_tokens?, self.eval?);
+        (!eval.is_zero()).then(|| tokens as f64 / eval.as_secs_f64())
+    }
+}
+
+/// The unsigned integer after the last occurrence of `key`.
+fn number_after(haystack: &[u8], key: &str) -> Option<u64> {
+    let key = key.as_bytes();
+    let at = haystack.windows(key.len()).rposition(|w| w == key)?;
+    let digits: Vec<u8> = haystack[at + key.len()..]
+        .iter()
+        .copied()
+        .skip_while(|b| *b == b' ')
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_final_native_object_is_read() {
+        let body = br#"{"model":"m","response":"x","done":false}
+{"model":"m","response":"","done":true,"done_reason":"stop","total_duration":9000000,"load_duration":1500000000,"prompt_eval_count":12,"prompt_eval_duration":1,"eval_count":40,"eval_duration":2000000000}
+"#;
+        let mut tail = Tail::default();
+        for chunk in body.chunks(7) {
+            tail.push(chunk);
+        }
+        let t = tail.timings();
+        assert_eq!(t.load, Some(Duration::from_millis(1500)));
+        assert_eq!(t.prompt_tokens, Some(12));
+        assert_eq!(t.output_tokens, Some(40));
+        assert_eq!(t.tokens_per_second(), Some(20.0));
+    }
+
+    #[test]
+    fn openai_usage_and_long_bodies_are_read() {
+        let mut tail = Tail::default();
+        tail.push(&vec![b'1'; 10_000]);
+        tail.push(br#"],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#);
+        let t = tail.timings();
+        assert_eq!(
+            (t.prompt_tokens, t.output_tokens, t.load),
+            (Some(5), Some(7), None)
+        );
+    }
+
+    #[test]
+    fn a_key_inside_a_string_is_not_a_field() {
+        let t = Timings::of(br#"{"response":"say \"load_duration\":5 please"}"#);
+        assert_eq!(t.load, None);
+    }
+}
