@@ -30,15 +30,15 @@ wait_line() { # file pattern → first match, within 10 s
   echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 
-start_sim() { # name listen → sets SIM_PID, prints the URL
-  OLLAMA_HOST=$2 SIM_QUIET=1 "$BIN/ollama-sim" serve 2>"$OUT/$1.log" >/dev/null &
-  SIM_PID=$!
-  echo "http://$(wait_line "$OUT/$1.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
+start_sim() { # name → starts a simulator on a free port; its pid goes to $OUT/name.pid
+  OLLAMA_HOST=127.0.0.1:0 SIM_QUIET=1 "$BIN/ollama-sim" serve 2>"$OUT/$1.log" >/dev/null &
+  echo $! >"$OUT/$1.pid"
 }
+sim_url() { echo "http://$(wait_line "$OUT/$1.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"; }
 
 for round in $(seq "$ROUNDS"); do
-  A=$(start_sim a 127.0.0.1:0); A_PID=$SIM_PID; pids+=("$A_PID")
-  B=$(start_sim b 127.0.0.1:0); pids+=("$SIM_PID")
+  start_sim a; A_PID=$(cat "$OUT/a.pid"); pids+=("$A_PID"); A=$(sim_url a)
+  start_sim b; pids+=("$(cat "$OUT/b.pid")"); B=$(sim_url b)
   "$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$A" --upstream "$B" --no-cache \
     >"$OUT/gw.out" 2>"$OUT/gw.log" &
   GW_PID=$!; pids+=("$GW_PID")

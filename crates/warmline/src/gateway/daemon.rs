@@ -45,10 +45,13 @@ impl Supervision {
                 let client = shared.stack.load().proxy.client.clone();
                 let supervisor = Arc::new(Supervisor::spawn(target, client));
                 let mut ready = supervisor.ready();
-                let warmth = Arc::clone(&shared.warmth);
+                let shared_for_task = Arc::downgrade(shared);
                 let forward = tokio::spawn(async move {
                     while ready.changed().await.is_ok() {
-                        warmth.daemon_restarted();
+                        let Some(shared) = shared_for_task.upgrade() else {
+                            return;
+                        };
+                        daemon_ready(&shared);
                     }
                 });
                 if let Ok(mut slot) = self.current.lock() {
@@ -86,6 +89,18 @@ impl Supervision {
             supervised.supervisor.shutdown().await;
         }
     }
+}
+
+/// A supervised daemon just became ready: its host is up (no need to wait for
+/// the next health probe), its model lists are read again and the warm set is
+/// loaded on it at once.
+fn daemon_ready(shared: &Shared) {
+    let stack = shared.stack.load();
+    if let Some(host) = stack.proxy.upstreams.hosts().first() {
+        host.mark_up(None);
+    }
+    shared.models_changed.notify_one();
+    shared.warmth.daemon_restarted();
 }
 
 /// Keeps the warm set loaded: a round after every change of the set, every
