@@ -11,6 +11,7 @@
 //! - `reload`: SIGHUP, the reload route and live settings changes.
 //! - `supervision`: starting, adopting, restarting and stopping `ollama serve`.
 //! - `warmth`: warm models, keep_alive pinning, cold-start masking.
+//! - `observability`: Server-Timing, history, recent requests, alerts, metrics, charts.
 
 #[path = "suite/proxy.rs"]
 mod proxy;
@@ -44,3 +45,6 @@ mod supervision;
 
 #[path = "suite/warmth.rs"]
 mod warmth;
+
+#[path = "suite/observability.rs"]
+mod observability;

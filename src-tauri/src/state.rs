@@ -82,7 +82,7 @@ impl AppState {
             Slot::Running { handle, .. } => Status::Running {
                 listen: handle.url(),
                 health: handle.health(),
-                stats: handle.stats(),
+                stats: Box::new(handle.stats()),
             },
             Slot::Failed { listen, error } => Status::Failed {
                 listen: listen.map(|addr| format!("http://{addr}")),

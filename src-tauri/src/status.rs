@@ -28,7 +28,7 @@ pub enum Status {
     Running {
         listen: String,
         health: warmline::Health,
-        stats: warmline::Stats,
+        stats: Box<warmline::Stats>,
     },
     /// The gateway did not start; the window shows `error` instead of numbers.
     Failed {

@@ -110,6 +110,9 @@ pub struct BenchArgs {
     /// Extra request header, `NAME: VALUE`; repeatable (e.g. an Authorization bearer)
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     headers: Vec<String>,
+    /// Also write the run's charts to FILE (PNG or SVG, by its extension)
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -135,6 +138,13 @@ pub async fn run(args: BenchArgs) -> ExitCode {
     if let Some(ticker) = ticker {
         ticker.abort();
         eprint!("\r\x1b[2K");
+    }
+    if let (Ok(report), Some(path)) = (&result, &args.report) {
+        let title = format!("warmline bench: {}", report.url);
+        if let Err(err) = crate::report::write(path, &report.history, &title) {
+            eprintln!("warmline bench: {err}");
+            return ExitCode::FAILURE;
+        }
     }
     match result {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
@@ -214,6 +224,7 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
         timeout: args.timeout,
         max_in_flight: args.max_in_flight,
         headers: headers(&args.headers)?,
+        model: (args.body.is_none() && args.body_file.is_none()).then(|| args.model.clone()),
     })
 }
 

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod bench;
+mod report;
 use warmline::{ConfigSource, Gateway, Overrides};
 
 #[derive(Debug, Parser)]
@@ -29,6 +30,8 @@ enum Command {
     Serve(ServeArgs),
     /// Load-test an Ollama-compatible endpoint (open or closed loop).
     Bench(bench::BenchArgs),
+    /// Draw a running gateway's recent history as one image (PNG or SVG).
+    Report(report::ReportArgs),
     /// Show a running gateway's health, daemon and warm models.
     Status(admin::Target),
     /// List the models installed on a running gateway's hosts.
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Report(args) => runtime.block_on(report::run(args)),
         Command::Status(target) => runtime.block_on(admin::status(target)),
         Command::Models(target) => runtime.block_on(admin::models(target)),
         Command::Warm {

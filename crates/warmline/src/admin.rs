@@ -200,6 +200,111 @@ pub async fn daemon_action(
     .await
 }
 
+/// Query of `GET /warmline/history`.
+#[derive(Debug, serde::Deserialize)]
+pub struct HistoryQuery {
+    window: Option<String>,
+}
+
+/// `GET /warmline/history[?window=15m]`: the rolling history (default 15 min;
+/// per second up to 1 h, per minute up to 24 h).
+pub async fn history(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HistoryQuery>,
+) -> Response {
+    let text = query.window.as_deref().unwrap_or("15m");
+    let window = match humantime::parse_duration(text) {
+        Ok(window) if !window.is_zero() => window,
+        _ => {
+            let message = format!("window {text:?} is not a duration such as \"15m\" or \"1h\"");
+            return error_response(StatusCode::BAD_REQUEST, &message, Flavor::Ollama);
+        }
+    };
+    with_handle(&shared, async move |handle| {
+        Ok(Json(handle.history(window)).into_response())
+    })
+    .await
+}
+
+/// Query of `GET /warmline/charts/{name}.svg`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ChartQuery {
+    window: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+}
+
+/// `GET /warmline/charts/{latency,ttft,throughput,hit-rate,models}.svg`: one chart
+/// of the rolling history (`?window=15m&width=800&height=360`).
+pub async fn chart(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    Query(query): Query<ChartQuery>,
+) -> Response {
+    let Some(chart) = file
+        .strip_suffix(".svg")
+        .and_then(crate::charts::Chart::from_name)
+    else {
+        let message =
+            format!("no chart {file:?}: latency, ttft, throughput, hit-rate or models (.svg)");
+        return error_response(StatusCode::NOT_FOUND, &message, Flavor::Ollama);
+    };
+    let window = query
+        .window
+        .as_deref()
+        .and_then(|w| humantime::parse_duration(w).ok())
+        .unwrap_or(std::time::Duration::from_secs(900));
+    let size = (
+        query.width.unwrap_or(800).clamp(200, 4000),
+        query.height.unwrap_or(360).clamp(150, 3000),
+    );
+    with_handle(&shared, async move |handle| {
+        match handle.chart_svg(chart, window, size) {
+            Ok(svg) => {
+                let mut response = svg.into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("image/svg+xml"),
+                );
+                Ok(response)
+            }
+            Err(err) => Ok(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &err.to_string(),
+                Flavor::Ollama,
+            )),
+        }
+    })
+    .await
+}
+
+/// Query of `GET /warmline/requests` and `GET /warmline/logs`.
+#[derive(Debug, serde::Deserialize)]
+pub struct TailQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /warmline/requests[?limit=N]`: the last requests, newest first (default 100).
+pub async fn requests(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<TailQuery>,
+) -> Response {
+    let limit = query.limit.unwrap_or(100);
+    with_handle(&shared, async move |handle| {
+        Ok(Json(handle.recent_requests(limit)).into_response())
+    })
+    .await
+}
+
+/// `GET /warmline/logs[?limit=N]`: Warmline's own last log lines (default 200).
+pub async fn logs(State(shared): State<Arc<Shared>>, Query(query): Query<TailQuery>) -> Response {
+    let limit = query.limit.unwrap_or(200);
+    with_handle(&shared, async move |handle| {
+        Ok(Json(handle.logs(limit)).into_response())
+    })
+    .await
+}
+
 /// Query of `GET /warmline/daemon/logs`.
 #[derive(Debug, serde::Deserialize)]
 pub struct LogsQuery {

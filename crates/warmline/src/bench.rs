@@ -47,6 +47,8 @@ pub struct BenchConfig {
     pub max_in_flight: usize,
     /// Sent with every request (e.g. `Authorization`).
     pub headers: http::HeaderMap,
+    /// The model the requests name, for the report's per-model chart.
+    pub model: Option<String>,
 }
 
 /// Where request bodies come from.
@@ -148,6 +150,9 @@ pub struct BenchReport {
     pub rps: f64,
     pub latency_ms: Percentiles,
     pub ttft_ms: Percentiles,
+    /// Per second of the measured phase, for `--report` charts.
+    #[serde(default)]
+    pub history: crate::metrics::History,
 }
 
 /// Latency distribution summary, in milliseconds.
@@ -199,10 +204,13 @@ struct Recorder {
     requests: AtomicU64,
     ok: AtomicU64,
     progress: Arc<Progress>,
+    /// One accumulator per second of the measured phase, by completion time.
+    seconds: Mutex<Vec<crate::metrics::history::Accumulator>>,
+    measure_from: Instant,
 }
 
 impl Recorder {
-    fn new(progress: Arc<Progress>) -> Recorder {
+    fn new(progress: Arc<Progress>, measure_from: Instant) -> Recorder {
         let histogram = || {
             Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .unwrap_or_else(|e| unreachable!("constant bounds are valid: {e}"))
@@ -215,6 +223,8 @@ impl Recorder {
             requests: AtomicU64::new(0),
             ok: AtomicU64::new(0),
             progress,
+            seconds: Mutex::default(),
+            measure_from,
         }
     }
 
@@ -240,16 +250,71 @@ impl Recorder {
         {
             h.saturating_record(micros(ttft));
         }
-        if let Some(cache) = outcome.cache
+        if let Some(cache) = &outcome.cache
             && let Ok(mut counts) = self.cache.lock()
         {
-            *counts.entry(cache).or_default() += 1;
+            *counts.entry(cache.clone()).or_default() += 1;
+        }
+        let second = Instant::now()
+            .saturating_duration_since(self.measure_from)
+            .as_secs() as usize;
+        if let Ok(mut seconds) = self.seconds.lock() {
+            while seconds.len() <= second {
+                seconds.push(crate::metrics::history::Accumulator::new());
+            }
+            let acc = &mut seconds[second];
+            acc.requests += 1;
+            acc.errors += u64::from(outcome.error.is_some());
+            match outcome.cache.as_deref() {
+                Some("hit" | "coalesced") => acc.hits += 1,
+                Some("miss") => acc.misses += 1,
+                _ => {}
+            }
+            acc.latency.saturating_record(micros(outcome.latency));
+            if let Some(ttft) = outcome.ttft {
+                acc.ttft.saturating_record(micros(ttft));
+            }
         }
         match outcome.error {
             None => {
                 self.ok.fetch_add(1, Relaxed);
             }
             Some(cause) => self.error(cause),
+        }
+    }
+
+    /// The per-second history of the measured phase, and one summary for `model`.
+    fn history(&self, started_unix: u64, model: Option<&str>) -> crate::metrics::History {
+        let points = self
+            .seconds
+            .lock()
+            .map(|mut seconds| {
+                seconds
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, acc)| acc.take(started_unix + i as u64))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ms = |h: &Histogram<u64>, q: f64| {
+            (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+        };
+        let models = match (model, self.latency.lock(), self.ttft.lock()) {
+            (Some(model), Ok(latency), Ok(ttft)) => vec![crate::metrics::ModelSummary {
+                model: model.to_owned(),
+                requests: latency.len(),
+                cold_starts: 0,
+                p50_ms: ms(&latency, 0.5),
+                p95_ms: ms(&latency, 0.95),
+                ttft_p50_ms: ms(&ttft, 0.5),
+                tokens_per_s: None,
+            }],
+            _ => Vec::new(),
+        };
+        crate::metrics::History {
+            step_s: 1,
+            points,
+            models,
         }
     }
 }
@@ -287,9 +352,14 @@ pub async fn run(config: BenchConfig, progress: Arc<Progress>) -> Result<BenchRe
         .timeout(config.timeout)
         .build()
         .map_err(|e| BenchError::Client(e.to_string()))?;
-    let recorder = Arc::new(Recorder::new(progress));
     let started = Instant::now();
     let measure_from = started + config.warmup;
+    let recorder = Arc::new(Recorder::new(progress, measure_from));
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + config.warmup.as_secs();
     let end = measure_from + config.duration;
     match config.mode {
         Mode::OpenLoop { rate } => {
@@ -328,6 +398,7 @@ pub async fn run(config: BenchConfig, progress: Arc<Progress>) -> Result<BenchRe
         rps: requests as f64 / elapsed.as_secs_f64().max(1e-9),
         latency_ms: latency,
         ttft_ms: ttft,
+        history: recorder.history(started_unix, config.model.as_deref()),
     })
 }
 
@@ -521,6 +592,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_in_flight: 10,
             headers: http::HeaderMap::new(),
+            model: None,
         };
         let err = run(config, Arc::default()).await.expect_err("rate 0");
         assert!(err.to_string().contains("rate must be positive"));

@@ -27,8 +27,8 @@ use crate::cache::{Cache, FlightKey, KeyRoute, Lookup, Outcome, Plan};
 use crate::coalesce::{End, Event, Head, Joined, Publisher, Subscription};
 use crate::error::{Error, Flavor, ProxyError};
 use crate::proxy::{
-    CACHE_HEADER, Finish, Framing, OutBody, Proxy, UpstreamBody, bypassed, error_response,
-    forwardable, into_client_response, read_body, send,
+    CACHE_HEADER, Finish, Framing, Measured, OutBody, Proxy, Trace, UpstreamBody, bypassed,
+    error_response, forwardable, into_client_response, read_body, send,
 };
 use crate::route::RouteKind;
 
@@ -38,7 +38,7 @@ pub(crate) async fn serve(
     request: Request,
     kind: RouteKind,
     route: KeyRoute,
-    finish: Finish,
+    mut finish: Finish,
 ) -> Response {
     let flavor = Flavor::of(request.uri().path());
     // Identities never share cache entries or flights: the identity is the key's
@@ -52,6 +52,7 @@ pub(crate) async fn serve(
         Ok(body) => body,
         Err(err) => {
             let response = error_response(&proxy, &err, flavor);
+            finish.cache = proxy.cache.as_ref().map(|_| Outcome::Bypass.as_str());
             finish.record(response.status().as_u16());
             return bypassed(&proxy, response);
         }
@@ -66,6 +67,12 @@ pub(crate) async fn serve(
         None => Plan::Bypass("disabled"),
     };
     let facts = Facts::of(kind, &body);
+    // The model for the request's metrics (cache hits never reach a host).
+    if let Some(model) = facts.model.as_deref()
+        && proxy.upstreams.is_installed(model)
+    {
+        finish.trace.update(|t| t.model = Some(Arc::from(model)));
+    }
     let masked = masks_cold_start(&proxy, &facts);
     // What goes upstream: the pinned keep_alive added for a warm model.
     let body = pin_keep_alive(&proxy, kind, &facts, body);
@@ -76,17 +83,34 @@ pub(crate) async fn serve(
                 tracing::trace!(reason, "cache bypass");
             }
             let model = facts.model.clone();
+            finish.cache = proxy.cache.as_ref().map(|_| Outcome::Bypass.as_str());
+            let trace = Arc::clone(&finish.trace);
             if masked {
                 let owner = Arc::clone(&proxy);
                 let sent = async move {
-                    send(&owner, parts, OutBody::Bytes(body), kind, model.as_deref()).await
+                    send(
+                        &owner,
+                        parts,
+                        OutBody::Bytes(body),
+                        kind,
+                        model.as_deref(),
+                        &trace,
+                    )
+                    .await
                 };
                 return bypassed(&proxy, masked_response(&proxy, sent, flavor, finish));
             }
-            let sent = send(&proxy, parts, OutBody::Bytes(body), kind, model.as_deref());
+            let sent = send(
+                &proxy,
+                parts,
+                OutBody::Bytes(body),
+                kind,
+                model.as_deref(),
+                &trace,
+            );
             let response = match sent.await {
                 Ok((upstream, lease)) => {
-                    into_client_response(&proxy, upstream, flavor, Some(finish), lease)
+                    into_client_response(&proxy, upstream, flavor, finish, lease)
                 }
                 Err(err) => {
                     let response = error_response(&proxy, &err, flavor);
@@ -102,8 +126,14 @@ pub(crate) async fn serve(
         && let Some((replay, age)) = cache.lookup(&lookup).await
     {
         cache.count(Outcome::Hit);
+        finish.cache = Some(Outcome::Hit.as_str());
+        let timing = finish.server_timing();
         finish.record(StatusCode::OK.as_u16());
-        return hit(replay, age);
+        let mut response = hit(replay, age);
+        response
+            .headers_mut()
+            .insert(crate::proxy::SERVER_TIMING, timing);
+        return response;
     }
 
     let flight_key: FlightKey = lookup.flight_key();
@@ -124,6 +154,8 @@ pub(crate) async fn serve(
         Joined::Follower(subscription) => (Outcome::Coalesced, subscription),
     };
     cache.count(outcome);
+    finish.cache = Some(outcome.as_str());
+    finish.follower = outcome == Outcome::Coalesced;
     if masked {
         return masked_flight(subscription, outcome, flavor, finish);
     }
@@ -242,10 +274,11 @@ fn masked_response(
 ) -> Response {
     let proxy = Arc::clone(proxy);
     let finish = finish.on_drop(StatusCode::OK.as_u16());
+    let timing = finish.server_timing();
     let body = futures_util::stream::once(sent).flat_map(move |sent| match sent {
         Ok((upstream, lease)) if upstream.status() == StatusCode::OK => {
             let headers = forwardable(upstream.headers());
-            UpstreamBody::new(&proxy, upstream, &headers, flavor, None, lease).boxed()
+            UpstreamBody::new(&proxy, upstream, &headers, flavor, lease).boxed()
         }
         Ok((upstream, lease)) => {
             let status = upstream.status();
@@ -263,12 +296,11 @@ fn masked_response(
             futures_util::stream::once(async move { Ok(line) }).boxed()
         }
     });
-    let body = KeepAlongside {
-        inner: body,
-        _held: finish,
-    };
-    let mut response = Response::new(Body::from_stream(body));
+    let mut response = Response::new(Body::from_stream(Measured::new(body, finish)));
     *response.headers_mut() = crate::coldstart::headers(flavor);
+    response
+        .headers_mut()
+        .insert(crate::proxy::SERVER_TIMING, timing);
     response
 }
 
@@ -280,87 +312,75 @@ fn masked_flight(
     finish: Finish,
 ) -> Response {
     let finish = finish.on_drop(StatusCode::OK.as_u16());
+    let timing = finish.server_timing();
+    let trace = Arc::clone(&finish.trace);
     enum Phase {
         Head(Subscription),
         Chunks(Subscription),
         Failed(Subscription, StatusCode, Vec<u8>),
         Done,
     }
-    let stream = futures_util::stream::unfold(Phase::Head(subscription), move |phase| async move {
-        match phase {
-            Phase::Head(mut subscription) => match subscription.next().await {
-                Event::Head(head) if head.status == StatusCode::OK => {
-                    Some((Ok(Bytes::new()), Phase::Chunks(subscription)))
+    let stream = futures_util::stream::unfold(Phase::Head(subscription), move |phase| {
+        let trace = Arc::clone(&trace);
+        async move {
+            match phase {
+                Phase::Head(mut subscription) => match subscription.next().await {
+                    Event::Head(head) if head.status == StatusCode::OK => {
+                        if let Some(shared) = &head.trace {
+                            let facts = shared.get();
+                            trace.update(|t| *t = facts);
+                        }
+                        Some((Ok(Bytes::new()), Phase::Chunks(subscription)))
+                    }
+                    Event::Head(head) => Some((
+                        Ok(Bytes::new()),
+                        Phase::Failed(subscription, head.status, Vec::new()),
+                    )),
+                    Event::End(End::Failed(err)) => {
+                        let line =
+                            crate::coldstart::error_line(flavor, err.status(), &err.to_string());
+                        Some((Ok(line), Phase::Done))
+                    }
+                    Event::End(_) | Event::Chunk(_) => None,
+                },
+                Phase::Chunks(mut subscription) => match subscription.next().await {
+                    Event::Chunk(chunk) => Some((Ok(chunk), Phase::Chunks(subscription))),
+                    Event::End(End::Broken) => {
+                        let line = crate::coldstart::error_line(
+                            flavor,
+                            StatusCode::BAD_GATEWAY,
+                            "the upstream broke off the response",
+                        );
+                        Some((Ok(line), Phase::Done))
+                    }
+                    _ => None,
+                },
+                Phase::Failed(mut subscription, status, mut body) => {
+                    match subscription.next().await {
+                        Event::Chunk(chunk) => {
+                            body.extend_from_slice(&chunk);
+                            Some((Ok(Bytes::new()), Phase::Failed(subscription, status, body)))
+                        }
+                        _ => Some((
+                            Ok(crate::coldstart::error_event(flavor, status, &body)),
+                            Phase::Done,
+                        )),
+                    }
                 }
-                Event::Head(head) => Some((
-                    Ok(Bytes::new()),
-                    Phase::Failed(subscription, head.status, Vec::new()),
-                )),
-                Event::End(End::Failed(err)) => {
-                    let line = crate::coldstart::error_line(flavor, err.status(), &err.to_string());
-                    Some((Ok(line), Phase::Done))
-                }
-                Event::End(_) | Event::Chunk(_) => None,
-            },
-            Phase::Chunks(mut subscription) => match subscription.next().await {
-                Event::Chunk(chunk) => Some((Ok(chunk), Phase::Chunks(subscription))),
-                Event::End(End::Broken) => {
-                    let line = crate::coldstart::error_line(
-                        flavor,
-                        StatusCode::BAD_GATEWAY,
-                        "the upstream broke off the response",
-                    );
-                    Some((Ok(line), Phase::Done))
-                }
-                _ => None,
-            },
-            Phase::Failed(mut subscription, status, mut body) => match subscription.next().await {
-                Event::Chunk(chunk) => {
-                    body.extend_from_slice(&chunk);
-                    Some((Ok(Bytes::new()), Phase::Failed(subscription, status, body)))
-                }
-                _ => Some((
-                    Ok(crate::coldstart::error_event(flavor, status, &body)),
-                    Phase::Done,
-                )),
-            },
-            Phase::Done => None,
+                Phase::Done => None,
+            }
         }
     })
     .filter(|chunk: &Result<Bytes, std::io::Error>| {
         std::future::ready(chunk.as_ref().map_or(true, |c| !c.is_empty()))
     })
     .fuse();
-    let body = KeepAlongside {
-        inner: stream,
-        _held: finish,
-    };
-    let mut response = Response::new(Body::from_stream(body));
+    let mut response = Response::new(Body::from_stream(Measured::new(stream, finish)));
     *response.headers_mut() = crate::coldstart::headers(flavor);
+    let headers = response.headers_mut();
+    headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
+    headers.insert(crate::proxy::SERVER_TIMING, timing);
     response
-        .headers_mut()
-        .insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
-    response
-}
-
-pin_project_lite::pin_project! {
-    /// A stream that holds `_held` (the request's metrics record) until it ends.
-    struct KeepAlongside<S, H> {
-        #[pin]
-        inner: S,
-        _held: H,
-    }
-}
-
-impl<S: futures_util::Stream, H> futures_util::Stream for KeepAlongside<S, H> {
-    type Item = S::Item;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<S::Item>> {
-        self.project().inner.poll_next(cx)
-    }
 }
 
 /// A response built from a cached answer.
@@ -417,31 +437,35 @@ async fn respond(
         }
     };
     let framing = Framing::of(&head.headers);
+    let mut finish = finish;
+    if let Some(trace) = &head.trace {
+        finish.trace = Arc::clone(trace);
+    }
     let finish = finish.on_drop(head.status.as_u16());
-    let stream =
-        futures_util::stream::unfold(Some((subscription, finish)), move |state| async move {
-            let (mut subscription, finish) = state?;
-            match subscription.next().await {
-                Event::Chunk(chunk) => Some((Ok(chunk), Some((subscription, finish)))),
-                Event::End(End::Broken) if framing == Framing::Other => {
-                    // A fixed-length body that broke off: cut the connection so the
-                    // client sees a truncated body, not a short "complete" one.
-                    Some((
-                        Err(std::io::Error::other("upstream broke off the response")),
-                        None,
-                    ))
-                }
-                Event::End(_) | Event::Head(_) => None,
+    let timing = finish.server_timing();
+    let stream = futures_util::stream::unfold(Some(subscription), move |state| async move {
+        let mut subscription = state?;
+        match subscription.next().await {
+            Event::Chunk(chunk) => Some((Ok(chunk), Some(subscription))),
+            Event::End(End::Broken) if framing == Framing::Other => {
+                // A fixed-length body that broke off: cut the connection so the
+                // client sees a truncated body, not a short "complete" one.
+                Some((
+                    Err(std::io::Error::other("upstream broke off the response")),
+                    None,
+                ))
             }
-        })
-        // Body adapters (compression among them) may poll once more after the end.
-        .fuse();
-    let mut response = Response::new(Body::from_stream(stream));
+            Event::End(_) | Event::Head(_) => None,
+        }
+    })
+    // Body adapters (compression among them) may poll once more after the end.
+    .fuse();
+    let mut response = Response::new(Body::from_stream(Measured::new(stream, finish)));
     *response.status_mut() = head.status;
     *response.headers_mut() = head.headers;
-    response
-        .headers_mut()
-        .insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
+    let headers = response.headers_mut();
+    headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
+    headers.insert(crate::proxy::SERVER_TIMING, timing);
     response
 }
 
@@ -458,8 +482,9 @@ async fn drive(
     kind: RouteKind,
     flavor: Flavor,
 ) {
+    let trace = Trace::default();
     let sent = tokio::select! {
-        sent = send(&proxy, parts, OutBody::Bytes(body), kind, Some(&lookup.model)) => sent,
+        sent = send(&proxy, parts, OutBody::Bytes(body), kind, Some(&lookup.model), &trace) => sent,
         () = publisher.cancelled() => return,
     };
     let (upstream, lease) = match sent {
@@ -478,8 +503,12 @@ async fn drive(
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
-    let mut stream = UpstreamBody::new(&proxy, upstream, &headers, flavor, None, lease);
-    publisher.head(Head { status, headers });
+    let mut stream = UpstreamBody::new(&proxy, upstream, &headers, flavor, lease);
+    publisher.head(Head {
+        status,
+        headers,
+        trace: Some(trace),
+    });
     loop {
         tokio::select! {
             item = stream.next() => match item {

@@ -31,6 +31,9 @@ use crate::error::Error;
 pub struct Head {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// What the shared upstream exchange learned (host, queue, load), for each
+    /// subscriber's metrics.
+    pub(crate) trace: Option<crate::proxy::Trace>,
 }
 
 /// How a flight ended.
@@ -287,6 +290,7 @@ mod tests {
 
     fn head() -> Head {
         Head {
+            trace: None,
             status: StatusCode::OK,
             headers: HeaderMap::new(),
         }

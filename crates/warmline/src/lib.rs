@@ -30,11 +30,13 @@
 
 pub mod admin;
 pub mod admission;
+pub mod alerts;
 pub mod auth;
 pub mod bench;
 pub mod breaker;
 pub mod cache;
 mod cached;
+pub mod charts;
 pub mod coalesce;
 mod coldstart;
 pub mod config;

@@ -1,16 +1,145 @@
 //! Log output shared by every front end: `tracing` to stderr, filtered by
-//! `RUST_LOG` (default `warmline=info`), colored only on a terminal. The headless
-//! CLI and the desktop app call [`init`] once at start, so their logs read alike.
+//! `RUST_LOG` (default `warmline=info`), colored only on a terminal, and the same
+//! lines kept in memory ([`tail`]) for `GET /warmline/logs` and the app's log
+//! view. The headless CLI and the desktop app call [`init`] once at start, so
+//! their logs read alike.
+//!
+//! What is logged never carries a secret: tokens are not logged at all, and
+//! URLs are shown with their passwords masked (see `config::redacted`).
 
+use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::io::IsTerminal as _;
+use std::sync::{Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// Lines of Warmline's own log kept in memory.
+pub const TAIL_LINES: usize = 1000;
+
+/// One line of Warmline's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG`, `TRACE`.
+    pub level: String,
+    /// The module that logged it (`warmline::proxy`).
+    pub target: String,
+    /// The message and its fields (`message key=value ...`).
+    pub text: String,
+}
+
+fn ring() -> &'static Mutex<VecDeque<LogLine>> {
+    static RING: OnceLock<Mutex<VecDeque<LogLine>>> = OnceLock::new();
+    RING.get_or_init(|| Mutex::new(VecDeque::with_capacity(TAIL_LINES)))
+}
+
+/// The last `n` lines of Warmline's log, oldest first (empty before [`init`]).
+pub fn tail(n: usize) -> Vec<LogLine> {
+    ring()
+        .lock()
+        .map(|lines| {
+            let skip = lines.len().saturating_sub(n);
+            lines.iter().skip(skip).cloned().collect()
+        })
+        .unwrap_or_default()
+}
 
 /// Installs the global subscriber; a second call is a no-op.
 pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warmline=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warmline=info"))
+    };
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(filter());
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(Tail.with_filter(filter()))
         .try_init();
+}
+
+/// The layer that copies each event into the in-memory tail.
+struct Tail;
+
+impl<S: tracing::Subscriber> Layer<S> for Tail {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut text = Text::default();
+        event.record(&mut text);
+        let metadata = event.metadata();
+        let line = LogLine {
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            level: metadata.level().to_string(),
+            target: metadata.target().to_owned(),
+            text: text.0,
+        };
+        if let Ok(mut lines) = ring().lock() {
+            if lines.len() == TAIL_LINES {
+                lines.pop_front();
+            }
+            lines.push_back(line);
+        }
+    }
+}
+
+/// An event's message first, then its other fields as `key=value`.
+#[derive(Default)]
+struct Text(String);
+
+impl Visit for Text {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let rest = std::mem::take(&mut self.0);
+            let _ = write!(self.0, "{value:?}");
+            if !rest.is_empty() {
+                self.0.push(' ');
+                self.0.push_str(&rest);
+            }
+        } else {
+            if !self.0.is_empty() {
+                self.0.push(' ');
+            }
+            let _ = write!(self.0, "{}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_kept_with_message_first() {
+        let subscriber = tracing_subscriber::registry().with(Tail);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                host = "http://h:1",
+                "upstream unreachable: connection refused"
+            );
+        });
+        let last = tail(1).pop().expect("a line");
+        assert_eq!(last.level, "WARN");
+        assert_eq!(
+            last.text,
+            "upstream unreachable: connection refused host=\"http://h:1\""
+        );
+    }
 }

@@ -191,23 +191,22 @@ pub async fn forward(proxy: Arc<Proxy>, request: Request) -> Response {
         kind,
         RouteKind::Pull | RouteKind::Create | RouteKind::Copy | RouteKind::Delete
     );
-    let finish = Finish {
-        metrics: Arc::clone(&proxy.metrics),
+    let mut finish = Finish::new(
+        Arc::clone(&proxy.metrics),
         kind,
-        status: 0,
         started,
-        models_changed: changes_models.then(|| Arc::clone(&proxy.models_changed)),
-    };
+        changes_models.then(|| Arc::clone(&proxy.models_changed)),
+    );
     if request.method() == http::Method::POST
         && let Some(route) = cache::key_route(kind)
     {
         return crate::cached::serve(proxy, request, kind, route, finish).await;
     }
+    finish.cache = proxy.cache.as_ref().map(|_| Outcome::Bypass.as_str());
     let (parts, body) = request.into_parts();
-    let response = match send(&proxy, parts, OutBody::Stream(body), kind, None).await {
-        Ok((response, lease)) => {
-            into_client_response(&proxy, response, flavor, Some(finish), lease)
-        }
+    let trace = Arc::clone(&finish.trace);
+    let response = match send(&proxy, parts, OutBody::Stream(body), kind, None, &trace).await {
+        Ok((response, lease)) => into_client_response(&proxy, response, flavor, finish, lease),
         Err(err) => {
             let response = error_response(&proxy, &err, flavor);
             finish.record(response.status().as_u16());
@@ -298,6 +297,7 @@ pub(crate) async fn send(
     body: OutBody,
     kind: RouteKind,
     model: Option<&str>,
+    trace: &Trace,
 ) -> Result<(reqwest::Response, Lease), Error> {
     let limit = if kind.is_blob_upload() {
         proxy.max_blob_body
@@ -335,7 +335,10 @@ pub(crate) async fn send(
         _ => None,
     };
     let Some(second) = retry_to else {
-        return attempt(proxy, &parts, &first, body, deadline, limit, kind, model).await;
+        return attempt(
+            proxy, &parts, &first, body, deadline, limit, kind, model, trace,
+        )
+        .await;
     };
     let OutBody::Bytes(bytes) = body else {
         unreachable!("a retry target is only chosen for a body held whole")
@@ -349,6 +352,7 @@ pub(crate) async fn send(
         limit,
         kind,
         model,
+        trace,
     )
     .await;
     let (reason, second) = match &result {
@@ -388,6 +392,7 @@ pub(crate) async fn send(
         limit,
         kind,
         model,
+        trace,
     )
     .await
 }
@@ -400,6 +405,8 @@ pub(crate) struct Lease {
     _slot: Option<Slot>,
     /// For a request that names an installed model: what to learn from its answer.
     observe: Option<Observe>,
+    /// Where what the exchange learns is written, for the request's metrics.
+    trace: Trace,
 }
 
 /// What the end of a model's answer tells: whether it paid a load (a cold start)
@@ -427,11 +434,12 @@ async fn attempt(
     limit: Option<u64>,
     kind: RouteKind,
     model: Option<&str>,
+    trace: &Trace,
 ) -> Result<(reqwest::Response, Lease), Error> {
     let slot = match model {
         Some(model) if proxy.slots => {
             let slot = upstream.slots.acquire(model).await?;
-            proxy.metrics.queue_wait(slot.waited());
+            trace.update(|t| t.queue = Some(slot.waited()));
             Some(slot)
         }
         _ => None,
@@ -463,7 +471,10 @@ async fn attempt(
             installed.is_embedding(),
         );
         match tokio::time::timeout_at(deadline, load).await {
-            Ok(Ok(_)) => upstream.models.note_loaded(model),
+            Ok(Ok(took)) => {
+                upstream.models.note_loaded(model);
+                trace.update(|t| t.pinned_load = Some(took));
+            }
             Ok(Err(err)) => {
                 tracing::debug!(model, "pinned load before a /v1 request failed: {err}")
             }
@@ -474,6 +485,10 @@ async fn attempt(
     if let Some(model) = installed {
         proxy.metrics.models.request(model);
     }
+    trace.update(|t| {
+        t.host = Some(Arc::from(upstream.name()));
+        t.model = installed.map(Arc::from);
+    });
     let cold_hint = installed.is_some_and(|m| !upstream.has_loaded(m));
     let sent_at = Instant::now();
     let in_flight = upstream.begin();
@@ -514,14 +529,17 @@ async fn attempt(
                 // An answer for a model proves it is loaded there now.
                 upstream.models.note_loaded(model);
             }
+            let head_after = sent_at.elapsed();
+            trace.update(|t| t.upstream_head = Some(head_after));
             let lease = Lease {
                 _in_flight: in_flight,
                 _slot: slot,
                 observe: installed.map(|model| Observe {
                     model: Arc::from(model),
                     cold_hint,
-                    head_after: sent_at.elapsed(),
+                    head_after,
                 }),
+                trace: Arc::clone(trace),
             };
             Ok((response, lease))
         }
@@ -619,17 +637,24 @@ pub(crate) fn into_client_response(
     proxy: &Proxy,
     upstream: reqwest::Response,
     flavor: Flavor,
-    finish: Option<Finish>,
+    finish: Finish,
     lease: Lease,
 ) -> Response {
     let status = upstream.status();
-    let headers = forwardable(upstream.headers());
-    let body = UpstreamBody::new(proxy, upstream, &headers, flavor, finish, lease);
-    let mut response = Response::new(Body::from_stream(body));
+    let mut headers = forwardable(upstream.headers());
+    let body = UpstreamBody::new(proxy, upstream, &headers, flavor, lease);
+    let finish = finish.on_drop(status.as_u16());
+    headers.insert(SERVER_TIMING, finish.server_timing());
+    let mut response = Response::new(Body::from_stream(Measured::new(body, finish)));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
 }
+
+/// The response header with the request's phases (milliseconds): Warmline's own
+/// time, the queue wait, the upstream's time to its headers, and a model load
+/// Warmline waited for itself.
+pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// Copies the headers that belong to the message rather than to the connection.
 pub(crate) fn forwardable(headers: &HeaderMap) -> HeaderMap {
@@ -692,6 +717,44 @@ impl Framing {
     }
 }
 
+/// What the upstream side of a request learned, for its metrics: written by
+/// `attempt` and the response body, read when the request is recorded.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct UpstreamFacts {
+    pub(crate) host: Option<Arc<str>>,
+    /// The installed model the request named.
+    pub(crate) model: Option<Arc<str>>,
+    pub(crate) queue: Option<Duration>,
+    /// A load Warmline waited for before sending (a pinned `/v1` load).
+    pub(crate) pinned_load: Option<Duration>,
+    /// From sending to the upstream's response headers.
+    pub(crate) upstream_head: Option<Duration>,
+    /// The load the answer paid (a cold start), and its output tokens.
+    pub(crate) load: Option<Duration>,
+    pub(crate) tokens: Option<(u64, Duration)>,
+    /// The stream broke after its status was sent.
+    pub(crate) broken: bool,
+}
+
+/// Shared between a request's `Finish` and its upstream exchange (a few short,
+/// uncontended lock sections per request).
+#[derive(Debug, Default)]
+pub(crate) struct TraceCell(std::sync::Mutex<UpstreamFacts>);
+
+pub(crate) type Trace = Arc<TraceCell>;
+
+impl TraceCell {
+    pub(crate) fn update(&self, change: impl FnOnce(&mut UpstreamFacts)) {
+        if let Ok(mut facts) = self.0.lock() {
+            change(&mut facts);
+        }
+    }
+
+    pub(crate) fn get(&self) -> UpstreamFacts {
+        self.0.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+}
+
 /// Records a request's outcome in the metrics exactly once: when dropped.
 #[derive(Debug)]
 pub(crate) struct Finish {
@@ -701,30 +764,147 @@ pub(crate) struct Finish {
     started: Instant,
     /// Told when a model-changing request succeeded (the cache re-reads digests).
     models_changed: Option<Arc<tokio::sync::Notify>>,
+    /// The upstream exchange's facts (the flight's, for a shared one).
+    pub(crate) trace: Trace,
+    /// What the cache did (`hit`, `miss`, `coalesced`, `bypass`).
+    pub(crate) cache: Option<&'static str>,
+    /// A coalesced follower: the load and tokens belong to the leader.
+    pub(crate) follower: bool,
+    head_at: Option<Instant>,
+    first_byte: Option<Instant>,
+    broken: bool,
 }
 
 impl Finish {
-    /// Records the outcome now.
-    pub(crate) fn record(mut self, status: u16) {
-        self.status = status;
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        kind: RouteKind,
+        started: Instant,
+        models_changed: Option<Arc<tokio::sync::Notify>>,
+    ) -> Finish {
+        Finish {
+            metrics,
+            kind,
+            status: 0,
+            started,
+            models_changed,
+            trace: Arc::default(),
+            cache: None,
+            follower: false,
+            head_at: None,
+            first_byte: None,
+            broken: false,
+        }
     }
 
-    /// Records the outcome when the returned value (held by the body) is dropped.
+    /// Records the outcome now: the response is whole (an error, a cache hit).
+    pub(crate) fn record(mut self, status: u16) {
+        let now = Instant::now();
+        self.status = status;
+        self.head_at = Some(now);
+        self.first_byte = Some(now);
+    }
+
+    /// The response headers are ready now; the outcome is recorded when the
+    /// returned value (held by the body) is dropped.
     pub(crate) fn on_drop(mut self, status: u16) -> Finish {
         self.status = status;
+        self.head_at = Some(Instant::now());
         self
+    }
+
+    /// Warmline's own time so far, without the upstream's and the queue's.
+    fn overhead(&self, facts: &UpstreamFacts) -> Duration {
+        let until = self.head_at.unwrap_or_else(Instant::now);
+        let spent = until.saturating_duration_since(self.started);
+        [facts.upstream_head, facts.queue, facts.pinned_load]
+            .into_iter()
+            .flatten()
+            .fold(spent, Duration::saturating_sub)
+    }
+
+    /// The `Server-Timing` header for the response about to be sent.
+    pub(crate) fn server_timing(&self) -> HeaderValue {
+        let facts = self.trace.get();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut parts = vec![format!("overhead;dur={:.3}", ms(self.overhead(&facts)))];
+        if let Some(queue) = facts.queue {
+            parts.push(format!("queue;dur={:.3}", ms(queue)));
+        }
+        if let Some(load) = facts.pinned_load {
+            parts.push(format!("load;dur={:.3}", ms(load)));
+        }
+        if let Some(head) = facts.upstream_head {
+            parts.push(format!("upstream;dur={:.3}", ms(head)));
+        }
+        if let Some(cache) = self.cache {
+            parts.push(format!("cache;desc={cache}"));
+        }
+        HeaderValue::from_str(&parts.join(", ")).unwrap_or(HeaderValue::from_static("overhead"))
     }
 }
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        self.metrics
-            .request_finished(self.kind, self.status, self.started.elapsed());
+        let facts = self.trace.get();
+        let started = self.started;
+        let since = |at: Option<Instant>| at.map(|at| at.saturating_duration_since(started));
+        let broken = self.broken || facts.broken;
+        self.metrics.finished(crate::metrics::Event {
+            kind: self.kind,
+            status: self.status,
+            failed: self.status >= 500 || broken,
+            latency: started.elapsed(),
+            ttft: since(self.first_byte),
+            overhead: self.head_at.map(|_| self.overhead(&facts)),
+            queue: facts.queue,
+            load: if self.follower { None } else { facts.load },
+            cache: self.cache,
+            model: facts.model,
+            host: facts.host,
+            tokens: if self.follower { None } else { facts.tokens },
+        });
         if let Some(changed) = &self.models_changed
             && (200..300).contains(&self.status)
         {
             changed.notify_one();
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body on its way to the client, holding the request's `Finish`
+    /// until it ends: notes the first byte (time to first token) and a break.
+    pub(crate) struct Measured<S> {
+        #[pin]
+        inner: S,
+        finish: Finish,
+    }
+}
+
+impl<S> Measured<S> {
+    pub(crate) fn new(inner: S, finish: Finish) -> Measured<S> {
+        Measured { inner, finish }
+    }
+}
+
+impl<S, E> Stream for Measured<S>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+{
+    type Item = Result<Bytes, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let polled = this.inner.poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(chunk))) if !chunk.is_empty() => {
+                this.finish.first_byte.get_or_insert_with(Instant::now);
+            }
+            Poll::Ready(Some(Err(_))) => this.finish.broken = true,
+            _ => {}
+        }
+        polled
     }
 }
 
@@ -832,8 +1012,6 @@ pub(crate) struct UpstreamBody {
     /// stops polling then, before the stream says it ended).
     expected: Option<u64>,
     seen: u64,
-    /// Held so the request is recorded when the body is dropped.
-    _finish: Option<Finish>,
     lease: Lease,
 }
 
@@ -843,10 +1021,8 @@ impl UpstreamBody {
         upstream: reqwest::Response,
         headers: &HeaderMap,
         flavor: Flavor,
-        finish: Option<Finish>,
         lease: Lease,
     ) -> UpstreamBody {
-        let status = upstream.status().as_u16();
         let observe = upstream.status().is_success() && lease.observe.is_some();
         UpstreamBody {
             tail: observe.then(crate::timings::Tail::default),
@@ -861,7 +1037,6 @@ impl UpstreamBody {
             done: false,
             clean: false,
             metrics: Arc::clone(&proxy.metrics),
-            _finish: finish.map(|f| f.on_drop(status)),
             lease,
         }
     }
@@ -882,6 +1057,11 @@ impl UpstreamBody {
         if let Some(load) = load {
             self.metrics.models.cold_start(&observe.model, load);
         }
+        let tokens = timings.output_tokens.zip(timings.eval);
+        self.lease.trace.update(|t| {
+            t.load = load;
+            t.tokens = tokens;
+        });
     }
 
     /// Whether the body ended normally; meaningful once the stream returned `None`.
@@ -897,6 +1077,7 @@ impl UpstreamBody {
     ) -> Poll<Option<Result<Bytes, BoxError>>> {
         self.done = true;
         self.metrics.gateway_error(kind);
+        self.lease.trace.update(|t| t.broken = true);
         tracing::warn!(kind, "{message}");
         match self.framing {
             Framing::Ndjson if self.flavor == Flavor::Ollama => {

@@ -21,6 +21,7 @@
 //! ]
 //! origins = ["https://my-app.example"]   # extra browser origins, as OLLAMA_ORIGINS
 //! state_file = "/home/me/.config/warmline/state.json"   # the warm set between runs
+//! access_log = ""       # a file to append one line per request to
 //!
 //! [pool]
 //! max_idle_per_host = 256
@@ -102,6 +103,14 @@
 //! keep_alive = "-1"     # sent with warm loads and pinned into requests that omit it
 //! pin = true
 //! mask_cold_starts = true   # stream headers at once while a known model loads
+//!
+//! [alerts]              # judged over the last `window` (/warmline/health)
+//! latency = "1s"        # average latency above
+//! error_rate = 0.05     # share of failed requests above
+//! hit_rate = 0.5        # cache hit rate below (once min_lookups were seen)
+//! min_requests = 20
+//! min_lookups = 100
+//! window = "60s"
 //! ```
 
 mod raw;
@@ -119,8 +128,9 @@ use std::time::Duration;
 use url::Url;
 
 pub use raw::{
-    ByteSize, RawAuth, RawBreaker, RawCache, RawCompression, RawConcurrency, RawConfig, RawDaemon,
-    RawFailover, RawLimits, RawPool, RawRateLimit, RawTimeouts, RawToken, RawUpstream, RawWarmth,
+    ByteSize, RawAlerts, RawAuth, RawBreaker, RawCache, RawCompression, RawConcurrency, RawConfig,
+    RawDaemon, RawFailover, RawLimits, RawPool, RawRateLimit, RawTimeouts, RawToken, RawUpstream,
+    RawWarmth,
 };
 pub use values::KeepAlive;
 pub use values::redacted;
@@ -201,8 +211,12 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Models kept loaded.
     pub warmth: WarmthConfig,
+    /// Alert thresholds.
+    pub alerts: crate::alerts::AlertConfig,
     /// Where the warm set is kept between runs; `None` keeps it in memory.
     pub state_file: Option<PathBuf>,
+    /// The access log (one line per request), if any.
+    pub access_log: Option<PathBuf>,
 }
 
 /// How Warmline runs `ollama serve` when it supervises (see `supervisor`).

@@ -49,6 +49,11 @@ pub struct RawConfig {
     pub daemon: RawDaemon,
     #[serde(default)]
     pub warmth: RawWarmth,
+    #[serde(default)]
+    pub alerts: RawAlerts,
+    /// One line per finished request is appended here (none when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<String>,
     /// Where the warm set is kept between runs (`warmline serve` defaults it to
     /// `$XDG_CONFIG_HOME/warmline/state.json`; unset in a library = in memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,6 +173,17 @@ section!(
         keep_alive: String,
         pin: bool,
         mask_cold_starts: bool,
+    }
+);
+section!(
+    /// `[alerts]`: the thresholds of `/warmline/health`'s alerts
+    RawAlerts {
+        latency: String,
+        error_rate: f64,
+        hit_rate: f64,
+        min_requests: u64,
+        min_lookups: u64,
+        window: String,
     }
 );
 section!(

@@ -109,12 +109,14 @@ impl RawConfig {
             ));
         }
         let warmth = self.warmth.validate()?;
-        let state_file = self
-            .state_file
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(std::path::PathBuf::from);
+        let alerts = self.alerts.validate()?;
+        let path = |text: Option<&str>| {
+            text.map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(std::path::PathBuf::from)
+        };
+        let state_file = path(self.state_file.as_deref());
+        let access_log = path(self.access_log.as_deref());
         Ok(Config {
             listen,
             upstreams,
@@ -131,7 +133,9 @@ impl RawConfig {
             tokens,
             daemon,
             warmth,
+            alerts,
             state_file,
+            access_log,
         })
     }
 }
@@ -218,6 +222,30 @@ impl RawDaemon {
             )?,
             log_file: path(self.log_file),
             log_lines: self.log_lines.unwrap_or(1000).max(10),
+        })
+    }
+}
+
+impl RawAlerts {
+    fn validate(self) -> Result<crate::alerts::AlertConfig, ConfigError> {
+        let share = |field: &str, value: Option<f64>, default: f64| {
+            let value = value.unwrap_or(default);
+            if (0.0..=1.0).contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::invalid(
+                    field,
+                    format!("{value} is not between 0 and 1"),
+                ))
+            }
+        };
+        Ok(crate::alerts::AlertConfig {
+            latency: nonzero_duration("alerts.latency", self.latency.as_deref(), "1s")?,
+            error_rate: share("alerts.error_rate", self.error_rate, 0.05)?,
+            hit_rate: share("alerts.hit_rate", self.hit_rate, 0.5)?,
+            min_requests: self.min_requests.unwrap_or(20),
+            min_lookups: self.min_lookups.unwrap_or(100),
+            window: nonzero_duration("alerts.window", self.window.as_deref(), "60s")?,
         })
     }
 }
@@ -537,7 +565,16 @@ impl Config {
                 pin: Some(self.warmth.pin),
                 mask_cold_starts: Some(self.warmth.mask_cold_starts),
             },
+            alerts: RawAlerts {
+                latency: d(self.alerts.latency),
+                error_rate: Some(self.alerts.error_rate),
+                hit_rate: Some(self.alerts.hit_rate),
+                min_requests: Some(self.alerts.min_requests),
+                min_lookups: Some(self.alerts.min_lookups),
+                window: d(self.alerts.window),
+            },
             state_file: self.state_file.as_ref().map(|p| p.display().to_string()),
+            access_log: self.access_log.as_ref().map(|p| p.display().to_string()),
         }
     }
 

@@ -82,10 +82,18 @@ impl Shared {
 
     pub(crate) fn prometheus(&self) -> String {
         let stack = self.stack.load();
-        let mut out = self.metrics.render_prometheus(
-            &stack.proxy.upstreams.health(),
-            &upstream::installed_models(&stack.proxy.upstreams),
-        );
+        let upstreams = stack.proxy.upstreams.health();
+        let installed = upstream::installed_models(&stack.proxy.upstreams);
+        let active = self.alerts(&upstreams);
+        let alerts: Vec<(&'static str, bool)> = crate::alerts::ALERTS
+            .iter()
+            .map(|name| (*name, active.iter().any(|a| a.alert == *name)))
+            .collect();
+        let mut out = self.metrics.render_prometheus(&crate::metrics::Context {
+            upstreams: &upstreams,
+            installed: &installed,
+            alerts: &alerts,
+        });
         cache::render_prometheus(stack.proxy.cache.as_deref(), &mut out);
         out
     }
@@ -110,23 +118,48 @@ impl Shared {
         }
     }
 
+    /// The supervised daemon's state (`disabled` without supervision).
+    pub(crate) fn daemon_status(&self) -> crate::supervisor::DaemonStatus {
+        match self.supervision.get() {
+            Some(supervisor) => supervisor.status(),
+            None => {
+                let config = self.config();
+                let url = config
+                    .upstreams
+                    .first()
+                    .map(|u| u.name())
+                    .unwrap_or_default();
+                crate::supervisor::DaemonStatus::disabled(&url)
+            }
+        }
+    }
+
+    /// The active alerts (see `alerts`), given the hosts' health.
+    fn alerts(&self, upstreams: &[UpstreamHealth]) -> Vec<crate::alerts::Alert> {
+        let config = self.config();
+        let recent = self.metrics.window_total(config.alerts.window);
+        crate::alerts::evaluate(&config.alerts, &recent, upstreams, &self.daemon_status())
+    }
+
     pub(crate) fn health(&self) -> Health {
         let upstreams = self.stack.load().proxy.upstreams.health();
-        let up = upstreams
+        let serving = upstreams
             .iter()
-            .filter(|u| u.reachable && u.breaker.state == crate::breaker::State::Closed)
+            .filter(|u| u.reachable && u.breaker.state != crate::breaker::State::Open)
             .count();
-        let status = if up == upstreams.len() {
-            HealthStatus::Ok
-        } else if up > 0 {
-            HealthStatus::Degraded
-        } else {
+        let alerts = self.alerts(&upstreams);
+        let status = if serving == 0 || alerts.iter().any(|a| a.alert == "daemon_down") {
             HealthStatus::Down
+        } else if alerts.is_empty() {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Degraded
         };
         Health {
             status,
             version: VERSION.to_owned(),
             listen: format!("http://{}", self.listen.load()),
+            alerts,
             upstreams,
         }
     }
@@ -136,11 +169,11 @@ impl Shared {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
-    /// Every upstream is reachable.
+    /// Every upstream is reachable and no alert is active.
     Ok,
-    /// Some upstreams are unreachable; requests go to the others.
+    /// Requests are served, but an alert is active (see `alerts`).
     Degraded,
-    /// No upstream is reachable.
+    /// Nothing can serve: no upstream is reachable, or the supervised daemon is down.
     Down,
 }
 
@@ -151,6 +184,8 @@ pub struct Health {
     pub version: String,
     /// The URL clients point at.
     pub listen: String,
+    /// Active alerts, each with a sentence saying why.
+    pub alerts: Vec<crate::alerts::Alert>,
     pub upstreams: Vec<UpstreamHealth>,
 }
 
@@ -397,6 +432,34 @@ impl GatewayHandle {
     /// Request counts and latency percentiles.
     pub fn stats(&self) -> Stats {
         self.inner.shared.metrics.stats()
+    }
+
+    /// The last `window` of history (per second up to 1 h, per minute up to 24 h).
+    pub fn history(&self, window: Duration) -> crate::metrics::History {
+        self.inner
+            .shared
+            .metrics
+            .history(window.min(Duration::from_secs(86_400)))
+    }
+
+    /// One chart of the last `window` as SVG (for the dashboard).
+    pub fn chart_svg(
+        &self,
+        chart: crate::charts::Chart,
+        window: Duration,
+        size: (u32, u32),
+    ) -> Result<String, crate::charts::ChartError> {
+        crate::charts::svg(chart, &self.history(window), size)
+    }
+
+    /// The last `n` finished requests, newest first.
+    pub fn recent_requests(&self, n: usize) -> Vec<crate::metrics::RecentRequest> {
+        self.inner.shared.metrics.recent(n)
+    }
+
+    /// The last `n` lines of Warmline's own log.
+    pub fn logs(&self, n: usize) -> Vec<crate::logging::LogLine> {
+        crate::logging::tail(n)
     }
 
     /// The Prometheus exposition, as served at `/metrics`.

@@ -54,6 +54,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(admin::settings).put(admin::update_settings),
         )
         .route("/warmline/reload", post(admin::reload))
+        .route("/warmline/history", get(admin::history))
+        .route("/warmline/requests", get(admin::requests))
+        .route("/warmline/charts/{file}", get(admin::chart))
+        .route("/warmline/logs", get(admin::logs))
         .route("/warmline/models", get(admin::models))
         .route("/warmline/models/{action}", post(admin::model_action))
         .route("/warmline/daemon", get(admin::daemon))

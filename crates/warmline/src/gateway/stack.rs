@@ -37,6 +37,7 @@ impl Stack {
         warmth: Arc<crate::warmth::Warmth>,
     ) -> Result<Stack, Error> {
         warmth.set_config(&config.warmth);
+        metrics.set_access_log(config.access_log.as_deref());
         let proxy = Proxy::build(
             &config,
             metrics,

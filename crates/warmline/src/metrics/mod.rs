@@ -1,30 +1,34 @@
-//! Request metrics: counters, latency histograms per route kind, and their two
-//! renderings — the JSON [`Stats`] snapshot and the Prometheus text exposition.
+//! Request metrics: counters, distributions, the rolling history, recent requests,
+//! and their renderings — the JSON [`Stats`] snapshot, [`History`] series and
+//! the Prometheus exposition (`prometheus`).
 //!
-//! Latency is recorded once per request, when its response body ends (so a stream's
-//! latency is the whole stream, and a client that walked away is counted too), into
-//! an HDR histogram per [`RouteKind`] with microsecond resolution from 1 µs to
-//! 10 minutes at 3 significant digits. Each histogram sits behind its own mutex that
-//! is held only for the `record` call, never across an `.await`; counters are
-//! atomics. Every series exists from start-up, at zero, so dashboards and alerts
-//! never see a missing series.
+//! Counters are atomics, updated where things happen. Everything with a
+//! distribution is measured once per request, when its response body ends (so a
+//! stream's latency is the whole stream, and a client that walked away is counted
+//! too): the request path builds one `Event` and hands it to the aggregator
+//! thread (`recorder`) without taking a lock. Every series exists from start-up,
+//! at zero, so dashboards and alerts never see a missing series.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod history;
 mod models;
+mod prometheus;
+mod recorder;
 
+pub use history::{History, ModelSummary, Point, total};
 pub use models::{COLD_LOAD_THRESHOLD, ModelMetrics, ModelStats};
+pub use prometheus::Context;
+use recorder::{Dists, Recorder};
+pub use recorder::{Event, RecentRequest};
 
 use crate::route::RouteKind;
-use crate::upstream::UpstreamHealth;
 
 /// Highest latency the histograms track: 10 minutes, in microseconds.
 const MAX_MICROS: u64 = 600_000_000;
@@ -55,27 +59,20 @@ pub const GATEWAY_ERROR_KINDS: &[&str] = &[
 pub struct Metrics {
     started: Instant,
     in_flight: AtomicI64,
-    routes: Vec<RouteMetrics>,
+    /// Requests received, by route kind (index: [`RouteKind::index`]).
+    requests: Vec<AtomicU64>,
     /// Responses by status class: index 0 = 1xx … 4 = 5xx.
     status_classes: [AtomicU64; 5],
     gateway_errors: Vec<AtomicU64>,
     upstream_requests: AtomicU64,
     /// Requests re-sent to another upstream after the first failed.
     upstream_retries: AtomicU64,
-    /// Time generations waited for a model slot in Warmline's queue.
-    queue_wait: Mutex<Histogram<u64>>,
-    queue_wait_sum_micros: AtomicU64,
     /// New TCP connections to upstreams, counted by the client's connector.
     upstream_connects: Arc<AtomicU64>,
     /// Requests, cold starts and load time per installed model.
     pub models: ModelMetrics,
-}
-
-#[derive(Debug)]
-struct RouteMetrics {
-    requests: AtomicU64,
-    latency: Mutex<Histogram<u64>>,
-    latency_sum_micros: AtomicU64,
+    /// Distributions, history and recent requests (see `recorder`).
+    recorder: Recorder,
 }
 
 impl Default for Metrics {
@@ -85,19 +82,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Starts the aggregator thread too; it ends when the metrics are dropped.
     pub fn new() -> Metrics {
-        let routes = RouteKind::ALL
-            .iter()
-            .map(|_| RouteMetrics {
-                requests: AtomicU64::new(0),
-                latency: Mutex::new(new_histogram()),
-                latency_sum_micros: AtomicU64::new(0),
-            })
-            .collect();
         Metrics {
             started: Instant::now(),
             in_flight: AtomicI64::new(0),
-            routes,
+            requests: RouteKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             status_classes: Default::default(),
             gateway_errors: GATEWAY_ERROR_KINDS
                 .iter()
@@ -105,10 +95,9 @@ impl Metrics {
                 .collect(),
             upstream_requests: AtomicU64::new(0),
             upstream_retries: AtomicU64::new(0),
-            queue_wait: Mutex::new(new_histogram()),
-            queue_wait_sum_micros: AtomicU64::new(0),
             upstream_connects: Arc::new(AtomicU64::new(0)),
             models: ModelMetrics::default(),
+            recorder: Recorder::start(),
         }
     }
 
@@ -119,7 +108,7 @@ impl Metrics {
 
     /// A request of `kind` arrived.
     pub fn request_started(&self, kind: RouteKind) {
-        self.routes[kind.index()].requests.fetch_add(1, Relaxed);
+        self.requests[kind.index()].fetch_add(1, Relaxed);
         self.in_flight.fetch_add(1, Relaxed);
     }
 
@@ -128,35 +117,22 @@ impl Metrics {
         self.upstream_requests.fetch_add(1, Relaxed);
     }
 
-    /// A generation waited `waited` for a model slot (zero when one was free).
-    pub fn queue_wait(&self, waited: Duration) {
-        let micros = u64::try_from(waited.as_micros())
-            .unwrap_or(u64::MAX)
-            .clamp(1, MAX_MICROS);
-        self.queue_wait_sum_micros.fetch_add(micros, Relaxed);
-        if let Ok(mut histogram) = self.queue_wait.lock() {
-            histogram.saturating_record(micros);
-        }
-    }
-
     /// A request was re-sent to another upstream.
     pub fn upstream_retry(&self) {
         self.upstream_retries.fetch_add(1, Relaxed);
     }
 
-    /// A request of `kind` finished (its response body ended or was dropped).
-    pub fn request_finished(&self, kind: RouteKind, status: u16, elapsed: Duration) {
+    /// A request finished (its response body ended or was dropped).
+    pub fn finished(&self, event: Event) {
         self.in_flight.fetch_sub(1, Relaxed);
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        let class = usize::from(event.status / 100).clamp(1, 5) - 1;
         self.status_classes[class].fetch_add(1, Relaxed);
-        let micros = u64::try_from(elapsed.as_micros())
-            .unwrap_or(u64::MAX)
-            .clamp(1, MAX_MICROS);
-        let route = &self.routes[kind.index()];
-        route.latency_sum_micros.fetch_add(micros, Relaxed);
-        if let Ok(mut histogram) = route.latency.lock() {
-            histogram.saturating_record(micros);
-        }
+        self.recorder.record(event);
+    }
+
+    /// [`Metrics::finished`] knowing only the kind, status and latency.
+    pub fn request_finished(&self, kind: RouteKind, status: u16, elapsed: Duration) {
+        self.finished(Event::basic(kind, status, elapsed));
     }
 
     /// Counts an error Warmline itself produced or observed, by its static kind.
@@ -166,33 +142,104 @@ impl Metrics {
         }
     }
 
+    /// The last `window` of history: per second up to an hour, per minute beyond.
+    /// Everything in the last `window`, summed into one point, including the
+    /// interval still being filled: what alerts judge.
+    pub fn window_total(&self, window: Duration) -> Point {
+        let aggregate = self.recorder.read();
+        let since = unix_now().saturating_sub(window.as_secs());
+        let mut points = if window <= Duration::from_secs(3600) {
+            let mut points = aggregate.seconds.since(since);
+            points.push(aggregate.current_second());
+            points
+        } else {
+            let mut points = aggregate.minutes.since(since);
+            points.push(aggregate.current_minute());
+            points
+        };
+        points.retain(|p| p.requests > 0 || p.hits + p.misses > 0);
+        total(&points)
+    }
+
+    pub fn history(&self, window: Duration) -> History {
+        let aggregate = self.recorder.read();
+        let since = unix_now().saturating_sub(window.as_secs());
+        let (step_s, points) = if window <= Duration::from_secs(3600) {
+            (1, aggregate.seconds.since(since))
+        } else {
+            (60, aggregate.minutes.since(since))
+        };
+        let mut models: Vec<ModelSummary> = aggregate
+            .models
+            .iter()
+            .map(|(name, d)| {
+                let counters = self.models.get(name);
+                ModelSummary {
+                    model: name.to_string(),
+                    requests: d.latency.len(),
+                    cold_starts: counters.cold_starts,
+                    p50_ms: quantile_ms(&d.latency, 0.5),
+                    p95_ms: quantile_ms(&d.latency, 0.95),
+                    ttft_p50_ms: quantile_ms(&d.ttft, 0.5),
+                    tokens_per_s: d.tokens_per_second(),
+                }
+            })
+            .collect();
+        models.sort_by(|a, b| a.model.cmp(&b.model));
+        History {
+            step_s,
+            points,
+            models,
+        }
+    }
+
+    /// Appends one line per finished request to `path` from now on (`None`: stop).
+    pub fn set_access_log(&self, path: Option<&std::path::Path>) {
+        let mut aggregate = self.recorder.read();
+        if aggregate.access_log.as_ref().map(|l| l.path.as_path()) != path {
+            aggregate.access_log = path.map(|p| recorder::AccessLog::new(p.to_path_buf()));
+        }
+    }
+
+    /// The last `n` finished requests, newest first.
+    pub fn recent(&self, n: usize) -> Vec<RecentRequest> {
+        self.recorder
+            .read()
+            .recent
+            .iter()
+            .rev()
+            .take(n)
+            .cloned()
+            .collect()
+    }
+
     /// A point-in-time JSON snapshot.
     pub fn stats(&self) -> Stats {
+        let aggregate = self.recorder.read();
         let mut routes = BTreeMap::new();
         let mut requests = 0;
-        for (kind, route) in RouteKind::ALL.iter().zip(&self.routes) {
-            let count = route.requests.load(Relaxed);
+        for (kind, count) in RouteKind::ALL.iter().zip(&self.requests) {
+            let count = count.load(Relaxed);
             requests += count;
             if count == 0 {
                 continue;
             }
-            let (p50, p95, p99, max) = match route.latency.lock() {
-                Ok(h) => (
-                    h.value_at_quantile(0.50),
-                    h.value_at_quantile(0.95),
-                    h.value_at_quantile(0.99),
-                    h.max(),
-                ),
-                Err(_) => (0, 0, 0, 0),
+            let dists = aggregate.routes[kind.index()].as_deref();
+            let q = |pick: fn(&Dists) -> &Histogram<u64>, quantile| {
+                dists.and_then(|d| quantile_ms(pick(d), quantile))
             };
             routes.insert(
                 kind.as_str().to_owned(),
                 RouteStats {
                     count,
-                    p50_ms: millis(p50),
-                    p95_ms: millis(p95),
-                    p99_ms: millis(p99),
-                    max_ms: millis(max),
+                    p50_ms: q(|d| &d.latency, 0.50).unwrap_or(0.0),
+                    p95_ms: q(|d| &d.latency, 0.95).unwrap_or(0.0),
+                    p99_ms: q(|d| &d.latency, 0.99).unwrap_or(0.0),
+                    max_ms: dists.map_or(0.0, |d| millis(d.latency.max())),
+                    ttft_p50_ms: q(|d| &d.ttft, 0.50),
+                    ttft_p95_ms: q(|d| &d.ttft, 0.95),
+                    overhead_p50_ms: q(|d| &d.overhead, 0.50),
+                    overhead_p99_ms: q(|d| &d.overhead, 0.99),
                 },
             );
         }
@@ -205,6 +252,15 @@ impl Metrics {
             .collect();
         let upstream_requests = self.upstream_requests.load(Relaxed);
         let connects = self.upstream_connects.load(Relaxed);
+        let mut models = self.models.all();
+        for (name, stats) in &mut models {
+            if let Some(d) = aggregate.models.get(name.as_str()) {
+                stats.p50_ms = quantile_ms(&d.latency, 0.5);
+                stats.p95_ms = quantile_ms(&d.latency, 0.95);
+                stats.ttft_p50_ms = quantile_ms(&d.ttft, 0.5);
+                stats.tokens_per_s = d.tokens_per_second();
+            }
+        }
         Stats {
             uptime_s: self.started.elapsed().as_secs_f64(),
             requests,
@@ -221,6 +277,8 @@ impl Metrics {
             },
             gateway_errors,
             routes,
+            queue_wait_p99_ms: quantile_ms(&aggregate.all.queue, 0.99),
+            overhead_p50_ms: quantile_ms(&aggregate.all.overhead, 0.5),
             upstream: UpstreamStats {
                 requests: upstream_requests,
                 connections_opened: connects,
@@ -231,272 +289,15 @@ impl Metrics {
                     1.0 - (connects.min(upstream_requests) as f64 / upstream_requests as f64)
                 },
             },
-            models: self.models.all(),
+            models,
+            events_dropped: self.recorder.dropped.load(Relaxed),
         }
     }
+}
 
-    /// The Prometheus text exposition (format 0.0.4). Every metric name starts with
-    /// `warmline_`; labels are route kinds, status classes, error kinds and upstream
-    /// URLs — all bounded sets.
-    pub fn render_prometheus(&self, upstreams: &[UpstreamHealth], installed: &[String]) -> String {
-        let mut out = String::with_capacity(8 * 1024);
-        let w = &mut out;
-        header(
-            w,
-            "warmline_requests_total",
-            "counter",
-            "Requests received, by route kind.",
-        );
-        for (kind, route) in RouteKind::ALL.iter().zip(&self.routes) {
-            let _ = writeln!(
-                w,
-                "warmline_requests_total{{route=\"{}\"}} {}",
-                kind.as_str(),
-                route.requests.load(Relaxed)
-            );
-        }
-        header(
-            w,
-            "warmline_responses_total",
-            "counter",
-            "Responses sent, by status class.",
-        );
-        for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
-            let _ = writeln!(
-                w,
-                "warmline_responses_total{{class=\"{class}\"}} {}",
-                self.status_classes[i].load(Relaxed)
-            );
-        }
-        header(
-            w,
-            "warmline_gateway_errors_total",
-            "counter",
-            "Errors produced or observed by the gateway itself, by kind.",
-        );
-        for (kind, count) in GATEWAY_ERROR_KINDS.iter().zip(&self.gateway_errors) {
-            let _ = writeln!(
-                w,
-                "warmline_gateway_errors_total{{kind=\"{kind}\"}} {}",
-                count.load(Relaxed)
-            );
-        }
-        header(
-            w,
-            "warmline_in_flight_requests",
-            "gauge",
-            "Requests currently being served.",
-        );
-        let _ = writeln!(
-            w,
-            "warmline_in_flight_requests {}",
-            self.in_flight.load(Relaxed).max(0)
-        );
-        header(
-            w,
-            "warmline_request_duration_seconds",
-            "summary",
-            "Time from request to the end of the response body, by route kind.",
-        );
-        for (kind, route) in RouteKind::ALL.iter().zip(&self.routes) {
-            let label = kind.as_str();
-            let (quantiles, count) = match route.latency.lock() {
-                Ok(h) => (
-                    [0.5, 0.9, 0.95, 0.99].map(|q| (q, h.value_at_quantile(q))),
-                    h.len(),
-                ),
-                Err(_) => ([0.5, 0.9, 0.95, 0.99].map(|q| (q, 0)), 0),
-            };
-            for (q, micros) in quantiles {
-                let _ = writeln!(
-                    w,
-                    "warmline_request_duration_seconds{{route=\"{label}\",quantile=\"{q}\"}} {}",
-                    seconds(micros)
-                );
-            }
-            let _ = writeln!(
-                w,
-                "warmline_request_duration_seconds_sum{{route=\"{label}\"}} {}",
-                seconds(route.latency_sum_micros.load(Relaxed))
-            );
-            let _ = writeln!(
-                w,
-                "warmline_request_duration_seconds_count{{route=\"{label}\"}} {count}"
-            );
-        }
-        header(
-            w,
-            "warmline_upstream_requests_total",
-            "counter",
-            "Requests sent to upstreams.",
-        );
-        let _ = writeln!(
-            w,
-            "warmline_upstream_requests_total {}",
-            self.upstream_requests.load(Relaxed)
-        );
-        header(
-            w,
-            "warmline_queue_wait_seconds",
-            "summary",
-            "Time generations waited in Warmline's per-model queue for a slot on their upstream.",
-        );
-        let (quantiles, count) = match self.queue_wait.lock() {
-            Ok(h) => ([0.5, 0.99].map(|q| (q, h.value_at_quantile(q))), h.len()),
-            Err(_) => ([0.5, 0.99].map(|q| (q, 0)), 0),
-        };
-        for (q, micros) in quantiles {
-            let _ = writeln!(
-                w,
-                "warmline_queue_wait_seconds{{quantile=\"{q}\"}} {}",
-                seconds(micros)
-            );
-        }
-        let _ = writeln!(
-            w,
-            "warmline_queue_wait_seconds_sum {}",
-            seconds(self.queue_wait_sum_micros.load(Relaxed))
-        );
-        let _ = writeln!(w, "warmline_queue_wait_seconds_count {count}");
-        header(
-            w,
-            "warmline_upstream_retries_total",
-            "counter",
-            "Requests re-sent to another upstream after a refused connection, a connect timeout, a reset or a 5xx.",
-        );
-        let _ = writeln!(
-            w,
-            "warmline_upstream_retries_total {}",
-            self.upstream_retries.load(Relaxed)
-        );
-        header(
-            w,
-            "warmline_upstream_connections_opened_total",
-            "counter",
-            "New TCP connections opened to upstreams (the rest reused the pool).",
-        );
-        let _ = writeln!(
-            w,
-            "warmline_upstream_connections_opened_total {}",
-            self.upstream_connects.load(Relaxed)
-        );
-        header(
-            w,
-            "warmline_upstream_up",
-            "gauge",
-            "1 if the upstream answered its last health check.",
-        );
-        for u in upstreams {
-            let _ = writeln!(
-                w,
-                "warmline_upstream_up{{upstream=\"{}\"}} {}",
-                escape(&u.url),
-                u8::from(u.reachable)
-            );
-        }
-        header(
-            w,
-            "warmline_upstream_breaker_open",
-            "gauge",
-            "Circuit breaker state per upstream: 0 closed, 0.5 half-open (probing), 1 open.",
-        );
-        for u in upstreams {
-            let value = match u.breaker.state {
-                crate::breaker::State::Closed => "0",
-                crate::breaker::State::HalfOpen => "0.5",
-                crate::breaker::State::Open => "1",
-            };
-            let _ = writeln!(
-                w,
-                "warmline_upstream_breaker_open{{upstream=\"{}\"}} {value}",
-                escape(&u.url)
-            );
-        }
-        header(
-            w,
-            "warmline_upstream_breaker_opened_total",
-            "counter",
-            "Times each upstream's circuit breaker opened.",
-        );
-        for u in upstreams {
-            let _ = writeln!(
-                w,
-                "warmline_upstream_breaker_opened_total{{upstream=\"{}\"}} {}",
-                escape(&u.url),
-                u.breaker.opened
-            );
-        }
-        header(
-            w,
-            "warmline_upstream_health_check_seconds",
-            "gauge",
-            "Latency of the upstream's last successful health check.",
-        );
-        for u in upstreams {
-            let value = u.last_latency_ms.map_or(f64::NAN, |ms| ms / 1000.0);
-            let _ = writeln!(
-                w,
-                "warmline_upstream_health_check_seconds{{upstream=\"{}\"}} {value}",
-                escape(&u.url)
-            );
-        }
-        header(
-            w,
-            "warmline_model_requests_total",
-            "counter",
-            "Requests sent upstream per installed model.",
-        );
-        let models: Vec<(&String, ModelStats)> =
-            installed.iter().map(|m| (m, self.models.get(m))).collect();
-        for (model, stats) in &models {
-            let _ = writeln!(
-                w,
-                "warmline_model_requests_total{{model=\"{}\"}} {}",
-                escape(model),
-                stats.requests
-            );
-        }
-        header(
-            w,
-            "warmline_model_cold_starts_total",
-            "counter",
-            "Requests that paid a model load, per installed model.",
-        );
-        for (model, stats) in &models {
-            let _ = writeln!(
-                w,
-                "warmline_model_cold_starts_total{{model=\"{}\"}} {}",
-                escape(model),
-                stats.cold_starts
-            );
-        }
-        header(
-            w,
-            "warmline_model_load_seconds_total",
-            "counter",
-            "Time requests spent waiting for their model to load, per installed model.",
-        );
-        for (model, stats) in &models {
-            let _ = writeln!(
-                w,
-                "warmline_model_load_seconds_total{{model=\"{}\"}} {}",
-                escape(model),
-                stats.load_ms as f64 / 1000.0
-            );
-        }
-        header(
-            w,
-            "warmline_uptime_seconds",
-            "gauge",
-            "Seconds since the gateway started.",
-        );
-        let _ = writeln!(
-            w,
-            "warmline_uptime_seconds {}",
-            self.started.elapsed().as_secs_f64()
-        );
-        out
-    }
+/// A quantile in milliseconds; `None` for an empty histogram.
+fn quantile_ms(histogram: &Histogram<u64>, quantile: f64) -> Option<f64> {
+    (!histogram.is_empty()).then(|| millis(histogram.value_at_quantile(quantile)))
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -504,24 +305,8 @@ fn new_histogram() -> Histogram<u64> {
         .unwrap_or_else(|e| unreachable!("constant histogram bounds are valid: {e}"))
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
 fn millis(micros: u64) -> f64 {
     micros as f64 / 1000.0
-}
-
-fn seconds(micros: u64) -> f64 {
-    micros as f64 / 1_000_000.0
-}
-
-/// Escapes a Prometheus label value.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// The JSON served at `GET /warmline/stats`.
@@ -538,9 +323,14 @@ pub struct Stats {
     pub gateway_errors: BTreeMap<String, u64>,
     /// Latency per route kind that has seen traffic.
     pub routes: BTreeMap<String, RouteStats>,
+    /// Over every request: Warmline's own time (p50) and queue wait (p99).
+    pub overhead_p50_ms: Option<f64>,
+    pub queue_wait_p99_ms: Option<f64>,
     pub upstream: UpstreamStats,
-    /// Requests and cold starts per installed model that has seen traffic.
+    /// Requests, cold starts and latency per installed model that has seen traffic.
     pub models: BTreeMap<String, ModelStats>,
+    /// Requests not recorded in the distributions (the metrics thread fell behind).
+    pub events_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -564,6 +354,11 @@ pub struct RouteStats {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p95_ms: Option<f64>,
+    /// Warmline's own time per request, up to the response headers.
+    pub overhead_p50_ms: Option<f64>,
+    pub overhead_p99_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -574,6 +369,13 @@ pub struct UpstreamStats {
     pub connections_opened: u64,
     /// Share of upstream requests that reused a pooled connection.
     pub reuse_ratio: f64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -601,8 +403,30 @@ mod tests {
     }
 
     #[test]
+    fn the_alert_window_includes_the_second_still_being_filled() {
+        let metrics = Metrics::new();
+        for status in [200, 500, 500] {
+            metrics.request_started(RouteKind::Chat);
+            metrics.request_finished(RouteKind::Chat, status, Duration::from_millis(5));
+        }
+        // No second has closed yet (unless one just did): both count them all.
+        let window = metrics.window_total(Duration::from_secs(60));
+        assert_eq!((window.requests, window.errors), (3, 2), "{window:?}");
+        let long = metrics.window_total(Duration::from_secs(7200));
+        assert_eq!((long.requests, long.errors), (3, 2), "{long:?}");
+    }
+
+    #[test]
     fn prometheus_output_has_every_series_from_the_start() {
-        let text = Metrics::new().render_prometheus(&[], &["llama3.2:latest".to_owned()]);
+        let installed = ["llama3.2:latest".to_owned()];
+        let text = Metrics::new().render_prometheus(&Context {
+            installed: &installed,
+            alerts: &[("latency", false)],
+            ..Context::default()
+        });
+        assert!(text.contains("warmline_alert_active{alert=\"latency\"} 0"));
+        assert!(text.contains("warmline_model_ttft_seconds_count{model=\"llama3.2:latest\"} 0"));
+        assert!(text.contains("warmline_request_ttft_seconds{route=\"chat\",quantile=\"0.99\"} 0"));
         assert!(text.contains("warmline_model_cold_starts_total{model=\"llama3.2:latest\"} 0"));
         for kind in RouteKind::ALL {
             assert!(text.contains(&format!(

@@ -33,7 +33,7 @@ pub struct ModelMetrics {
 }
 
 /// One model's counters, for `/warmline/stats` and `/warmline/models`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelStats {
     pub requests: u64,
     pub cold_starts: u64,
@@ -41,6 +41,15 @@ pub struct ModelStats {
     pub load_ms: u64,
     /// Milliseconds since the Unix epoch; 0 if never used.
     pub last_used_ms: u64,
+    /// From the distributions (`Metrics::stats` fills them in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_s: Option<f64>,
 }
 
 impl ModelMetrics {
@@ -94,6 +103,7 @@ fn snapshot(counters: &Counters) -> ModelStats {
         cold_starts: counters.cold_starts.load(Relaxed),
         load_ms: counters.load_micros.load(Relaxed) / 1000,
         last_used_ms: counters.last_used_ms.load(Relaxed),
+        ..ModelStats::default()
     }
 }
 

@@ -344,6 +344,11 @@ impl UpstreamSet {
             .filter(|h| h.has_model(model) == Some(true))
     }
 
+    /// Whether any host lists `model` as installed.
+    pub fn is_installed(&self, model: &str) -> bool {
+        self.hosts.iter().any(|h| h.has_model(model) == Some(true))
+    }
+
     pub fn health(&self) -> Vec<UpstreamHealth> {
         self.hosts.iter().map(|h| h.health()).collect()
     }

@@ -1,0 +1,421 @@
+//! The Prometheus text exposition (format 0.0.4) served at `/metrics`.
+//!
+//! Conventions: every name starts with `warmline_`, counters end in `_total`,
+//! durations are `_seconds`; labels come from bounded sets only (route kinds,
+//! status classes, error kinds, configured upstreams, installed models, alert
+//! names); and every series is written from start-up, at zero, so dashboards and
+//! alert rules never see one missing. Distributions are summaries whose
+//! quantiles come from the aggregator's HDR histograms.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use hdrhistogram::Histogram;
+
+use super::recorder::Dists;
+use super::{GATEWAY_ERROR_KINDS, Metrics};
+use crate::route::RouteKind;
+use crate::upstream::UpstreamHealth;
+
+/// What the exposition needs besides the metrics themselves.
+#[derive(Debug, Default)]
+pub struct Context<'a> {
+    pub upstreams: &'a [UpstreamHealth],
+    /// Installed models: the only values of the `model` label.
+    pub installed: &'a [String],
+    /// Every alert name, and whether it is active.
+    pub alerts: &'a [(&'static str, bool)],
+}
+
+const QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
+
+impl Metrics {
+    pub fn render_prometheus(&self, context: &Context<'_>) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let w = &mut out;
+        let aggregate = self.recorder.read();
+
+        header(
+            w,
+            "warmline_requests_total",
+            "counter",
+            "Requests received, by route kind.",
+        );
+        for (kind, count) in RouteKind::ALL.iter().zip(&self.requests) {
+            let _ = writeln!(
+                w,
+                "warmline_requests_total{{route=\"{}\"}} {}",
+                kind.as_str(),
+                count.load(Relaxed)
+            );
+        }
+        header(
+            w,
+            "warmline_responses_total",
+            "counter",
+            "Responses sent, by status class.",
+        );
+        for (i, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+            let _ = writeln!(
+                w,
+                "warmline_responses_total{{class=\"{class}\"}} {}",
+                self.status_classes[i].load(Relaxed)
+            );
+        }
+        header(
+            w,
+            "warmline_gateway_errors_total",
+            "counter",
+            "Errors produced or observed by the gateway itself, by kind.",
+        );
+        for (kind, count) in GATEWAY_ERROR_KINDS.iter().zip(&self.gateway_errors) {
+            let _ = writeln!(
+                w,
+                "warmline_gateway_errors_total{{kind=\"{kind}\"}} {}",
+                count.load(Relaxed)
+            );
+        }
+        header(
+            w,
+            "warmline_in_flight_requests",
+            "gauge",
+            "Requests currently being served.",
+        );
+        let _ = writeln!(
+            w,
+            "warmline_in_flight_requests {}",
+            self.in_flight.load(Relaxed).max(0)
+        );
+
+        let per_route = |pick: fn(&Dists) -> &Histogram<u64>| {
+            RouteKind::ALL
+                .iter()
+                .map(|kind| {
+                    (
+                        format!("route=\"{}\"", kind.as_str()),
+                        aggregate.routes[kind.index()].as_deref().map(pick),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        summary(
+            w,
+            "warmline_request_duration_seconds",
+            "Time from request to the end of the response body, by route kind.",
+            &per_route(|d| &d.latency),
+        );
+        summary(
+            w,
+            "warmline_request_ttft_seconds",
+            "Time from request to the first body byte sent (time to first token for streams), by route kind.",
+            &per_route(|d| &d.ttft),
+        );
+        summary(
+            w,
+            "warmline_gateway_overhead_seconds",
+            "Time spent in Warmline itself up to the response headers, without the upstream and the queue, by route kind.",
+            &per_route(|d| &d.overhead),
+        );
+        summary(
+            w,
+            "warmline_queue_wait_seconds",
+            "Time generations waited in Warmline's per-model queue for a slot on their upstream.",
+            &[(String::new(), Some(&aggregate.all.queue))],
+        );
+
+        let per_model = |pick: fn(&Dists) -> &Histogram<u64>| {
+            context
+                .installed
+                .iter()
+                .map(|m| {
+                    (
+                        format!("model=\"{}\"", escape(m)),
+                        aggregate.models.get(m.as_str()).map(|d| pick(d)),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        summary(
+            w,
+            "warmline_model_request_duration_seconds",
+            "Time from request to the end of the response body, per installed model.",
+            &per_model(|d| &d.latency),
+        );
+        summary(
+            w,
+            "warmline_model_ttft_seconds",
+            "Time to first token, per installed model.",
+            &per_model(|d| &d.ttft),
+        );
+        summary(
+            w,
+            "warmline_model_load_seconds",
+            "Model loads requests paid (cold starts), per installed model.",
+            &per_model(|d| &d.load),
+        );
+        let models: Vec<_> = context
+            .installed
+            .iter()
+            .map(|m| (m, self.models.get(m)))
+            .collect();
+        header(
+            w,
+            "warmline_model_requests_total",
+            "counter",
+            "Requests sent upstream per installed model.",
+        );
+        for (model, stats) in &models {
+            let _ = writeln!(
+                w,
+                "warmline_model_requests_total{{model=\"{}\"}} {}",
+                escape(model),
+                stats.requests
+            );
+        }
+        header(
+            w,
+            "warmline_model_cold_starts_total",
+            "counter",
+            "Requests that paid a model load, per installed model.",
+        );
+        for (model, stats) in &models {
+            let _ = writeln!(
+                w,
+                "warmline_model_cold_starts_total{{model=\"{}\"}} {}",
+                escape(model),
+                stats.cold_starts
+            );
+        }
+        header(
+            w,
+            "warmline_model_output_tokens_total",
+            "counter",
+            "Tokens generated, per installed model (rate() over generation seconds gives tokens/s).",
+        );
+        for model in context.installed {
+            let tokens = aggregate
+                .models
+                .get(model.as_str())
+                .map_or(0, |d| d.output_tokens);
+            let _ = writeln!(
+                w,
+                "warmline_model_output_tokens_total{{model=\"{}\"}} {tokens}",
+                escape(model)
+            );
+        }
+        header(
+            w,
+            "warmline_model_generation_seconds_total",
+            "counter",
+            "Time Ollama spent generating those tokens, per installed model.",
+        );
+        for model in context.installed {
+            let micros = aggregate
+                .models
+                .get(model.as_str())
+                .map_or(0, |d| d.generation_micros);
+            let _ = writeln!(
+                w,
+                "warmline_model_generation_seconds_total{{model=\"{}\"}} {}",
+                escape(model),
+                seconds(micros)
+            );
+        }
+
+        counter(
+            w,
+            "warmline_upstream_requests_total",
+            "Requests sent to upstreams.",
+            self.upstream_requests.load(Relaxed),
+        );
+        counter(
+            w,
+            "warmline_upstream_retries_total",
+            "Requests re-sent to another upstream after a refused connection, a connect timeout, a reset or a 5xx.",
+            self.upstream_retries.load(Relaxed),
+        );
+        counter(
+            w,
+            "warmline_upstream_connections_opened_total",
+            "New TCP connections opened to upstreams (the rest reused the pool).",
+            self.upstream_connects.load(Relaxed),
+        );
+        let hosts = context.upstreams;
+        header(
+            w,
+            "warmline_upstream_up",
+            "gauge",
+            "1 if the upstream answered its last health check.",
+        );
+        for u in hosts {
+            let _ = writeln!(
+                w,
+                "warmline_upstream_up{{upstream=\"{}\"}} {}",
+                escape(&u.url),
+                u8::from(u.reachable)
+            );
+        }
+        header(
+            w,
+            "warmline_upstream_in_flight_requests",
+            "gauge",
+            "Requests outstanding on each upstream.",
+        );
+        for u in hosts {
+            let _ = writeln!(
+                w,
+                "warmline_upstream_in_flight_requests{{upstream=\"{}\"}} {}",
+                escape(&u.url),
+                u.in_flight
+            );
+        }
+        header(
+            w,
+            "warmline_upstream_breaker_open",
+            "gauge",
+            "Circuit breaker state per upstream: 0 closed, 0.5 half-open (probing), 1 open.",
+        );
+        for u in hosts {
+            let value = match u.breaker.state {
+                crate::breaker::State::Closed => "0",
+                crate::breaker::State::HalfOpen => "0.5",
+                crate::breaker::State::Open => "1",
+            };
+            let _ = writeln!(
+                w,
+                "warmline_upstream_breaker_open{{upstream=\"{}\"}} {value}",
+                escape(&u.url)
+            );
+        }
+        header(
+            w,
+            "warmline_upstream_breaker_transitions_total",
+            "counter",
+            "Circuit breaker transitions per upstream, by the state entered.",
+        );
+        for u in hosts {
+            for (to, count) in [
+                ("open", u.breaker.opened),
+                ("half_open", u.breaker.half_opened),
+                ("closed", u.breaker.closed),
+            ] {
+                let _ = writeln!(
+                    w,
+                    "warmline_upstream_breaker_transitions_total{{upstream=\"{}\",to=\"{to}\"}} {count}",
+                    escape(&u.url)
+                );
+            }
+        }
+        header(
+            w,
+            "warmline_upstream_breaker_opened_total",
+            "counter",
+            "Times each upstream's circuit breaker opened.",
+        );
+        for u in hosts {
+            let _ = writeln!(
+                w,
+                "warmline_upstream_breaker_opened_total{{upstream=\"{}\"}} {}",
+                escape(&u.url),
+                u.breaker.opened
+            );
+        }
+        header(
+            w,
+            "warmline_upstream_health_check_seconds",
+            "gauge",
+            "Latency of the upstream's last successful health check.",
+        );
+        for u in hosts {
+            let value = u.last_latency_ms.map_or(f64::NAN, |ms| ms / 1000.0);
+            let _ = writeln!(
+                w,
+                "warmline_upstream_health_check_seconds{{upstream=\"{}\"}} {value}",
+                escape(&u.url)
+            );
+        }
+
+        header(
+            w,
+            "warmline_alert_active",
+            "gauge",
+            "1 while the alert holds (see /warmline/health for why).",
+        );
+        for (alert, active) in context.alerts {
+            let _ = writeln!(
+                w,
+                "warmline_alert_active{{alert=\"{alert}\"}} {}",
+                u8::from(*active)
+            );
+        }
+        counter(
+            w,
+            "warmline_metrics_events_dropped_total",
+            "Finished requests not recorded because the metrics thread fell behind.",
+            self.recorder.dropped.load(Relaxed),
+        );
+        header(
+            w,
+            "warmline_uptime_seconds",
+            "gauge",
+            "Seconds since the gateway started.",
+        );
+        let _ = writeln!(
+            w,
+            "warmline_uptime_seconds {}",
+            self.started.elapsed().as_secs_f64()
+        );
+        out
+    }
+}
+
+/// A summary with one series per label set (`""` for none); a missing histogram
+/// is written as zeros.
+fn summary(w: &mut String, name: &str, help: &str, series: &[(String, Option<&Histogram<u64>>)]) {
+    header(w, name, "summary", help);
+    for (labels, histogram) in series {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for q in QUANTILES {
+            let micros = histogram
+                .filter(|h| !h.is_empty())
+                .map_or(0, |h| h.value_at_quantile(q));
+            let _ = writeln!(
+                w,
+                "{name}{{{labels}{sep}quantile=\"{q}\"}} {}",
+                seconds(micros)
+            );
+        }
+        let (sum, count) =
+            histogram.map_or((0.0, 0), |h| (h.mean() * h.len() as f64 / 1e6, h.len()));
+        let braces = |l: &str| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{{{l}}}")
+            }
+        };
+        let _ = writeln!(w, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(w, "{name}_count{} {count}", braces(labels));
+    }
+}
+
+fn counter(w: &mut String, name: &str, help: &str, value: u64) {
+    header(w, name, "counter", help);
+    let _ = writeln!(w, "{name} {value}");
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn seconds(micros: u64) -> f64 {
+    micros as f64 / 1_000_000.0
+}
+
+/// Escapes a Prometheus label value.
+pub(crate) fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,493 @@
+//! Recording without locks on the request path: each finished request becomes one
+//! [`Event`], sent on a bounded channel to an aggregator thread that owns every
+//! distribution (HDR histograms per route kind and per model), the rolling
+//! history and the ring of recent requests.
+//!
+//! The request path pays one `try_send` (a lock-free array queue): no histogram,
+//! no mutex, no allocation beyond the event itself. If the aggregator ever falls
+//! behind by [`CAPACITY`] events, new ones are dropped and counted
+//! (`warmline_metrics_events_dropped_total`) rather than slowing requests down.
+//! Readers (`/warmline/stats`, `/metrics`, history) take the aggregate's mutex,
+//! which only the aggregator thread otherwise holds, briefly, per batch.
+//!
+//! Histograms record microseconds from 1 µs to 10 minutes at 3 significant
+//! digits, and are allocated the first time their route or model is seen, so
+//! unused routes cost nothing. Distributions per model exist only for installed
+//! models (the caller checks), so client-chosen names cannot grow them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::history::{Accumulator, MINUTES_KEPT, Point, Ring, SECONDS_KEPT};
+use crate::route::RouteKind;
+
+/// Events that may wait for the aggregator.
+pub const CAPACITY: usize = 16 * 1024;
+/// Recent requests kept for `/warmline/requests`.
+pub const RECENT: usize = 500;
+
+/// One finished request, as the request path saw it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: RouteKind,
+    pub status: u16,
+    /// A 5xx, or a stream that broke after its status was sent.
+    pub failed: bool,
+    /// Request arrival to the end of the response body.
+    pub latency: Duration,
+    /// Request arrival to the first body byte sent.
+    pub ttft: Option<Duration>,
+    /// Time spent in Warmline itself (up to the response headers, without the
+    /// upstream's time and the queue).
+    pub overhead: Option<Duration>,
+    /// Wait for a model slot.
+    pub queue: Option<Duration>,
+    /// The model load this request paid (a cold start).
+    pub load: Option<Duration>,
+    /// `hit`, `miss`, `coalesced`, `bypass`.
+    pub cache: Option<&'static str>,
+    /// An installed model's normalised name.
+    pub model: Option<Arc<str>>,
+    pub host: Option<Arc<str>>,
+    /// Output tokens and the time Ollama spent generating them.
+    pub tokens: Option<(u64, Duration)>,
+}
+
+impl Event {
+    /// A request with nothing known but its kind, status and latency.
+    pub fn basic(kind: RouteKind, status: u16, latency: Duration) -> Event {
+        Event {
+            kind,
+            status,
+            failed: status >= 500,
+            latency,
+            ttft: None,
+            overhead: None,
+            queue: None,
+            load: None,
+            cache: None,
+            model: None,
+            host: None,
+            tokens: None,
+        }
+    }
+}
+
+/// One line of `/warmline/requests`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentRequest {
+    /// When it finished, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    pub route: String,
+    pub model: Option<String>,
+    pub status: u16,
+    pub failed: bool,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub cache: Option<String>,
+    pub host: Option<String>,
+    pub cold_start: bool,
+}
+
+/// The distributions of one route kind or model.
+#[derive(Debug)]
+pub(crate) struct Dists {
+    pub(crate) latency: Histogram<u64>,
+    pub(crate) latency_sum_micros: u64,
+    pub(crate) ttft: Histogram<u64>,
+    pub(crate) overhead: Histogram<u64>,
+    pub(crate) queue: Histogram<u64>,
+    pub(crate) load: Histogram<u64>,
+    pub(crate) output_tokens: u64,
+    pub(crate) generation_micros: u64,
+}
+
+impl Dists {
+    fn new() -> Box<Dists> {
+        Box::new(Dists {
+            latency: super::new_histogram(),
+            latency_sum_micros: 0,
+            ttft: super::new_histogram(),
+            overhead: super::new_histogram(),
+            queue: super::new_histogram(),
+            load: super::new_histogram(),
+            output_tokens: 0,
+            generation_micros: 0,
+        })
+    }
+
+    fn record(&mut self, event: &Event) {
+        let micros = record(&mut self.latency, event.latency);
+        self.latency_sum_micros = self.latency_sum_micros.saturating_add(micros);
+        for (histogram, value) in [
+            (&mut self.ttft, event.ttft),
+            (&mut self.overhead, event.overhead),
+            (&mut self.queue, event.queue),
+            (&mut self.load, event.load),
+        ] {
+            if let Some(value) = value {
+                record(histogram, value);
+            }
+        }
+        if let Some((tokens, took)) = event.tokens {
+            self.output_tokens += tokens;
+            self.generation_micros += u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        }
+    }
+
+    /// Output tokens per second of generation, over every answer that said.
+    pub(crate) fn tokens_per_second(&self) -> Option<f64> {
+        (self.generation_micros > 0)
+            .then(|| self.output_tokens as f64 / (self.generation_micros as f64 / 1e6))
+    }
+}
+
+fn record(histogram: &mut Histogram<u64>, value: Duration) -> u64 {
+    let micros = u64::try_from(value.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, super::MAX_MICROS);
+    histogram.saturating_record(micros);
+    micros
+}
+
+/// Everything the aggregator keeps.
+#[derive(Debug)]
+pub(crate) struct Aggregate {
+    pub(crate) routes: Vec<Option<Box<Dists>>>,
+    pub(crate) models: HashMap<Arc<str>, Box<Dists>>,
+    /// Every request, for the global queue-wait and overhead figures.
+    pub(crate) all: Box<Dists>,
+    second: Accumulator,
+    minute: Accumulator,
+    /// The second and minute being filled (seconds since the epoch).
+    second_start: u64,
+    minute_start: u64,
+    pub(crate) seconds: Ring,
+    pub(crate) minutes: Ring,
+    pub(crate) recent: VecDeque<RecentRequest>,
+    /// Events applied so far (readers wait for the ones sent before they read).
+    applied: u64,
+    /// Where each request is also written as one line, if anywhere.
+    pub(crate) access_log: Option<AccessLog>,
+}
+
+/// An open access log file.
+#[derive(Debug)]
+pub(crate) struct AccessLog {
+    pub(crate) path: std::path::PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl AccessLog {
+    pub(crate) fn new(path: std::path::PathBuf) -> AccessLog {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| tracing::warn!("cannot open the access log {}: {e}", path.display()))
+            .ok()
+            .map(std::io::BufWriter::new);
+        AccessLog { path, file }
+    }
+
+    fn write(&mut self, line: &RecentRequest) {
+        use std::io::Write as _;
+        let Some(file) = &mut self.file else { return };
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let ttft = line.ttft_ms.map_or("-".to_owned(), |t| format!("{t:.1}ms"));
+        let _ = writeln!(
+            file,
+            "{} {} {} model={} latency={:.1}ms ttft={ttft} cache={} host={}{}",
+            line.at_ms,
+            line.status,
+            line.route,
+            opt(&line.model),
+            line.latency_ms,
+            opt(&line.cache),
+            opt(&line.host),
+            if line.cold_start { " cold_start" } else { "" }
+        );
+    }
+
+    fn flush(&mut self) {
+        use std::io::Write as _;
+        if let Some(file) = &mut self.file {
+            let _ = file.flush();
+        }
+    }
+}
+
+impl Aggregate {
+    fn new(now: u64) -> Aggregate {
+        Aggregate {
+            routes: (0..RouteKind::ALL.len()).map(|_| None).collect(),
+            models: HashMap::new(),
+            all: Dists::new(),
+            second: Accumulator::new(),
+            minute: Accumulator::new(),
+            second_start: now,
+            minute_start: now - now % 60,
+            seconds: Ring::new(SECONDS_KEPT),
+            minutes: Ring::new(MINUTES_KEPT),
+            recent: VecDeque::with_capacity(RECENT),
+            applied: 0,
+            access_log: None,
+        }
+    }
+
+    /// The second still being filled, so far (charts leave it out; alerts judge
+    /// it too, so a burst of failures shows at once rather than a second later).
+    pub(crate) fn current_second(&self) -> Point {
+        self.second.peek(self.second_start)
+    }
+
+    /// The minute still being filled, so far.
+    pub(crate) fn current_minute(&self) -> Point {
+        self.minute.peek(self.minute_start)
+    }
+
+    /// Closes every interval that ended before `now` (seconds since the epoch).
+    pub(crate) fn roll(&mut self, now: u64) {
+        // After a long quiet spell, skip straight to the last hour.
+        if now > self.second_start + SECONDS_KEPT as u64 {
+            let skipped = self.second.take(self.second_start);
+            self.seconds.push(skipped);
+            self.second_start = now - SECONDS_KEPT as u64;
+        }
+        while self.second_start < now {
+            let point = self.second.take(self.second_start);
+            self.seconds.push(point);
+            self.second_start += 1;
+        }
+        if now > self.minute_start + 60 * MINUTES_KEPT as u64 {
+            let skipped = self.minute.take(self.minute_start);
+            self.minutes.push(skipped);
+            self.minute_start = now - now % 60 - 60 * MINUTES_KEPT as u64;
+        }
+        while self.minute_start + 60 <= now {
+            let point = self.minute.take(self.minute_start);
+            self.minutes.push(point);
+            self.minute_start += 60;
+        }
+    }
+
+    fn apply(&mut self, event: Event, now_ms: u64) {
+        self.applied += 1;
+        self.routes[event.kind.index()]
+            .get_or_insert_with(Dists::new)
+            .record(&event);
+        self.all.record(&event);
+        if let Some(model) = &event.model {
+            self.models
+                .entry(Arc::clone(model))
+                .or_insert_with(Dists::new)
+                .record(&event);
+        }
+        for acc in [&mut self.second, &mut self.minute] {
+            acc.requests += 1;
+            acc.errors += u64::from(event.failed);
+            match event.cache {
+                Some("hit" | "coalesced") => acc.hits += 1,
+                Some("miss") => acc.misses += 1,
+                _ => {}
+            }
+            acc.cold_starts += u64::from(event.load.is_some());
+            record(&mut acc.latency, event.latency);
+            if let Some(ttft) = event.ttft {
+                record(&mut acc.ttft, ttft);
+            }
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let line = RecentRequest {
+            at_ms: now_ms,
+            route: event.kind.as_str().to_owned(),
+            model: event.model.as_deref().map(str::to_owned),
+            status: event.status,
+            failed: event.failed,
+            latency_ms: ms(event.latency),
+            ttft_ms: event.ttft.map(ms),
+            cache: event.cache.map(str::to_owned),
+            host: event.host.as_deref().map(str::to_owned),
+            cold_start: event.load.is_some(),
+        };
+        if let Some(log) = &mut self.access_log {
+            log.write(&line);
+        }
+        self.recent.push_back(line);
+    }
+}
+
+/// The sending side, held by [`super::Metrics`]; the thread ends when it is
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    events: SyncSender<Event>,
+    pub(crate) aggregate: Arc<Mutex<Aggregate>>,
+    pub(crate) dropped: std::sync::atomic::AtomicU64,
+    /// Events handed to the aggregator.
+    sent: std::sync::atomic::AtomicU64,
+}
+
+impl Recorder {
+    pub(crate) fn start() -> Recorder {
+        let (events, incoming) = std::sync::mpsc::sync_channel(CAPACITY);
+        let aggregate = Arc::new(Mutex::new(Aggregate::new(now().as_secs())));
+        let shared = Arc::clone(&aggregate);
+        let spawned = std::thread::Builder::new()
+            .name("warmline-metrics".into())
+            .spawn(move || aggregate_events(&incoming, &shared));
+        if let Err(err) = spawned {
+            tracing::error!("cannot start the metrics thread: {err}; latency figures stay empty");
+        }
+        Recorder {
+            events,
+            aggregate,
+            dropped: std::sync::atomic::AtomicU64::new(0),
+            sent: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Hands an event to the aggregator, or counts it dropped.
+    pub(crate) fn record(&self, event: Event) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match self.events.try_send(event) {
+            Ok(()) => {
+                self.sent.fetch_add(1, Relaxed);
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// The aggregate, with every event sent before this call applied (waiting a
+    /// few milliseconds at most for the aggregator) and every interval up to now
+    /// closed: a reader sees the requests that finished before it asked.
+    pub(crate) fn read(&self) -> MutexGuard<'_, Aggregate> {
+        let sent = self.sent.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = std::time::Instant::now() + Duration::from_millis(200);
+        loop {
+            let mut aggregate = self
+                .aggregate
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if aggregate.applied >= sent || std::time::Instant::now() >= deadline {
+                aggregate.roll(now().as_secs());
+                return aggregate;
+            }
+            drop(aggregate);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn aggregate_events(incoming: &Receiver<Event>, aggregate: &Mutex<Aggregate>) {
+    loop {
+        let now = now();
+        // Wake at the next second boundary at the latest, to close it.
+        let until_next = Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()));
+        let first = match incoming.recv_timeout(until_next) {
+            Ok(event) => Some(event),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut aggregate = aggregate.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = now_secs_ms();
+        aggregate.roll(now.0);
+        if let Some(event) = first {
+            aggregate.apply(event, now.1);
+            // Take what else is waiting under the same lock.
+            for _ in 0..1024 {
+                let Ok(event) = incoming.try_recv() else {
+                    break;
+                };
+                aggregate.apply(event, now.1);
+            }
+            if let Some(log) = &mut aggregate.access_log {
+                log.flush();
+            }
+        }
+    }
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn now_secs_ms() -> (u64, u64) {
+    let now = now();
+    (now.as_secs(), now.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(ms: u64, cache: Option<&'static str>) -> Event {
+        Event {
+            ttft: Some(Duration::from_millis(ms / 2)),
+            cache,
+            model: Some(Arc::from("m:latest")),
+            ..Event::basic(RouteKind::Chat, 200, Duration::from_millis(ms))
+        }
+    }
+
+    #[test]
+    fn events_reach_the_distributions_history_and_recent_ring() {
+        let recorder = Recorder::start();
+        for ms in 1..=50 {
+            recorder.record(event(ms, Some(if ms % 2 == 0 { "hit" } else { "miss" })));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let aggregate = recorder.read();
+            if aggregate.recent.len() == 50 {
+                let chat = aggregate.routes[RouteKind::Chat.index()]
+                    .as_ref()
+                    .expect("chat seen");
+                assert_eq!(chat.latency.len(), 50);
+                assert!(
+                    aggregate.routes[RouteKind::Tags.index()].is_none(),
+                    "unused: not allocated"
+                );
+                assert_eq!(aggregate.models["m:latest"].ttft.len(), 50);
+                break;
+            }
+            drop(aggregate);
+            assert!(std::time::Instant::now() < deadline, "events never arrived");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Within two seconds the interval closes into the history.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let aggregate = recorder.read();
+            let points = aggregate.seconds.since(0);
+            let total = super::super::history::total(&points);
+            if total.requests == 50 {
+                assert_eq!((total.hits, total.misses), (25, 25));
+                break;
+            }
+            drop(aggregate);
+            assert!(std::time::Instant::now() < deadline, "history never closed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn a_quiet_hour_keeps_the_history_bounded() {
+        let mut aggregate = Aggregate::new(1_000_000);
+        aggregate.roll(1_000_000 + 10 * 3600);
+        assert_eq!(aggregate.seconds.since(0).len(), SECONDS_KEPT);
+        assert!(aggregate.minutes.since(0).len() <= MINUTES_KEPT);
+    }
+}

@@ -1,0 +1,382 @@
+//! Observability: Server-Timing on every answer, the rolling history, recent
+//! requests, the log tail, alerts in /warmline/health, the Prometheus exposition
+//! the Grafana dashboard relies on, and charts from `warmline report` and
+//! `warmline bench --report`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use warmline_tests::{bin, eventually, gateway, sim_daemon, simulator, simulator_with, temp_dir};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+async fn chat(url: &str, content: &str, temperature: f64) -> reqwest::Response {
+    let body = format!(
+        r#"{{"model":"llama3.2","messages":[{{"role":"user","content":"{content}"}}],"stream":false,"options":{{"temperature":{temperature}}}}}"#
+    );
+    client()
+        .post(format!("{url}/api/chat"))
+        .body(body)
+        .send()
+        .await
+        .expect("answer")
+}
+
+/// `name;dur=N` of a Server-Timing header, in milliseconds.
+fn timing(header: &str, name: &str) -> Option<f64> {
+    header.split(',').map(str::trim).find_map(|part| {
+        let rest = part.strip_prefix(name)?.strip_prefix(";dur=")?;
+        rest.parse().ok()
+    })
+}
+
+#[tokio::test]
+async fn every_answer_says_where_its_time_went() {
+    let sim = simulator().await;
+    let gw = gateway(&[sim.url()], |_| {}).await;
+    eventually("the model list", Duration::from_secs(10), async || {
+        !gw.models().is_empty()
+    })
+    .await;
+
+    let miss = chat(&gw.url(), "timing", 0.0).await;
+    let header = miss.headers()["server-timing"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        timing(&header, "overhead").is_some_and(|ms| ms >= 0.0),
+        "{header}"
+    );
+    assert!(timing(&header, "upstream").is_some(), "{header}");
+    assert!(timing(&header, "queue").is_some(), "{header}");
+    assert!(header.contains("cache;desc=miss"), "{header}");
+    let _ = miss.bytes().await;
+
+    let hit = chat(&gw.url(), "timing", 0.0).await;
+    let header = hit.headers()["server-timing"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        header.contains("cache;desc=hit") && timing(&header, "upstream").is_none(),
+        "{header}"
+    );
+
+    let tags = client()
+        .get(format!("{}/api/tags", gw.url()))
+        .send()
+        .await
+        .expect("tags");
+    assert!(
+        tags.headers().contains_key("server-timing"),
+        "non-generation routes too"
+    );
+}
+
+#[tokio::test]
+async fn history_and_recent_requests_follow_the_traffic() {
+    let mut config = ollama_sim::SimConfig::default();
+    config.knobs.token_delay = Duration::from_millis(2);
+    let sim = simulator_with(config).await;
+    let gw = gateway(&[sim.url()], |_| {}).await;
+    eventually("the model list", Duration::from_secs(10), async || {
+        !gw.models().is_empty()
+    })
+    .await;
+    for i in 0..20 {
+        let answer = chat(&gw.url(), &format!("history {}", i % 5), 0.0).await;
+        assert_eq!(answer.status(), 200);
+        let _ = answer.bytes().await;
+    }
+    let stream = client()
+        .post(format!("{}/api/chat", gw.url()))
+        .body(r#"{"model":"llama3.2","messages":[{"role":"user","content":"stream"}]}"#)
+        .send()
+        .await
+        .expect("stream");
+    let _ = stream.bytes().await;
+
+    // The history closes its seconds as they pass.
+    let mut history = serde_json::Value::Null;
+    eventually(
+        "the history to show the traffic",
+        Duration::from_secs(5),
+        async || {
+            history = client()
+                .get(format!("{}/warmline/history?window=5m", gw.url()))
+                .send()
+                .await
+                .expect("history")
+                .json()
+                .await
+                .expect("json");
+            let points = history["points"].as_array().cloned().unwrap_or_default();
+            points
+                .iter()
+                .map(|p| p["requests"].as_u64().unwrap_or(0))
+                .sum::<u64>()
+                >= 21
+        },
+    )
+    .await;
+    assert_eq!(history["step_s"], 1);
+    let points = history["points"].as_array().expect("points");
+    let hits: u64 = points.iter().map(|p| p["hits"].as_u64().unwrap_or(0)).sum();
+    let misses: u64 = points
+        .iter()
+        .map(|p| p["misses"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        (hits, misses),
+        (15, 5),
+        "5 distinct prompts, each asked 4 times"
+    );
+    assert!(points.iter().any(|p| p["ttft_p50_ms"].is_number()));
+    let models = history["models"].as_array().expect("models");
+    assert!(
+        models
+            .iter()
+            .any(|m| m["model"] == "llama3.2:latest" && m["tokens_per_s"].is_number()),
+        "{models:?}"
+    );
+
+    let recent: serde_json::Value = client()
+        .get(format!("{}/warmline/requests?limit=3", gw.url()))
+        .send()
+        .await
+        .expect("requests")
+        .json()
+        .await
+        .expect("json");
+    let recent = recent.as_array().expect("list");
+    assert_eq!(recent.len(), 3);
+    assert!(
+        recent
+            .iter()
+            .any(|r| r["ttft_ms"].is_number() && r["host"] == sim.url().as_str()),
+        "{recent:?}"
+    );
+    assert!(
+        recent
+            .iter()
+            .all(|r| r["route"] == "chat" && r["model"] == "llama3.2:latest")
+    );
+
+    let stats = gw.stats();
+    let chat = &stats.routes["chat"];
+    assert!(
+        chat.ttft_p50_ms.is_some() && chat.overhead_p50_ms.is_some(),
+        "{chat:?}"
+    );
+    assert!(stats.models["llama3.2:latest"].p50_ms.is_some());
+
+    let png = client()
+        .get(format!(
+            "{}/warmline/charts/latency.svg?window=5m",
+            gw.url()
+        ))
+        .send()
+        .await
+        .expect("chart");
+    assert_eq!(png.headers()["content-type"], "image/svg+xml");
+    let svg = png.text().await.expect("svg");
+    assert!(svg.contains("Latency (p50 / p95 / p99)"));
+}
+
+#[tokio::test]
+async fn alerts_raise_degraded_health_and_their_metric() {
+    let mut failing = ollama_sim::SimConfig::default();
+    failing.knobs.error_rate = 0.5;
+    let sim = simulator_with(failing).await;
+    let gw = gateway(&[sim.url()], |c| {
+        c.alerts.min_requests = 10;
+        c.breaker.enabled = false;
+        c.warmth.mask_cold_starts = false;
+    })
+    .await;
+    for i in 0..30 {
+        let _ = chat(&gw.url(), &format!("alert {i}"), 0.8)
+            .await
+            .bytes()
+            .await;
+    }
+    let health = gw.health();
+    assert_eq!(
+        health.status,
+        warmline::HealthStatus::Degraded,
+        "{health:?}"
+    );
+    let alert = health
+        .alerts
+        .iter()
+        .find(|a| a.alert == "error_rate")
+        .expect("error_rate alert");
+    assert!(
+        alert.message.contains("requests failed over the last 1m"),
+        "{}",
+        alert.message
+    );
+    assert!(
+        gw.prometheus()
+            .contains("warmline_alert_active{alert=\"error_rate\"} 1")
+    );
+    assert!(
+        gw.prometheus()
+            .contains("warmline_alert_active{alert=\"latency\"} 0")
+    );
+}
+
+/// Metric names used by the dashboard's queries.
+fn dashboard_metrics() -> BTreeSet<String> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/warmline.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("json");
+    let mut names = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let mut rest = expr;
+            while let Some(at) = rest.find("warmline_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                names.insert(name);
+            }
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_metric_the_grafana_dashboard_uses_is_exported_from_the_start() {
+    let sim = simulator().await;
+    let gw = gateway(&[sim.url()], |_| {}).await;
+    eventually("the model list", Duration::from_secs(10), async || {
+        !gw.models().is_empty()
+    })
+    .await;
+    let text = gw.prometheus();
+    let exported: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap_or_default())
+        .collect();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.starts_with("warmline_"), "{line}");
+    }
+    let used = dashboard_metrics();
+    assert!(used.len() >= 12, "{used:?}");
+    for name in &used {
+        assert!(
+            exported.contains(name.as_str()),
+            "the dashboard uses {name}, which /metrics lacks"
+        );
+    }
+    // Models appear as labels only for installed ones, at zero from the start.
+    assert!(text.contains("warmline_model_cold_starts_total{model=\"llama3.2:latest\"} 0"));
+    let _ = chat(&gw.url(), "x", 0.8).await;
+    let _ = client()
+        .post(format!("{}/api/chat", gw.url()))
+        .body(r#"{"model":"made-up-model","messages":[{"role":"user","content":"x"}]}"#)
+        .send()
+        .await;
+    assert!(
+        !gw.prometheus().contains("made-up-model"),
+        "no label for a name a client made up"
+    );
+}
+
+#[tokio::test]
+async fn report_and_bench_write_charts() {
+    let sim = sim_daemon(&[]);
+    let mut command = std::process::Command::new(bin("warmline"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream", &sim.url])
+        .env("RUST_LOG", "warmline=info")
+        .env_remove("WARMLINE_CONFIG");
+    let gateway = warmline_tests::spawn_ready_logging(command, std::process::Stdio::null());
+    // Warmline's own log tail, as the app shows it.
+    let logs: serde_json::Value = client()
+        .get(format!("{}/warmline/logs", gateway.url))
+        .send()
+        .await
+        .expect("logs")
+        .json()
+        .await
+        .expect("json");
+    let lines = logs.as_array().expect("lines");
+    assert!(
+        lines.iter().any(|l| l["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("gateway started"))
+            && l["level"] == "INFO"),
+        "{lines:?}"
+    );
+    let dir = temp_dir("report");
+    let bench_png = dir.join("bench.png");
+    let output = std::process::Command::new(bin("warmline"))
+        .args([
+            "bench",
+            "--url",
+            &gateway.url,
+            "--scenario",
+            "chat",
+            "--rate",
+            "50",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0s",
+            "--repeat",
+            "0.5",
+            "--report",
+        ])
+        .arg(&bench_png)
+        .output()
+        .expect("bench runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let png = std::fs::read(&bench_png).expect("bench report");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+
+    let report_svg = dir.join("report.svg");
+    let output = std::process::Command::new(bin("warmline"))
+        .args(["report", "--url", &gateway.url, "--window", "5m", "--out"])
+        .arg(&report_svg)
+        .output()
+        .expect("report runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let svg = std::fs::read_to_string(&report_svg).expect("report");
+    for title in [
+        "Latency (p50 / p95 / p99)",
+        "Time to first token",
+        "Cache hit rate",
+        "Latency by model",
+        "Summary",
+    ] {
+        assert!(svg.contains(title), "{title}");
+    }
+    let output = std::process::Command::new(bin("warmline"))
+        .args(["report", "--url", &gateway.url, "--out"])
+        .arg(dir.join("report.gif"))
+        .output()
+        .expect("report runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains(".png or .svg"));
+}
