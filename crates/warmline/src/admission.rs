@@ -117,10 +117,9 @@ pub struct ConcurrencyConfig {
     /// in health, while `per_model` is what is enforced.
     pub parallel: NonZeroUsize,
     /// Requests in flight per model at the host. Warmline's config sets it to the
-    /// host's `OLLAMA_NUM_PARALLEL` (`concurrency.per_model`, default 1, Ollama's
-    /// default) plus `concurrency.staged` (default 8): a few requests waiting at
-    /// the host itself keep it busy while the previous answer travels back, and
-    /// the host's own queue stays bounded by `staged`.
+    /// host's `OLLAMA_NUM_PARALLEL` (its `parallel`, else `concurrency.per_model`,
+    /// default 1, Ollama's default) plus `concurrency.staged` (default 0): with
+    /// staging, a few requests wait at the host itself, bounded by `staged`.
     pub per_model: NonZeroUsize,
     /// Requests that may wait per model once all its slots are taken (default 64).
     pub queue: usize,

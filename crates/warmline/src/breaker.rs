@@ -290,6 +290,28 @@ impl Breaker {
         }
     }
 
+    /// Whether a request sent now could be let through: closed, or half-open with
+    /// its probe slot still free. One atomic load, for upstream selection, so a
+    /// host whose one probe is already out is passed over like an open one.
+    pub fn admits(&self) -> bool {
+        !matches!(self.inner.gate.load(), Gate::Open { .. } | Gate::Probing)
+    }
+
+    /// Puts the gate in a state directly, behind the task's back: for tests of
+    /// what reads the gate (upstream selection), never for the machine's own.
+    #[cfg(test)]
+    pub(crate) fn force(&self, state: State, probe_taken: bool) {
+        let gate = match state {
+            State::Closed => Gate::Closed { epoch: 0 },
+            State::Open => Gate::Open {
+                until: Instant::now() + self.inner.config.open_for,
+            },
+            State::HalfOpen if probe_taken => Gate::Probing,
+            State::HalfOpen => Gate::HalfOpen,
+        };
+        self.inner.gate.store(gate);
+    }
+
     /// The current state and counters. Reads a lock the task holds only briefly;
     /// meant for health and metrics, not for the request path.
     pub fn snapshot(&self) -> Snapshot {

@@ -371,8 +371,15 @@ pub(crate) async fn send(
         Err(Error::Proxy(
             err @ (ProxyError::Unreachable { .. }
             | ProxyError::ConnectTimeout { .. }
-            | ProxyError::Protocol { .. }),
+            | ProxyError::Protocol { .. }
+            // Refused before sending: the breaker's one probe was taken a moment
+            // ago, or the breaker just opened. The other host may well serve.
+            | ProxyError::BreakerOpen { .. }),
         )) => (err.to_string(), second),
+        // This host's queue for the model is full; another may have room.
+        Err(Error::Queue(err @ crate::admission::Rejected::QueueFull { .. })) => {
+            (err.to_string(), second)
+        }
         _ => return result,
     };
     // Nothing has reached the client yet: try the other host once.

@@ -34,7 +34,7 @@
 //! header = "10s"        # a request's line and headers, from its first byte (408)
 //! body = "30s"          # longest gap between two chunks of a request body (408)
 //! drain = "10s"         # how long shutdown waits for in-flight requests
-//! health_interval = "2s"
+//! health_interval = "1s"
 //!
 //! [limits]
 //! max_body = "64MiB"    # request bodies, except blob uploads (413)
@@ -67,8 +67,7 @@
 //! [concurrency]         # per upstream host and model
 //! enabled = true
 //! per_model = 1         # the hosts' OLLAMA_NUM_PARALLEL (`parallel` per host overrides)
-//! staged = 8            # may also wait at the host, so it never idles between
-//!                       # answers; 0 = strict
+//! staged = 0            # may also wait at the host itself (in Ollama's queue)
 //! queue = 64            # requests that may wait in Warmline beyond that (then 503)
 //! max_wait = "30s"
 //!
@@ -142,11 +141,14 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:11435";
 pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:11434";
 
 /// Requests per model that may wait at an upstream itself beyond what it runs at
-/// once: enough to keep a fast host busy between answers (with fewer, a host that
-/// answers in a fraction of a millisecond idles while each answer travels back
-/// and the next request travels out), few enough that Ollama's own queue per
-/// model stays bounded.
-pub const DEFAULT_STAGED: usize = 8;
+/// once. None by default: a host gets exactly its `OLLAMA_NUM_PARALLEL` requests
+/// per model and the rest wait in Warmline's bounded, ordered queue, where they
+/// can still go to another host or be refused with a clear answer (Ollama does
+/// not bound its own queue for a loaded model). Staging a few at the host only
+/// pays off for a host that answers in a fraction of a millisecond, which then
+/// idles while each answer travels back; a model generating for hundreds of
+/// milliseconds does not notice the hand-over.
+pub const DEFAULT_STAGED: usize = 0;
 
 /// The largest `limits.max_header` accepted: the connection guard must see an
 /// oversized head before hyper's own read buffer (about 400 KiB) is full.

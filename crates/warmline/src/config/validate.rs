@@ -46,7 +46,7 @@ impl RawConfig {
             health_interval: nonzero_duration(
                 "timeouts.health_interval",
                 t.health_interval.as_deref(),
-                "2s",
+                "1s",
             )?,
         };
         let limits = self.limits.validate()?;

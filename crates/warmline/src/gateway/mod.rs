@@ -43,6 +43,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How often idle rate-limit buckets are forgotten.
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// The shortest pause between two reads of every host's model lists.
+const MODEL_REFRESH_MIN: Duration = Duration::from_secs(2);
 
 /// State shared by every request handler and by the handle.
 #[derive(Debug)]
@@ -338,16 +340,35 @@ impl Server {
     }
 }
 
-/// Probes every host with `HEAD /` each `timeouts.health_interval`.
+/// Probes every host with `HEAD /`, a round starting every
+/// `timeouts.health_interval` (on a fixed schedule: a slow round does not push
+/// the next one back). A probe waits at most one interval (but no less than the
+/// connect timeout), so a host that stops answering leaves the rotation within
+/// two intervals — 2 s with the defaults — and one that refuses at once.
 async fn probe_upstreams(shared: Arc<Shared>) {
+    let mut interval = shared.config().timeouts.health_interval;
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        tick.tick().await;
         let stack = shared.stack.load_full();
-        let timeout = stack.config.timeouts.connect.max(Duration::from_secs(1));
+        let timeouts = &stack.config.timeouts;
+        if timeouts.health_interval != interval {
+            interval = timeouts.health_interval;
+            tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+        }
+        let timeout = probe_timeout(timeouts.health_interval, timeouts.connect);
         upstream::probe_all(&stack.proxy.upstreams, &stack.proxy.client, timeout).await;
-        let interval = stack.config.timeouts.health_interval;
-        drop(stack);
-        tokio::time::sleep(interval).await;
     }
+}
+
+/// How long one health probe may wait: an interval, capped at 1 s (a probe is
+/// a `HEAD /` that Ollama answers in microseconds), never below the connect
+/// timeout so a slow-to-accept host is not called down by the probe alone.
+fn probe_timeout(interval: Duration, connect: Duration) -> Duration {
+    interval.min(Duration::from_secs(1)).max(connect)
 }
 
 /// Refreshes every host's model lists each `timeouts.health_interval`, and at once
@@ -360,7 +381,13 @@ async fn refresh_models(shared: Arc<Shared>) {
             cache.set_digests(upstream::digests(&stack.proxy.upstreams));
         }
         shared.models_refreshed.notify_one();
-        let interval = stack.config.timeouts.health_interval;
+        // Model lists change rarely (a pull, a load): no need to read every
+        // host's `/api/tags` (a directory walk in Ollama) more than every 2 s.
+        let interval = stack
+            .config
+            .timeouts
+            .health_interval
+            .max(MODEL_REFRESH_MIN);
         drop(stack);
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

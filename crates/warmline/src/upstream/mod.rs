@@ -267,7 +267,8 @@ impl UpstreamSet {
 
     /// The host for the next request for `model` (if the request names one).
     ///
-    /// Candidates are the hosts whose breaker is not open; for a model, only those
+    /// Candidates are the hosts whose breaker would let a request through (not
+    /// open, and not half-open with its one probe already out); for a model, only those
     /// that have it installed when any host is known to (otherwise all, so the
     /// upstream's own 404 reaches the client). Among them, reachable hosts first,
     /// then hosts that already have the model loaded (no cold load), then the
@@ -298,7 +299,7 @@ impl UpstreamSet {
         let someone_has_it =
             model.is_some_and(|m| self.hosts.iter().any(|h| h.has_model(m) == Some(true)));
         self.hosts.iter().filter(move |h| {
-            h.breaker.state() != State::Open
+            h.breaker.admits()
                 && tried.is_none_or(|t| !Arc::ptr_eq(h, t))
                 && !(someone_has_it && model.is_some_and(|m| h.has_model(m) != Some(true)))
         })
@@ -629,13 +630,41 @@ mod tests {
         );
     }
 
+    /// One host's situation in a property test: reachable, breaker state (and
+    /// whether its half-open probe is out), requests in flight, weight, and
+    /// which of two models it has installed and loaded.
+    type HostCase = (bool, (State, bool), usize, u32, (bool, bool), (bool, bool));
+
+    fn host_case() -> impl proptest::strategy::Strategy<Value = HostCase> {
+        use proptest::prelude::*;
+        let breaker = prop_oneof![
+            4 => Just((State::Closed, false)),
+            1 => Just((State::Open, false)),
+            1 => Just((State::HalfOpen, false)),
+            1 => Just((State::HalfOpen, true)),
+        ];
+        (
+            any::<bool>(),
+            breaker,
+            0usize..6,
+            1u32..4,
+            (any::<bool>(), any::<bool>()),
+            (any::<bool>(), any::<bool>()),
+        )
+    }
+
     proptest::proptest! {
-        /// The balancer never picks an unreachable host or one whose breaker is
-        /// open while a reachable, closed one exists, and always picks the least
-        /// loaded (per weight) among those.
+        /// The balancer never picks a host that is unreachable, or whose breaker
+        /// would refuse the request (open, or half-open with its probe out), while
+        /// a healthy one that can serve the model exists; never sends a model to a
+        /// host without it when another host has it; and among the healthy hosts
+        /// that have the model loaded (or, failing that, installed) always picks
+        /// the least loaded per weight. A retry target obeys the same rules and is
+        /// never the host that failed.
         #[test]
         fn never_picks_an_unhealthy_host_while_a_healthy_one_exists(
-            hosts in proptest::collection::vec((proptest::bool::ANY, 0usize..6, 1u32..4), 1..6)
+            hosts in proptest::collection::vec(host_case(), 1..6),
+            ask_for in proptest::option::of(0usize..2),
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_time()
@@ -643,29 +672,56 @@ mod tests {
                 .expect("runtime");
             runtime.block_on(async {
                 let mut configs = configs(hosts.len());
-                for (config, (_, _, weight)) in configs.iter_mut().zip(&hosts) {
-                    config.weight = std::num::NonZeroU32::new(*weight).expect("non-zero");
+                for (config, case) in configs.iter_mut().zip(&hosts) {
+                    config.weight = std::num::NonZeroU32::new(case.3).expect("non-zero");
                 }
                 let set = build(&configs, &BreakerConfig::default());
+                let names = ["a:latest", "b:latest"];
                 let mut guards = Vec::new();
-                for (host, (up, busy, _)) in set.hosts().iter().zip(&hosts) {
+                for (host, (up, (state, probing), busy, _, a, b)) in set.hosts().iter().zip(&hosts) {
                     if !up {
                         host.mark_down("refused".into());
                     }
+                    host.breaker.force(*state, *probing);
                     for _ in 0..*busy {
                         guards.push(host.begin());
                     }
+                    let installed: Vec<&str> = [(a.0, names[0]), (b.0, names[1])]
+                        .iter().filter(|(i, _)| *i).map(|(_, n)| *n).collect();
+                    let loaded: Vec<&str> = [(a.0 && a.1, names[0]), (b.0 && b.1, names[1])]
+                        .iter().filter(|(l, _)| *l).map(|(_, n)| *n).collect();
+                    knows(host, &installed, &loaded);
                 }
-                let picked = set.pick(None).expect("no breaker is open");
-                let healthy: Vec<_> = set.hosts().iter().filter(|h| h.is_reachable()).collect();
+                let model = ask_for.map(|i| names[i]);
+                let serves = |h: &Arc<Upstream>| h.breaker.admits();
+                let has_it = |h: &Arc<Upstream>| model.is_none_or(|m| h.has_model(m) == Some(true));
+                let anyone_has_it = set.hosts().iter().any(|h| has_it(h));
+                let eligible = |h: &Arc<Upstream>| serves(h) && (!anyone_has_it || has_it(h));
+                let healthy: Vec<&Arc<Upstream>> = set
+                    .hosts()
+                    .iter()
+                    .filter(|h| eligible(h) && h.is_reachable())
+                    .collect();
+                let Some(picked) = set.pick(model) else {
+                    // Nothing at all may serve: every eligible host is refused.
+                    proptest::prop_assert!(!set.hosts().iter().any(|h| eligible(h)));
+                    return Ok(());
+                };
+                proptest::prop_assert!(eligible(picked), "picked a host that cannot serve");
                 if healthy.is_empty() {
                     return Ok(());
                 }
                 proptest::prop_assert!(picked.is_reachable());
-                let least = healthy.iter().map(|h| h.load()).min().expect("non-empty");
+                let warm: Vec<_> = healthy
+                    .iter()
+                    .filter(|h| model.is_none_or(|m| h.has_loaded(m)))
+                    .collect();
+                let pool: Vec<_> = if warm.is_empty() { healthy.iter().collect() } else { warm };
+                let least = pool.iter().map(|h| h.load()).min().expect("non-empty");
                 proptest::prop_assert_eq!(picked.load(), least);
-                if let Some(other) = set.pick_other(picked, None) {
+                if let Some(other) = set.pick_other(picked, model) {
                     proptest::prop_assert!(other.is_reachable());
+                    proptest::prop_assert!(eligible(other));
                     proptest::prop_assert!(!Arc::ptr_eq(other, picked));
                 }
                 Ok::<(), proptest::test_runner::TestCaseError>(())
