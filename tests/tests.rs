@@ -6,6 +6,8 @@
 //! - `cache`: caching and coalescing on the simulator.
 //! - `redis`: the shared Redis tier with a real `redis-server`.
 //! - `failover`: retries across several upstreams, circuit breakers.
+//! - `faults`: connection-level faults (refused, connect timeout, reset, hung,
+//!   killed mid-stream) and one time budget per request.
 //! - `limits`: per-model concurrency and queue, per-client rate limit.
 //! - `auth`: bearer tokens and identities.
 //! - `reload`: SIGHUP, the reload route and live settings changes.
@@ -30,6 +32,9 @@ mod redis;
 
 #[path = "suite/failover.rs"]
 mod failover;
+
+#[path = "suite/faults.rs"]
+mod faults;
 
 #[path = "suite/limits.rs"]
 mod limits;

@@ -46,13 +46,14 @@ async fn generate(url: &str, body: String) -> (u16, Option<String>, String) {
     )
 }
 
+/// The issue's concurrency run: a host whose `OLLAMA_NUM_PARALLEL` is 2 (told
+/// to Warmline as the host's `parallel`, everything else at its default) never
+/// has more than 2 generations in flight, though the simulator would take 8.
 #[tokio::test]
-async fn in_flight_generations_never_exceed_the_per_model_limit() {
+async fn in_flight_generations_never_exceed_the_hosts_parallelism() {
     let sim = simulator_with(slow_sim()).await;
-    // concurrency.per_model = 2 with staged = 0 (strict): at most 2 at the host.
     let gw = gateway(&[sim.url()], |c| {
-        c.concurrency.per_model = NonZeroUsize::new(2).expect("2");
-        c.concurrency.staged = 0;
+        c.upstreams[0].parallel = NonZeroUsize::new(2);
     })
     .await;
     let url = gw.url();
@@ -68,23 +69,21 @@ async fn in_flight_generations_never_exceed_the_per_model_limit() {
         gw.prometheus()
             .contains("warmline_queue_wait_seconds_count 8")
     );
+    assert_eq!(gw.health().upstreams[0].parallel, 2);
 }
 
 #[test]
-fn by_default_a_few_requests_may_wait_at_the_host_itself() {
+fn by_default_a_host_gets_exactly_its_parallelism() {
     let config = warmline::config::RawConfig::from_toml("[concurrency]\nper_model = 2")
         .expect("toml")
         .validate()
         .expect("valid");
-    assert_eq!(
-        config.concurrency.for_host(None).per_model.get(),
-        2 + warmline::config::DEFAULT_STAGED
-    );
-    let strict = warmline::config::RawConfig::from_toml("[concurrency]\nper_model = 2\nstaged = 0")
+    assert_eq!(config.concurrency.for_host(None).per_model.get(), 2);
+    let staged = warmline::config::RawConfig::from_toml("[concurrency]\nper_model = 2\nstaged = 3")
         .expect("toml")
         .validate()
         .expect("valid");
-    assert_eq!(strict.concurrency.for_host(None).per_model.get(), 2);
+    assert_eq!(staged.concurrency.for_host(None).per_model.get(), 5);
 }
 
 #[tokio::test]
@@ -154,6 +153,20 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
         retry_after.as_ref().map(|v| v.to_str().expect("ascii")),
         Some("1")
     );
+    // The answer's body is Ollama's error shape, saying when to come back.
+    let response = client()
+        .get(format!("{}/api/tags", gw.url()))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 429);
+    let body: serde_json::Value = response.json().await.expect("JSON error");
+    let message = body["error"].as_str().expect("Ollama's error shape");
+    assert!(
+        message.starts_with("too many requests from this client address; retry in "),
+        "{message}"
+    );
+    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
 
     // Loopback clients are exempt by default.
     let exempt = gateway(&[sim.url()], |c| {
@@ -220,7 +233,17 @@ async fn slow_or_oversized_heads_and_stalled_bodies_are_cut_off_with_their_statu
     pieces.extend(std::iter::repeat_n(filler.as_bytes(), 8));
     let answer = raw_exchange(addr, &pieces, Duration::from_millis(5)).await;
     assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
-    assert!(answer.contains("limits.max_header"), "{answer}");
+    assert!(
+        answer.ends_with(
+            "\r\n\r\n{\"error\":\"request headers are larger than the configured limit of \
+             2048 bytes (limits.max_header)\"}"
+        ),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("content-type: application/json"),
+        "{answer}"
+    );
 
     // A body that stalls, on the cached path (read whole) and on a streamed route.
     let blob = format!("/api/blobs/sha256:{}", "0".repeat(64));
@@ -230,7 +253,13 @@ async fn slow_or_oversized_heads_and_stalled_bodies_are_cut_off_with_their_statu
         );
         let answer = raw_exchange(addr, &[head.as_bytes()], Duration::from_millis(900)).await;
         assert!(answer.starts_with("HTTP/1.1 408 "), "{path}: {answer}");
-        assert!(answer.contains("(timeouts.body)"), "{path}: {answer}");
+        assert!(
+            answer.ends_with(
+                "\r\n\r\n{\"error\":\"the request body stalled: nothing arrived for 300ms \
+                 (timeouts.body)\"}"
+            ),
+            "{path}: {answer}"
+        );
     }
 
     // Normal requests on the same gateway are unaffected.

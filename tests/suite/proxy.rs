@@ -334,6 +334,62 @@ async fn disallowed_origin_gets_403_and_never_reaches_the_upstream() {
     assert_eq!(mock.hits(), 0);
 }
 
+/// `origins` adds to Ollama's built-in list, as `OLLAMA_ORIGINS` does: a listed
+/// page gets CORS headers (and may read Warmline's own headers), others a 403.
+#[tokio::test]
+async fn configured_origins_get_cors_answers_and_others_are_refused() {
+    let mock = echo().await;
+    let gw = gateway(std::slice::from_ref(&mock.url), |c| {
+        c.origins = vec!["https://*.app.example".to_owned()];
+    })
+    .await;
+    let response = client()
+        .get(format!("{}/api/version", gw.url()))
+        .header("origin", "https://chat.app.example")
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://chat.app.example"
+    );
+    let exposed = headers["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii");
+    assert!(exposed.contains("x-warmline-cache"), "{exposed}");
+    assert!(exposed.contains("server-timing"), "{exposed}");
+    assert_eq!(mock.hits(), 1);
+
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, format!("{}/api/chat", gw.url()))
+        .header("origin", "https://chat.app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(preflight.status(), 204);
+    assert!(
+        preflight.headers()["access-control-allow-headers"]
+            .to_str()
+            .expect("ascii")
+            .contains("Content-Type")
+    );
+
+    for refused in ["https://app.example.evil", "https://app.example"] {
+        let response = client()
+            .get(format!("{}/api/version", gw.url()))
+            .header("origin", refused)
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 403, "{refused}");
+    }
+    assert_eq!(mock.hits(), 1, "refused origins never reach the upstream");
+}
+
 #[tokio::test]
 async fn compressed_upstream_bodies_pass_through_untouched() {
     // Not valid gzip on purpose: the gateway must not even try to decode it.
@@ -513,6 +569,23 @@ async fn oversized_bodies_get_413_whether_declared_or_streamed() {
         .await
         .expect("response");
     assert_eq!(response.status(), 413);
+    assert_eq!(
+        response.text().await.expect("body"),
+        r#"{"error":"request body is larger than the configured limit of 1000 bytes (limits.max_body)"}"#
+    );
+    // On /v1 the same refusal comes in OpenAI's error shape.
+    let response = client()
+        .post(format!("{}/v1/chat/completions", gw.url()))
+        .body(vec![b'x'; 1001])
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 413);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(
+        body["error"]["message"],
+        "request body is larger than the configured limit of 1000 bytes (limits.max_body)"
+    );
 }
 
 #[tokio::test]
@@ -645,6 +718,23 @@ async fn whole_answers_are_compressed_on_request_and_streams_never_are() {
         compressed.len(),
         big.len()
     );
+
+    let raw = client()
+        .get(format!("{}/api/tags", gw.url()))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(raw.headers()["content-encoding"], "br");
+    let compressed = raw.bytes().await.expect("body");
+    assert!(compressed.len() < big.len() / 4);
+    let mut decoded = String::new();
+    std::io::Read::read_to_string(
+        &mut brotli_decompressor::Decompressor::new(&compressed[..], 4096),
+        &mut decoded,
+    )
+    .expect("valid brotli");
+    assert_eq!(decoded, big, "brotli round-trips to the upstream's bytes");
 
     let plain = client()
         .get(format!("{}/api/tags", gw.url()))

@@ -65,7 +65,9 @@ struct ServeArgs {
     /// Address to listen on [env: WARMLINE_LISTEN] [default: 127.0.0.1:11435]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Ollama base URL; repeat for several hosts [env: WARMLINE_UPSTREAMS, comma-separated]
+    /// Ollama base URL, optionally followed by "weight=N" and "parallel=N" (its
+    /// OLLAMA_NUM_PARALLEL), e.g. "http://10.0.0.5:11434 weight=2 parallel=4";
+    /// repeat for several hosts [env: WARMLINE_UPSTREAMS, comma-separated]
     /// [default: http://127.0.0.1:11434]
     #[arg(long = "upstream", value_name = "URL")]
     upstreams: Vec<String>,

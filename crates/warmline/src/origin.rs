@@ -54,6 +54,9 @@ OpenAI-Beta, x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interv
 x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, \
 x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, \
 x-stainless-runtime-version, x-stainless-timeout";
+/// Response headers a page may read cross-origin: Warmline's own.
+const EXPOSE_HEADERS: &str =
+    "x-warmline-cache, x-warmline-cold-start, server-timing, age, retry-after";
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS";
 /// How long a browser may cache a preflight answer (gin-contrib/cors's 12 h).
 const MAX_AGE: &str = "43200";
@@ -247,6 +250,13 @@ pub async fn check(policy: &OriginPolicy, mut request: Request, next: Next) -> R
     let headers = response.headers_mut();
     strip_cors(headers);
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    // Warmline's own response headers, readable by an allowed page's script (the
+    // desktop app's chat shows each reply's cache outcome and timings). Ollama
+    // sets none of these, so nothing a client relied on changes.
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     response
 }

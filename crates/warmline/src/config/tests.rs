@@ -94,6 +94,37 @@ fn upstreams_take_a_weight_and_their_parallelism() {
     assert_eq!(host.per_model.get(), 4 + DEFAULT_STAGED);
 }
 
+/// `--upstream` and `WARMLINE_UPSTREAMS` carry a weight and parallelism in the
+/// same string as the URL; a typo is named with its field.
+#[test]
+fn upstream_strings_carry_their_weight_and_parallelism() {
+    let mut raw = RawConfig::default();
+    raw.apply_env(|name| {
+        (name == ENV_UPSTREAMS)
+            .then(|| "http://127.0.0.1:1 weight=2 parallel=4,http://127.0.0.1:2".to_owned())
+    });
+    let config = raw.validate().expect("valid");
+    assert_eq!(config.upstreams[0].weight.get(), 2);
+    assert_eq!(config.upstreams[0].parallel.map(|p| p.get()), Some(4));
+    assert_eq!(config.upstreams[1].weight.get(), 1);
+
+    let err = RawConfig::from_toml("upstreams = [\"http://127.0.0.1:1 wieght=2\"]")
+        .expect("toml")
+        .validate()
+        .expect_err("a typo")
+        .to_string();
+    assert!(
+        err.starts_with("upstreams[0]: \"wieght=2\" is not an upstream option"),
+        "{err}"
+    );
+    let err = RawConfig::from_toml("upstreams = [\"http://127.0.0.1:1 weight=0\"]")
+        .expect("toml")
+        .validate()
+        .expect_err("weight 0")
+        .to_string();
+    assert_eq!(err, "upstreams[0].weight: must be at least 1");
+}
+
 #[test]
 fn a_non_loopback_listener_needs_a_token() {
     let raw = RawConfig::from_toml("listen = \"0.0.0.0:11435\"").expect("toml");

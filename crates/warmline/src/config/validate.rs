@@ -283,6 +283,39 @@ fn is_local(url: &Url) -> bool {
     }
 }
 
+/// An upstream written as one string, as `--upstream` and `WARMLINE_UPSTREAMS`
+/// take it: the URL, then optional `weight=N` and `parallel=N`, separated by
+/// spaces (`"http://10.0.0.5:11434 weight=2 parallel=4"`).
+fn inline_upstream<'a>(
+    text: &'a str,
+    field: &str,
+) -> Result<(&'a str, Option<u32>, Option<usize>), ConfigError> {
+    let mut words = text.split_whitespace();
+    let url = words.next().unwrap_or_default();
+    let (mut weight, mut parallel) = (None, None);
+    for word in words {
+        let number = |key: &str, value: &str| {
+            value.parse::<u32>().map_err(|_| {
+                ConfigError::invalid(
+                    format!("{field}.{key}"),
+                    format!("{value:?} is not a whole number"),
+                )
+            })
+        };
+        match word.split_once('=') {
+            Some(("weight", value)) => weight = Some(number("weight", value)?),
+            Some(("parallel", value)) => parallel = Some(number("parallel", value)? as usize),
+            _ => {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("{word:?} is not an upstream option (weight=N or parallel=N)"),
+                ));
+            }
+        }
+    }
+    Ok((url, weight, parallel))
+}
+
 fn upstreams(raw: Option<Vec<RawUpstream>>) -> Result<Vec<UpstreamConfig>, ConfigError> {
     let raw = raw.unwrap_or_else(|| vec![RawUpstream::Url(DEFAULT_UPSTREAM.to_owned())]);
     if raw.is_empty() {
@@ -294,20 +327,22 @@ fn upstreams(raw: Option<Vec<RawUpstream>>) -> Result<Vec<UpstreamConfig>, Confi
     let mut upstreams: Vec<UpstreamConfig> = Vec::with_capacity(raw.len());
     for (i, entry) in raw.iter().enumerate() {
         let field = format!("upstreams[{i}]");
-        let url = parse_upstream(entry.url())
-            .map_err(|message| ConfigError::invalid(field.clone(), message))?;
+        let (url, weight, parallel) = match entry {
+            RawUpstream::Url(text) => inline_upstream(text, &field)?,
+            RawUpstream::Table {
+                url,
+                weight,
+                parallel,
+            } => (url.as_str(), *weight, *parallel),
+        };
+        let url =
+            parse_upstream(url).map_err(|message| ConfigError::invalid(field.clone(), message))?;
         if upstreams.iter().any(|u| u.url == url) {
             return Err(ConfigError::invalid(
                 field,
                 format!("{} is listed twice", redacted(&url)),
             ));
         }
-        let (weight, parallel) = match entry {
-            RawUpstream::Url(_) => (None, None),
-            RawUpstream::Table {
-                weight, parallel, ..
-            } => (*weight, *parallel),
-        };
         let weight = NonZeroU32::new(weight.unwrap_or(1))
             .ok_or_else(|| ConfigError::invalid(format!("{field}.weight"), "must be at least 1"))?;
         let parallel = match parallel {

@@ -383,11 +383,7 @@ async fn refresh_models(shared: Arc<Shared>) {
         shared.models_refreshed.notify_one();
         // Model lists change rarely (a pull, a load): no need to read every
         // host's `/api/tags` (a directory walk in Ollama) more than every 2 s.
-        let interval = stack
-            .config
-            .timeouts
-            .health_interval
-            .max(MODEL_REFRESH_MIN);
+        let interval = stack.config.timeouts.health_interval.max(MODEL_REFRESH_MIN);
         drop(stack);
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::admission::{ConcurrencyConfig, ModelSlots, Slots};
-use crate::breaker::{Breaker, BreakerConfig, Snapshot, State};
+use crate::breaker::{Breaker, BreakerConfig, Snapshot};
 use crate::config::{Concurrency, UpstreamConfig};
 use url::Url;
 
@@ -426,6 +426,7 @@ async fn probe(host: &Upstream, client: &reqwest::Client, timeout: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::breaker::State;
 
     fn configs(n: usize) -> Vec<UpstreamConfig> {
         (0..n)
@@ -695,7 +696,7 @@ mod tests {
                 let model = ask_for.map(|i| names[i]);
                 let serves = |h: &Arc<Upstream>| h.breaker.admits();
                 let has_it = |h: &Arc<Upstream>| model.is_none_or(|m| h.has_model(m) == Some(true));
-                let anyone_has_it = set.hosts().iter().any(|h| has_it(h));
+                let anyone_has_it = set.hosts().iter().any(&has_it);
                 let eligible = |h: &Arc<Upstream>| serves(h) && (!anyone_has_it || has_it(h));
                 let healthy: Vec<&Arc<Upstream>> = set
                     .hosts()
@@ -704,7 +705,7 @@ mod tests {
                     .collect();
                 let Some(picked) = set.pick(model) else {
                     // Nothing at all may serve: every eligible host is refused.
-                    proptest::prop_assert!(!set.hosts().iter().any(|h| eligible(h)));
+                    proptest::prop_assert!(!set.hosts().iter().any(&eligible));
                     return Ok(());
                 };
                 proptest::prop_assert!(eligible(picked), "picked a host that cannot serve");
