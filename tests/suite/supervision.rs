@@ -305,3 +305,122 @@ async fn a_daemon_dies_with_a_killed_warmline() {
     )
     .await;
 }
+
+/// The daemon runs as `EXECUTABLE serve` with no shell in between; what it
+/// prints is served at `/warmline/daemon/logs` and copied to `daemon.log_file`;
+/// what it costs (its process tree, the machine's memory) is in
+/// `/warmline/daemon`.
+#[tokio::test]
+async fn the_daemon_runs_without_a_shell_and_its_logs_and_cost_are_served() {
+    let log_file = temp_dir("daemon-log").join("ollama.log");
+    let (gw, upstream) = supervising(|c| c.daemon.log_file = Some(log_file.clone())).await;
+    running(&gw).await;
+
+    let exe = gw.daemon_status().executable.expect("the executable");
+    let counters = get_json(&format!("{upstream}/_sim/counters")).await;
+    assert_eq!(
+        counters["argv"],
+        serde_json::json!([exe, "serve"]),
+        "argv[0] is the executable's path as found, then `serve`"
+    );
+
+    let has_ready_line = |lines: &serde_json::Value| {
+        lines.as_array().is_some_and(|lines| {
+            lines.iter().any(|l| {
+                l["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("Listening on"))
+            })
+        })
+    };
+    let logs = get_json(&format!("{}/warmline/daemon/logs?lines=50", gw.url())).await;
+    assert!(has_ready_line(&logs), "{logs}");
+    assert!(
+        logs.as_array().is_some_and(|l| l.len() <= 50),
+        "bounded by ?lines"
+    );
+    eventually("the log file", Duration::from_secs(5), async || {
+        std::fs::read_to_string(&log_file).is_ok_and(|text| text.contains("Listening on"))
+    })
+    .await;
+
+    let url = format!("{}/warmline/daemon", gw.url());
+    eventually("resource figures", Duration::from_secs(10), async || {
+        !get_json(&url).await["resources"].is_null()
+    })
+    .await;
+    let status = get_json(&url).await;
+    let resources = &status["resources"];
+    assert!(resources["rss_bytes"].as_u64() > Some(0), "{status}");
+    assert!(resources["processes"].as_u64() >= Some(1), "{status}");
+    let total = resources["system_total_bytes"].as_u64().unwrap_or(0);
+    let available = resources["system_available_bytes"].as_u64().unwrap_or(0);
+    assert!(total > 0 && available > 0 && available <= total, "{status}");
+    assert!(resources["cpu_percent"].as_f64().is_some(), "{status}");
+    gw.shutdown().await;
+}
+
+/// Ollama binds its port before it is ready to answer (it discovers GPUs
+/// first): the supervisor keeps probing and calls it running only once it
+/// answers.
+#[tokio::test]
+async fn a_daemon_that_binds_before_it_answers_is_ready_only_once_it_answers() {
+    let (gw, upstream) = supervising(|c| {
+        c.daemon
+            .env
+            .insert("SIM_READY_DELAY_MS".into(), "1500".into());
+    })
+    .await;
+    let addr = upstream.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    eventually("the port to open", Duration::from_secs(10), async || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    })
+    .await;
+    assert_eq!(
+        gw.daemon_status().state,
+        DaemonState::Starting,
+        "an open port is not a ready daemon"
+    );
+    running(&gw).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "ready after {:?}, before the daemon answered",
+        started.elapsed()
+    );
+    gw.shutdown().await;
+}
+
+/// Changing a daemon setting restarts a daemon Warmline started, with the new
+/// environment, and the host's slots follow its new OLLAMA_NUM_PARALLEL.
+#[tokio::test]
+async fn a_changed_daemon_setting_restarts_a_started_daemon_with_it() {
+    let (gw, upstream) = supervising(|_| {}).await;
+    let first = running(&gw).await;
+    let applied = gw
+        .update_settings(
+            &serde_json::json!({ "daemon": { "num_parallel": 3, "keep_alive": "1h" } }),
+        )
+        .await
+        .expect("valid settings");
+    assert!(
+        applied.changed.iter().any(|c| c == "daemon.num_parallel"),
+        "{applied:?}"
+    );
+    eventually("the restart", Duration::from_secs(20), async || {
+        let status = gw.daemon_status();
+        status.state == DaemonState::Running && status.pid.is_some_and(|p| p != first)
+    })
+    .await;
+    assert!(!pid_alive(first), "the old daemon is gone");
+    let env = &get_json(&format!("{upstream}/_sim/counters")).await["env"];
+    assert_eq!(env["OLLAMA_NUM_PARALLEL"], "3", "{env}");
+    assert_eq!(env["OLLAMA_KEEP_ALIVE"], "3600", "{env}");
+    assert_eq!(gw.health().upstreams[0].parallel, 3);
+    assert_eq!(
+        gw.daemon_status().restarts,
+        0,
+        "a restart asked for is not a crash"
+    );
+    gw.shutdown().await;
+}

@@ -145,6 +145,40 @@ async fn requests_for_a_warm_model_get_the_pinned_keep_alive() {
     );
 }
 
+/// A new `warmth.keep_alive` (through the settings route) reaches the models
+/// already warm at once: each is loaded again with it.
+#[tokio::test]
+async fn a_new_warm_keep_alive_reaches_the_loaded_models() {
+    let (upstream, seen) = recording_upstream().await;
+    let gw = gateway(std::slice::from_ref(&upstream.url), |c| {
+        c.warmth.models = vec!["m:latest".into()];
+    })
+    .await;
+    let loaded_with = |keep_alive: &'static str| {
+        let seen = Arc::clone(&seen);
+        async move || {
+            let wanted = format!(r#"{{"model":"m:latest","keep_alive":{keep_alive}}}"#);
+            seen.lock().expect("lock").contains(&wanted)
+        }
+    };
+    eventually("the warm load", Duration::from_secs(10), loaded_with("-1")).await;
+    let response = client()
+        .put(format!("{}/warmline/settings", gw.url()))
+        .body(r#"{"warmth":{"keep_alive":"2h"}}"#)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    let applied: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(applied["changed"], serde_json::json!(["warmth.keep_alive"]));
+    eventually(
+        "a load with the new keep-alive",
+        Duration::from_secs(10),
+        loaded_with("7200"),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_stream_for_a_cold_model_gets_its_headers_before_the_load_ends() {
     let mut slow = ollama_sim::SimConfig::default();
@@ -221,6 +255,112 @@ async fn a_stream_for_a_cold_model_gets_its_headers_before_the_load_ends() {
         metrics.contains("warmline_model_cold_starts_total{model=\"llama3.2:latest\"} 1"),
         "{metrics}"
     );
+}
+
+/// A `/v1` request cannot carry `keep_alive`: for a warm model that is not
+/// loaded, Warmline first loads it with the pinned keep-alive (shown as the
+/// `load` phase of `Server-Timing`), so it is resident for good, not for the
+/// daemon's five minutes.
+#[tokio::test]
+async fn a_v1_request_for_an_unloaded_warm_model_loads_it_pinned_first() {
+    let mut slow = ollama_sim::SimConfig::default();
+    slow.knobs.load_delay = Duration::from_millis(1500);
+    let sim = simulator_with(slow).await;
+    let gw = gateway(&[sim.url()], |c| {
+        c.warmth.models = vec!["llama3.2:latest".into()];
+        // Masking would answer the stream's headers before any load.
+        c.warmth.mask_cold_starts = false;
+    })
+    .await;
+    // The warm load is under way: the lists are known and the model is not loaded.
+    eventually(
+        "the warm load to start",
+        Duration::from_secs(10),
+        async || {
+            gw.models()
+                .iter()
+                .any(|m| m.name == "llama3.2:latest" && m.loading && !m.loaded)
+        },
+    )
+    .await;
+    let response = client()
+        .post(format!("{}/v1/chat/completions", gw.url()))
+        .body(r#"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    let timing = response.headers()["server-timing"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let load_ms: f64 = timing
+        .split(',')
+        .find_map(|m| m.trim().strip_prefix("load;dur="))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no load phase in {timing}"));
+    assert!(load_ms > 100.0, "{timing}");
+    let ps: serde_json::Value = client()
+        .get(format!("{}/api/ps", sim.url()))
+        .send()
+        .await
+        .expect("ps")
+        .json()
+        .await
+        .expect("json");
+    let expires = ps["models"][0]["expires_at"].as_str().unwrap_or_default();
+    assert!(expires > "2100", "resident for good, not 5 minutes: {ps}");
+
+    // A model outside the warm set loads with the daemon's default, no pinned load.
+    let response = client()
+        .post(format!("{}/v1/chat/completions", gw.url()))
+        .body(r#"{"model":"qwen3:0.6b","messages":[{"role":"user","content":"hi"}]}"#)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    let timing = response.headers()["server-timing"].to_str().expect("ascii");
+    assert!(!timing.contains("load;"), "{timing}");
+}
+
+/// Cooling a model while its warm load runs stops the load (the request is
+/// dropped, which aborts Ollama's load): the model does not end up resident.
+#[tokio::test]
+async fn cooling_a_model_while_it_loads_cancels_the_load() {
+    let mut slow = ollama_sim::SimConfig::default();
+    slow.knobs.load_delay = Duration::from_millis(1500);
+    let sim = simulator_with(slow).await;
+    let gw = gateway(&[sim.url()], |_| {}).await;
+    eventually("the model list", Duration::from_secs(10), async || {
+        !gw.models().is_empty()
+    })
+    .await;
+    gw.warm("llama3.2", false).await.expect("warm");
+    eventually(
+        "the warm load to start",
+        Duration::from_secs(10),
+        async || {
+            gw.models()
+                .iter()
+                .any(|m| m.name == "llama3.2:latest" && m.loading)
+        },
+    )
+    .await;
+    let view = gw.cool("llama3.2").await.expect("cool");
+    assert!(!view.warm && !view.loading, "{view:?}");
+    // Longer than the load would have taken.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let counters = sim.counters();
+    assert_eq!(counters.loads, 0, "the load was aborted: {counters:?}");
+    let ps: serde_json::Value = client()
+        .get(format!("{}/api/ps", sim.url()))
+        .send()
+        .await
+        .expect("ps")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ps["models"], serde_json::json!([]), "{ps}");
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@
 //! | `SIM_ERROR_RATE`, `SIM_ABORT_RATE` | 0 | fault injection |
 //! | `SIM_MODELS` | the three defaults | installed catalog models, comma-separated |
 //! | `SIM_QUIET` | false | `1` turns the Gin-style access log off |
+//! | `SIM_READY_DELAY_MS` | 0 | `serve` holds its bound port this long before answering |
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -44,6 +45,13 @@ pub struct SimConfig {
     pub access_log: bool,
     /// The `OLLAMA_*` variables the process saw at start (for `/_sim/counters`).
     pub env: BTreeMap<String, String>,
+    /// The command line the process was started with (for `/_sim/counters`,
+    /// so a supervisor's tests can see exactly how it was run).
+    pub argv: Vec<String>,
+    /// How long `serve` holds its bound port before answering
+    /// (`SIM_READY_DELAY_MS`): Ollama binds first, then discovers GPUs and
+    /// cleans up model files, and only then serves; connections wait meanwhile.
+    pub ready_delay: std::time::Duration,
 }
 
 /// Ollama's daemon settings (`envconfig/config.go`).
@@ -245,6 +253,8 @@ impl Default for SimConfig {
             models: catalog::default_models(),
             access_log: false,
             env: BTreeMap::new(),
+            argv: Vec::new(),
+            ready_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -253,7 +263,10 @@ impl SimConfig {
     /// Reads `OLLAMA_*` and `SIM_*` from the process environment. The access
     /// log is on unless `SIM_QUIET` is set, as for a real `ollama serve`.
     pub fn from_env() -> SimConfig {
-        SimConfig::from_vars(std::env::vars())
+        SimConfig {
+            argv: std::env::args().collect(),
+            ..SimConfig::from_vars(std::env::vars())
+        }
     }
 
     /// [`SimConfig::from_env`] over an explicit variable list (testable).
@@ -307,6 +320,9 @@ impl SimConfig {
                         .collect();
                 }
                 "SIM_QUIET" => quiet = env_bool(&value),
+                "SIM_READY_DELAY_MS" => {
+                    cfg.ready_delay = env_millis(&key, &value, cfg.ready_delay);
+                }
                 _ => {}
             }
             if key.starts_with("OLLAMA_") {

@@ -70,6 +70,9 @@ pub struct Counters {
     pub models: BTreeMap<String, ModelCounters>,
     /// The `OLLAMA_*` environment the process saw at start.
     pub env: BTreeMap<String, String>,
+    /// The process's command line (`ollama-sim serve`, or as a supervisor ran it).
+    #[serde(default)]
+    pub argv: Vec<String>,
 }
 
 /// Outcomes of generation requests. `started` = `completed` + `cancelled` +
@@ -147,10 +150,11 @@ pub(crate) struct CounterSet {
     pub(crate) rejected_busy: AtomicU64,
     models: RwLock<BTreeMap<String, Arc<ModelGauge>>>,
     env: BTreeMap<String, String>,
+    argv: Vec<String>,
 }
 
 impl CounterSet {
-    pub(crate) fn new(env: BTreeMap<String, String>) -> Self {
+    pub(crate) fn new(env: BTreeMap<String, String>, argv: Vec<String>) -> Self {
         Self {
             requests: (0..=ROUTES.len()).map(|_| AtomicU64::new(0)).collect(),
             started: AtomicU64::new(0),
@@ -166,6 +170,7 @@ impl CounterSet {
             rejected_busy: AtomicU64::new(0),
             models: RwLock::new(BTreeMap::new()),
             env,
+            argv,
         }
     }
 
@@ -243,6 +248,7 @@ impl CounterSet {
             rejected_busy: self.rejected_busy.load(Relaxed),
             models,
             env: self.env.clone(),
+            argv: self.argv.clone(),
         }
     }
 
@@ -325,7 +331,7 @@ mod tests {
 
     #[test]
     fn guards_count_outcomes() {
-        let c = Arc::new(CounterSet::new(BTreeMap::new()));
+        let c = Arc::new(CounterSet::new(BTreeMap::new(), Vec::new()));
         c.generation().settle(Outcome::Completed);
         drop(c.generation());
         c.generation().settle(Outcome::Failed);
@@ -338,7 +344,7 @@ mod tests {
 
     #[test]
     fn gauges_track_max_and_reset_keeps_live_value() {
-        let c = CounterSet::new(BTreeMap::new());
+        let c = CounterSet::new(BTreeMap::new(), Vec::new());
         let g = c.model("m");
         let a = g.enter();
         let b = g.enter();
@@ -354,7 +360,7 @@ mod tests {
 
     #[test]
     fn requests_are_labelled_by_route() {
-        let c = CounterSet::new(BTreeMap::new());
+        let c = CounterSet::new(BTreeMap::new(), Vec::new());
         c.request(Some("/api/chat"));
         c.request(Some("/api/chat"));
         c.request(None);

@@ -280,6 +280,12 @@ async fn run(config: SimConfig) -> ExitCode {
         "server config",
         &format!("env=\"map[{}]\"", env.join(" ")),
     );
+    if !config.ready_delay.is_zero() {
+        // The port is bound (connections queue in the backlog) but nothing is
+        // answered yet, as while Ollama discovers GPUs after binding.
+        slog("routes.go:1500", "discovering available GPUs...", "");
+        tokio::time::sleep(config.ready_delay).await;
+    }
     let handle = match Simulator::serve(listener, config) {
         Ok(h) => h,
         Err(e) => {

@@ -47,7 +47,7 @@ impl App {
     /// (Host checks apply), `None` when there is no listener (router tests).
     pub(crate) fn new(config: SimConfig, loopback: Option<bool>) -> App {
         let shutdown = CancellationToken::new();
-        let counters = Arc::new(CounterSet::new(config.env.clone()));
+        let counters = Arc::new(CounterSet::new(config.env.clone(), config.argv.clone()));
         let knobs = Arc::new(KnobStore::new(config.knobs.clone()));
         let ollama = config.ollama.clone();
         let sched = Scheduler::start(

@@ -55,8 +55,9 @@ pub struct Warmth {
     pub(crate) changed: Notify,
     /// Woken when a load finished, so the hosts' model lists are read again.
     pub(crate) loaded: Notify,
-    /// Loads under way, by (host, model).
-    loading: Mutex<HashMap<(String, String), Instant>>,
+    /// Loads under way, by (host, model): aborting one drops its request, which
+    /// closes the connection and so aborts Ollama's load.
+    loading: Mutex<HashMap<(String, String), tokio::task::AbortHandle>>,
     /// When each (host, model) was last loaded by Warmline.
     warmed: Mutex<HashMap<(String, String), Instant>>,
     /// Models cooled but maybe still loaded somewhere.
@@ -171,8 +172,27 @@ impl Warmth {
         if let Ok(mut warmed) = self.warmed.lock() {
             warmed.retain(|(_, m), _| *m != name);
         }
+        // A load still under way would leave the model resident for ever once
+        // it completes: stop it (the unload that follows covers a load that
+        // finished a moment ago).
+        if let Ok(mut loading) = self.loading.lock() {
+            loading.retain(|(_, m), load| {
+                let keep = *m != name;
+                if !keep {
+                    load.abort();
+                }
+                keep
+            });
+        }
         self.change(|set| set.retain(|m| *m != name))?;
         Ok(name)
+    }
+
+    /// Stops every warm load under way (the gateway is stopping).
+    pub(crate) fn abort_loads(&self) {
+        if let Ok(mut loading) = self.loading.lock() {
+            loading.drain().for_each(|(_, load)| load.abort());
+        }
     }
 
     fn change(&self, edit: impl Fn(&mut Vec<String>)) -> Result<(), WarmthError> {
@@ -258,19 +278,24 @@ pub(crate) async fn round(warmth: &Arc<Warmth>, hosts: &UpstreamSet, client: &re
     let keep_alive = warmth.config().keep_alive;
     for (host, model, embedding) in loads {
         let key = (host.name().to_owned(), model.clone());
-        if let Ok(mut loading) = warmth.loading.lock() {
-            if loading.contains_key(&key) {
-                continue;
-            }
-            loading.insert(key.clone(), Instant::now());
+        // Held while spawning, so the task's own removal comes after the insert.
+        let Ok(mut loading) = warmth.loading.lock() else {
+            continue;
+        };
+        if loading.contains_key(&key) {
+            continue;
         }
-        let (warmth, client) = (Arc::clone(warmth), client.clone());
-        tokio::spawn(async move {
+        let (task_warmth, client) = (Arc::clone(warmth), client.clone());
+        let task_key = key.clone();
+        let task = tokio::spawn(async move {
+            let (warmth, key) = (task_warmth, task_key);
             let result = load(&client, &host, &model, keep_alive.to_json(), embedding).await;
             if let Ok(mut loading) = warmth.loading.lock() {
                 loading.remove(&key);
             }
             match result {
+                // Cooled while it loaded: the unload that cooling queued follows.
+                Ok(_) if !warmth.is_warm(&model) => {}
                 Ok(took) => {
                     tracing::info!(host = %key.0, model = %model, took_ms = took.as_millis() as u64, "warm model loaded");
                     host.models.note_loaded(&model);
@@ -290,6 +315,7 @@ pub(crate) async fn round(warmth: &Arc<Warmth>, hosts: &UpstreamSet, client: &re
                 }
             }
         });
+        loading.insert(key, task.abort_handle());
     }
     for model in unloads {
         for host in hosts.hosts() {

@@ -13,7 +13,7 @@ struct Rig {
 }
 
 fn rig(cfg: SchedConfig, load_delay: Duration) -> Rig {
-    let counters = Arc::new(CounterSet::new(BTreeMap::new()));
+    let counters = Arc::new(CounterSet::new(BTreeMap::new(), Vec::new()));
     let knobs = Arc::new(KnobStore::new(Knobs {
         load_delay,
         ..Knobs::default()

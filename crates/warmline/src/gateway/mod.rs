@@ -627,6 +627,7 @@ impl GatewayHandle {
             .map(|mut b| std::mem::take(&mut *b))
             .unwrap_or_default();
         background.iter().for_each(JoinHandle::abort);
+        self.inner.shared.warmth.abort_loads();
         let servers = self
             .inner
             .servers

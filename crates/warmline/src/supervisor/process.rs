@@ -272,4 +272,50 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!alive(runner), "the runner outlived its daemon");
     }
+
+    #[tokio::test]
+    async fn a_daemon_that_ignores_sigterm_is_killed_with_its_group_after_the_grace() {
+        let dir = std::env::temp_dir().join(format!("warmline-stubborn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let script = dir.join("stubborn-ollama");
+        // Ignores SIGTERM (as a daemon stuck unloading a model might), and so
+        // does its runner.
+        std::fs::write(
+            &script,
+            "#!/bin/sh
+trap '' TERM
+sh -c \"trap '' TERM; sleep 300\" &
+echo $!
+wait
+",
+        )
+        .expect("script");
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+        }
+        let (mut daemon, (stdout, _stderr)) = spawn(&script, &[]).expect("spawned");
+        let mut lines = tokio::io::BufReader::new(stdout);
+        let mut line = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
+            .await
+            .expect("output");
+        let runner: u32 = line.trim().parse().expect("the runner's pid");
+        let started = std::time::Instant::now();
+        let exit = stop(&mut daemon, Duration::from_millis(300)).await;
+        let took = started.elapsed();
+        assert!(exit.0.contains("signal 9"), "{exit:?}");
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "SIGKILL after the grace period, not before: {took:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let gone = std::fs::read_to_string(format!("/proc/{runner}/stat")).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        });
+        assert!(gone, "the stubborn runner outlived its daemon");
+    }
 }
