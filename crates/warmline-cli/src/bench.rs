@@ -113,6 +113,86 @@ pub struct BenchArgs {
     /// Also write the run's charts to FILE (PNG or SVG, by its extension)
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Replay a usage trace instead: streaming chats in bursts with idle gaps
+    /// (`desktop-day`: a working day of one person at their desktop), counting
+    /// the cold starts paid and each message's first byte and first token
+    #[arg(long, value_enum, value_name = "TRACE")]
+    trace: Option<TraceName>,
+    /// Trace: hours of the day to replay
+    #[arg(long, default_value_t = 8, requires = "trace")]
+    hours: u32,
+    /// Trace: divide every idle gap by this (the daemon's keep-alive must be
+    /// divided by the same, e.g. OLLAMA_KEEP_ALIVE=5s for 5 minutes at 60)
+    #[arg(long, default_value_t = 60.0, requires = "trace")]
+    time_scale: f64,
+    /// Trace: the models talked to, most used first
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "llama3.2,qwen3:0.6b,tinyllama",
+        requires = "trace"
+    )]
+    models: Vec<String>,
+    /// Trace: seed of the generated day (the same seed replays the same day)
+    #[arg(long, default_value_t = 7, requires = "trace")]
+    seed: u64,
+}
+
+/// Built-in usage traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceName {
+    /// Bursts of 1–6 messages, 10–90 s apart, with idle gaps of 20 s to 45 min.
+    DesktopDay,
+}
+
+/// `warmline bench --trace`: replays the trace and prints what it cost.
+async fn run_trace(args: &BenchArgs) -> ExitCode {
+    let models: Vec<&str> = args.models.iter().map(String::as_str).collect();
+    let day = bench::trace::Trace::desktop_day(args.hours, &models, args.seed);
+    eprintln!(
+        "replaying {} messages in {} conversations over {} h of trace time, {}x faster (about {:.0} s)",
+        day.messages(),
+        day.bursts.len(),
+        args.hours,
+        args.time_scale,
+        day.span().as_secs_f64() / args.time_scale
+    );
+    match bench::trace::replay(&args.url, &day, args.time_scale, args.timeout).await {
+        Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("warmline bench: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(r) => {
+            let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+            println!(
+                "target      {}
+messages    {} ({} errors)
+cold starts {}
+ttft ms     mean {:.1}  p95 {:.1}
+cold starts: first byte ms mean {}  max {}; first token ms mean {}",
+                r.url,
+                r.messages,
+                r.errors,
+                r.cold_starts,
+                r.ttft_mean_ms,
+                r.ttft_p95_ms,
+                opt(r.cold_first_byte_mean_ms),
+                opt(r.cold_first_byte_max_ms),
+                opt(r.cold_ttft_mean_ms),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("warmline bench: {err}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -120,6 +200,9 @@ fn humantime_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(args: BenchArgs) -> ExitCode {
+    if args.trace.is_some() {
+        return run_trace(&args).await;
+    }
     let config = match config(&args) {
         Ok(config) => config,
         Err(err) => {

@@ -15,6 +15,9 @@
 //! stream, the first token). Responses' `x-warmline-cache` header values are
 //! counted, so cache behaviour shows in the same report. Histograms are HDR with
 //! microsecond resolution.
+//!
+//! [`trace`] replays a time-compressed desktop usage trace instead: bursts of
+//! chat with idle gaps, to count the cold starts a person would pay.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,6 +28,8 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+
+pub mod trace;
 
 /// What to send and how hard.
 #[derive(Debug, Clone)]

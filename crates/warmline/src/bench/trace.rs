@@ -1,0 +1,367 @@
+//! Replaying a desktop usage trace: what cold starts cost a person who chats in
+//! bursts with idle gaps between them, time-compressed so a working day runs in
+//! minutes.
+//!
+//! A [`Trace`] is a list of conversations ("bursts"): each starts at a point in
+//! trace time, talks to one model, and sends its messages one after another, a
+//! reading-and-typing pause after each reply. Between bursts a person does other
+//! work for seconds to tens of minutes — longer than Ollama's default keep-alive
+//! of five minutes, so a model they come back to has often been unloaded.
+//!
+//! [`replay`] plays the trace against an endpoint with every gap divided by a
+//! time scale (the daemon's keep-alive must be divided by the same scale, e.g.
+//! `OLLAMA_KEEP_ALIVE=5s` for 5 minutes at 60×). Model loads and generation are
+//! not compressed: what a cold start costs is measured as it is. Every request is
+//! a streaming `/api/chat`; a request *paid a cold start* when the final chunk's
+//! `load_duration` shows a load (Ollama reports a few milliseconds when the model
+//! was resident).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+/// A `load_duration` at least this long means the request waited for a load.
+pub const COLD_LOAD: Duration = Duration::from_millis(100);
+
+/// One conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Burst {
+    /// When it starts, in trace time from the start of the trace.
+    pub at: Duration,
+    pub model: String,
+    /// Trace-time pauses before each message after the first (reading the last
+    /// reply, typing the next); one entry per message, the first being zero.
+    pub pauses: Vec<Duration>,
+}
+
+/// A usage trace: bursts in order of their start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    pub bursts: Vec<Burst>,
+}
+
+impl Trace {
+    /// A reproducible working day on a desktop: `hours` of bursts of 1–6
+    /// messages (pauses of 10–90 s) separated by idle gaps drawn from 20 s to
+    /// 45 min, with most conversations going to `models[0]`, fewer to
+    /// `models[1]`, and an occasional one to each other model.
+    pub fn desktop_day(hours: u32, models: &[&str], seed: u64) -> Trace {
+        const GAPS_S: [(u64, u32); 8] = [
+            (20, 3),
+            (60, 4),
+            (120, 4),
+            (240, 3),
+            (420, 3),
+            (720, 2),
+            (1500, 2),
+            (2700, 1),
+        ];
+        let mut rng = SplitMix(seed);
+        let end = Duration::from_secs(u64::from(hours) * 3600);
+        let mut at = Duration::from_secs(5);
+        let mut bursts = Vec::new();
+        while at < end && !models.is_empty() {
+            let roll = rng.below(100);
+            let model = if models.len() == 1 || roll < 70 {
+                models[0]
+            } else if models.len() == 2 || roll < 92 {
+                models[1]
+            } else {
+                models[2 + rng.below((models.len() - 2) as u64) as usize]
+            };
+            let messages = 1 + rng.below(6) as usize;
+            let pauses = (0..messages)
+                .map(|i| {
+                    if i == 0 {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs(10 + rng.below(81))
+                    }
+                })
+                .collect::<Vec<_>>();
+            let talking: Duration = pauses.iter().sum();
+            bursts.push(Burst {
+                at,
+                model: model.to_owned(),
+                pauses,
+            });
+            let weights: u32 = GAPS_S.iter().map(|(_, w)| w).sum();
+            let mut pick = rng.below(u64::from(weights)) as u32;
+            let gap = GAPS_S
+                .iter()
+                .find(|(_, w)| {
+                    let hit = pick < *w;
+                    pick = pick.saturating_sub(*w);
+                    hit
+                })
+                .map_or(60, |(s, _)| *s);
+            // ±25 % so gaps do not line up with the keep-alive.
+            let jitter = gap / 4;
+            let gap = gap - jitter + rng.below(2 * jitter + 1);
+            at += talking + Duration::from_secs(gap);
+        }
+        Trace { bursts }
+    }
+
+    /// Messages in the whole trace.
+    pub fn messages(&self) -> usize {
+        self.bursts.iter().map(|b| b.pauses.len()).sum()
+    }
+
+    /// The trace's length in trace time (the last burst's start).
+    pub fn span(&self) -> Duration {
+        self.bursts.last().map_or(Duration::ZERO, |b| b.at)
+    }
+}
+
+/// SplitMix64: a tiny, seedable generator, so a trace is the same on every run.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n` > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// What one replayed message saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub model: String,
+    /// Response headers (the first byte a client sees).
+    pub first_byte_ms: f64,
+    /// The first token.
+    pub ttft_ms: f64,
+    pub total_ms: f64,
+    /// The final chunk's `load_duration`.
+    pub load_ms: f64,
+    pub cold: bool,
+    /// Non-empty when the request failed (status or transport).
+    pub error: Option<String>,
+}
+
+/// The result of a replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceReport {
+    pub url: String,
+    pub time_scale: f64,
+    pub messages: usize,
+    pub errors: usize,
+    pub cold_starts: usize,
+    pub ttft_mean_ms: f64,
+    pub ttft_p95_ms: f64,
+    /// Over the messages that paid a cold start: their first byte.
+    pub cold_first_byte_max_ms: Option<f64>,
+    pub cold_first_byte_mean_ms: Option<f64>,
+    /// Over the messages that paid a cold start: their first token.
+    pub cold_ttft_mean_ms: Option<f64>,
+    pub elapsed_s: f64,
+    pub each: Vec<Message>,
+}
+
+/// Plays `trace` against `base_url` (`/api/chat`, streaming), every gap divided
+/// by `time_scale`. Bursts run on their own schedule, each message after the
+/// previous reply ended and its pause passed.
+pub async fn replay(
+    base_url: &str,
+    trace: &Trace,
+    time_scale: f64,
+    timeout: Duration,
+) -> Result<TraceReport, super::BenchError> {
+    if !(time_scale.is_finite() && time_scale > 0.0) {
+        return Err(super::BenchError::Invalid(format!(
+            "the time scale must be positive, got {time_scale}"
+        )));
+    }
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| super::BenchError::Client(e.to_string()))?;
+    let url = format!("{}/api/chat", base_url.trim_end_matches('/'));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, burst) in trace.bursts.iter().cloned().enumerate() {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.spawn(async move {
+            tokio::time::sleep_until(started + burst.at.div_f64(time_scale)).await;
+            let mut seen = Vec::with_capacity(burst.pauses.len());
+            for (i, pause) in burst.pauses.iter().enumerate() {
+                tokio::time::sleep(pause.div_f64(time_scale)).await;
+                let prompt = format!("Conversation {n}, message {i}: how do I keep a model warm?");
+                seen.push(chat(&client, &url, &burst.model, &prompt).await);
+            }
+            (n, seen)
+        });
+    }
+    let mut by_burst = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(done) = done {
+            by_burst.push(done);
+        }
+    }
+    by_burst.sort_by_key(|(n, _)| *n);
+    let each: Vec<Message> = by_burst.into_iter().flat_map(|(_, m)| m).collect();
+    Ok(summarise(base_url, time_scale, each, started.elapsed()))
+}
+
+fn summarise(url: &str, time_scale: f64, each: Vec<Message>, took: Duration) -> TraceReport {
+    let ok: Vec<&Message> = each.iter().filter(|m| m.error.is_none()).collect();
+    let cold: Vec<&Message> = ok.iter().copied().filter(|m| m.cold).collect();
+    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let mut ttfts: Vec<f64> = ok.iter().map(|m| m.ttft_ms).collect();
+    ttfts.sort_by(f64::total_cmp);
+    let p95 = ttfts
+        .get(((ttfts.len() as f64 * 0.95).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or(0.0);
+    let cold_first: Vec<f64> = cold.iter().map(|m| m.first_byte_ms).collect();
+    let cold_ttft: Vec<f64> = cold.iter().map(|m| m.ttft_ms).collect();
+    TraceReport {
+        url: url.to_owned(),
+        time_scale,
+        messages: each.len(),
+        errors: each.len() - ok.len(),
+        cold_starts: cold.len(),
+        ttft_mean_ms: mean(&ttfts).unwrap_or(0.0),
+        ttft_p95_ms: p95,
+        cold_first_byte_max_ms: cold_first.iter().copied().reduce(f64::max),
+        cold_first_byte_mean_ms: mean(&cold_first),
+        cold_ttft_mean_ms: mean(&cold_ttft),
+        elapsed_s: took.as_secs_f64(),
+        each,
+    }
+}
+
+/// One streaming chat message, timed.
+async fn chat(client: &reqwest::Client, url: &str, model: &str, prompt: &str) -> Message {
+    let body = serde_json::json!({
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": true,
+    });
+    let sent = Instant::now();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let failed = |error: String| Message {
+        model: model.to_owned(),
+        first_byte_ms: 0.0,
+        ttft_ms: 0.0,
+        total_ms: ms(sent.elapsed()),
+        load_ms: 0.0,
+        cold: false,
+        error: Some(error),
+    };
+    let request = client
+        .post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string());
+    let mut response = match request.send().await {
+        Ok(response) if response.status().is_success() => response,
+        Ok(response) => return failed(format!("status {}", response.status().as_u16())),
+        Err(err) => return failed(err.to_string()),
+    };
+    let first_byte = sent.elapsed();
+    let mut ttft = None;
+    let mut buffer: Vec<u8> = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                ttft.get_or_insert_with(|| sent.elapsed());
+                buffer.extend_from_slice(&chunk[..]);
+            }
+            Ok(None) => break,
+            Err(err) => return failed(err.to_string()),
+        }
+    }
+    let text = String::from_utf8_lossy(&buffer);
+    let Some(last) = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    else {
+        return failed("an empty stream".into());
+    };
+    if let Some(error) = last.get("error") {
+        return failed(error.to_string());
+    }
+    let load = Duration::from_nanos(last["load_duration"].as_u64().unwrap_or(0));
+    Message {
+        model: model.to_owned(),
+        first_byte_ms: ms(first_byte),
+        ttft_ms: ms(ttft.unwrap_or(first_byte)),
+        total_ms: ms(sent.elapsed()),
+        load_ms: ms(load),
+        cold: load >= COLD_LOAD,
+        error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_desktop_day_is_reproducible_and_has_long_idle_gaps() {
+        let models = ["llama3.2", "qwen3:0.6b", "gemma3:1b"];
+        let day = Trace::desktop_day(8, &models, 7);
+        assert_eq!(day, Trace::desktop_day(8, &models, 7));
+        assert_ne!(day, Trace::desktop_day(8, &models, 8));
+        assert!(day.span() <= Duration::from_secs(8 * 3600));
+        assert!(day.bursts.len() > 20, "{}", day.bursts.len());
+        let gaps: Vec<Duration> = day
+            .bursts
+            .windows(2)
+            .map(|w| w[1].at - w[0].at - w[0].pauses.iter().sum::<Duration>())
+            .collect();
+        assert!(gaps.iter().any(|g| *g < Duration::from_secs(60)));
+        assert!(gaps.iter().any(|g| *g > Duration::from_secs(20 * 60)));
+        let beyond_keep_alive = gaps.iter().filter(|g| **g > Duration::from_secs(300));
+        assert!(beyond_keep_alive.count() >= 5);
+        for model in models {
+            assert!(day.bursts.iter().any(|b| b.model == model), "{model}");
+        }
+        let main = day.bursts.iter().filter(|b| b.model == models[0]).count();
+        assert!(main * 2 > day.bursts.len(), "most talk to the first model");
+    }
+
+    #[test]
+    fn the_summary_counts_cold_starts_and_their_first_byte() {
+        let message = |cold: bool, first: f64, ttft: f64| Message {
+            model: "m".into(),
+            first_byte_ms: first,
+            ttft_ms: ttft,
+            total_ms: ttft + 10.0,
+            load_ms: if cold { 3000.0 } else { 1.0 },
+            cold,
+            error: None,
+        };
+        let mut failed = message(false, 0.0, 0.0);
+        failed.error = Some("status 500".into());
+        let report = summarise(
+            "http://x",
+            60.0,
+            vec![
+                message(true, 5.0, 3010.0),
+                message(false, 2.0, 20.0),
+                message(true, 9.0, 3020.0),
+                failed,
+            ],
+            Duration::from_secs(1),
+        );
+        assert_eq!((report.messages, report.errors, report.cold_starts), (4, 1, 2));
+        assert_eq!(report.cold_first_byte_max_ms, Some(9.0));
+        assert_eq!(report.cold_first_byte_mean_ms, Some(7.0));
+        assert_eq!(report.cold_ttft_mean_ms, Some(3015.0));
+        assert!((report.ttft_mean_ms - 6050.0 / 3.0).abs() < 1e-9);
+        assert_eq!(report.ttft_p95_ms, 3020.0);
+    }
+}
