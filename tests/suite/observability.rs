@@ -77,6 +77,44 @@ async fn every_answer_says_where_its_time_went() {
         tags.headers().contains_key("server-timing"),
         "non-generation routes too"
     );
+
+    // Answers Warmline gives by itself say `overhead` alone: its own routes,
+    // an upstream error it produced, a refused origin.
+    let own = client()
+        .get(format!("{}/warmline/health", gw.url()))
+        .send()
+        .await
+        .expect("health");
+    let header = own.headers()["server-timing"].to_str().expect("ascii");
+    assert!(timing(header, "overhead").is_some(), "{header}");
+    let refused = client()
+        .get(format!("{}/api/tags", gw.url()))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("refused");
+    assert_eq!(refused.status(), 403);
+    let header = refused.headers()["server-timing"].to_str().expect("ascii");
+    assert!(timing(header, "overhead").is_some(), "{header}");
+    let dead = gateway(&[warmline_tests::dead_url().await], |_| {}).await;
+    let unreachable = chat(&dead.url(), "nobody home", 0.0).await;
+    assert_eq!(unreachable.status(), 502);
+    let header = unreachable.headers()["server-timing"]
+        .to_str()
+        .expect("ascii");
+    assert!(timing(header, "overhead").is_some(), "{header}");
+
+    // A refused request is counted like any other (a 4xx), Warmline's own
+    // routes are not traffic.
+    let metrics = gw.prometheus();
+    assert!(
+        metrics.contains("warmline_responses_total{class=\"4xx\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("warmline_requests_total{route=\"tags\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -379,4 +417,111 @@ async fn report_and_bench_write_charts() {
         .expect("report runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains(".png or .svg"));
+}
+
+/// A host that fails every request: its breaker opens (a transition counted in
+/// `/metrics`) and `breaker_open` is raised; the other host keeps the gateway
+/// serving (degraded). With both hosts out, the gateway is `down` with
+/// `upstream_down`. Every request also lands in the access log.
+#[tokio::test]
+async fn breaker_and_upstream_alerts_and_the_access_log() {
+    let failing = warmline_tests::Mock::serve(axum::Router::new().route(
+        "/api/version",
+        axum::routing::get(|| async {
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error":"boom"}"#,
+            )
+        }),
+    ))
+    .await;
+    let sim = simulator().await;
+    let log = warmline_tests::temp_dir("access-log").join("access.log");
+    let gw = gateway(&[failing.url.clone(), sim.url()], |c| {
+        c.access_log = Some(log.clone());
+        c.breaker.failures = std::num::NonZeroU32::new(2).expect("2");
+        c.failover = false;
+    })
+    .await;
+    for _ in 0..6 {
+        let _ = client()
+            .get(format!("{}/api/version", gw.url()))
+            .send()
+            .await
+            .expect("answer");
+    }
+    eventually("the breaker to open", Duration::from_secs(10), async || {
+        gw.health().alerts.iter().any(|a| a.alert == "breaker_open")
+    })
+    .await;
+    let health = gw.health();
+    assert_eq!(
+        health.status,
+        warmline::HealthStatus::Degraded,
+        "{health:?}"
+    );
+    let alert = health
+        .alerts
+        .iter()
+        .find(|a| a.alert == "breaker_open")
+        .expect("breaker_open");
+    assert!(alert.message.contains(&failing.url), "{}", alert.message);
+    let metrics = gw.prometheus();
+    let opened = format!(
+        "warmline_upstream_breaker_transitions_total{{upstream=\"{}\",to=\"open\"}} 1",
+        failing.url
+    );
+    assert!(metrics.contains(&opened), "{metrics}");
+    assert!(metrics.contains("warmline_alert_active{alert=\"breaker_open\"} 1"));
+
+    eventually("the access log", Duration::from_secs(5), async || {
+        std::fs::read_to_string(&log).is_ok_and(|text| {
+            text.lines().filter(|l| l.contains(" version ")).count() == 6
+                && text.contains(" 500 version ")
+                && text.contains(&format!("host={}", failing.url))
+        })
+    })
+    .await;
+
+    sim.shutdown().await;
+    drop(failing);
+    eventually("both hosts out", Duration::from_secs(10), async || {
+        gw.health().status == warmline::HealthStatus::Down
+    })
+    .await;
+    let health = gw.health();
+    assert!(
+        health.alerts.iter().any(|a| a.alert == "upstream_down"),
+        "{health:?}"
+    );
+}
+
+/// Beyond an hour, `/warmline/history` answers per minute.
+#[tokio::test]
+async fn long_windows_of_history_are_per_minute() {
+    let sim = simulator().await;
+    let gw = gateway(&[sim.url()], |_| {}).await;
+    let _ = chat(&gw.url(), "minute", 0.0).await.bytes().await;
+    let get = async |window: &str| -> serde_json::Value {
+        client()
+            .get(format!("{}/warmline/history?window={window}", gw.url()))
+            .send()
+            .await
+            .expect("history")
+            .json()
+            .await
+            .expect("json")
+    };
+    assert_eq!(get("5m").await["step_s"], 1);
+    let day = get("6h").await;
+    assert_eq!(day["step_s"], 60, "{day}");
+    assert!(day["points"].as_array().is_some_and(|p| p.len() <= 6 * 60));
+    let bad = client()
+        .get(format!("{}/warmline/history?window=soon", gw.url()))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().await.expect("json");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("soon")));
 }

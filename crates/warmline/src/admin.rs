@@ -18,11 +18,13 @@ use crate::gateway::Shared;
 
 /// `GET /warmline/health`: overall status and each upstream's reachability.
 pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    shared.metrics().settle().await;
     Json(shared.health()).into_response()
 }
 
 /// `GET /warmline/stats`: request counts and latency percentiles.
 pub async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    shared.metrics().settle().await;
     Json(shared.metrics().stats()).into_response()
 }
 
@@ -331,6 +333,9 @@ async fn with_handle(
     let Some(handle) = shared.handle() else {
         return gone();
     };
+    // What the handle reads next includes every request that already finished,
+    // without the read itself having to wait on a runtime thread.
+    shared.metrics().settle().await;
     match act(handle).await {
         Ok(response) => response,
         Err(err) => {
@@ -342,6 +347,7 @@ async fn with_handle(
 
 /// `GET /metrics`: the Prometheus text exposition.
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    shared.metrics().settle().await;
     let mut response = shared.prometheus().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -181,8 +181,19 @@ fn build_client(
         .build()
 }
 
+/// A response extension: this request went through the proxy, which recorded
+/// it in the metrics (the outer layers count only requests refused before it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recorded;
+
 /// The fallback handler: forwards the request to the least busy upstream.
 pub async fn forward(proxy: Arc<Proxy>, request: Request) -> Response {
+    let mut response = forward_recorded(proxy, request).await;
+    response.extensions_mut().insert(Recorded);
+    response
+}
+
+async fn forward_recorded(proxy: Arc<Proxy>, request: Request) -> Response {
     let started = Instant::now();
     let kind = RouteKind::of(request.uri().path());
     let flavor = Flavor::of(request.uri().path());
@@ -762,6 +773,10 @@ impl TraceCell {
     }
 }
 
+/// The status recorded for a request whose client went away before its
+/// response headers (nginx's "client closed request").
+pub const CLIENT_CLOSED: u16 = 499;
+
 /// Records a request's outcome in the metrics exactly once: when dropped.
 #[derive(Debug)]
 pub(crate) struct Finish {
@@ -857,10 +872,17 @@ impl Drop for Finish {
         let started = self.started;
         let since = |at: Option<Instant>| at.map(|at| at.saturating_duration_since(started));
         let broken = self.broken || facts.broken;
+        // No status yet: the client left before the response headers (counted
+        // as nginx does, 499 "client closed request", not as an error of ours).
+        let status = if self.status == 0 {
+            CLIENT_CLOSED
+        } else {
+            self.status
+        };
         self.metrics.finished(crate::metrics::Event {
             kind: self.kind,
-            status: self.status,
-            failed: self.status >= 500 || broken,
+            status,
+            failed: status >= 500 || broken,
             latency: started.elapsed(),
             ttft: since(self.first_byte),
             overhead: self.head_at.map(|_| self.overhead(&facts)),

@@ -209,8 +209,8 @@ struct Recorder {
     requests: AtomicU64,
     ok: AtomicU64,
     progress: Arc<Progress>,
-    /// One accumulator per second of the measured phase, by completion time.
-    seconds: Mutex<Vec<crate::metrics::history::Accumulator>>,
+    /// The measured phase per second, by completion time.
+    seconds: Mutex<Seconds>,
     measure_from: Instant,
 }
 
@@ -228,7 +228,7 @@ impl Recorder {
             requests: AtomicU64::new(0),
             ok: AtomicU64::new(0),
             progress,
-            seconds: Mutex::default(),
+            seconds: Mutex::new(Seconds::default()),
             measure_from,
         }
     }
@@ -264,10 +264,7 @@ impl Recorder {
             .saturating_duration_since(self.measure_from)
             .as_secs() as usize;
         if let Ok(mut seconds) = self.seconds.lock() {
-            while seconds.len() <= second {
-                seconds.push(crate::metrics::history::Accumulator::new());
-            }
-            let acc = &mut seconds[second];
+            let acc = seconds.at(second);
             acc.requests += 1;
             acc.errors += u64::from(outcome.error.is_some());
             match outcome.cache.as_deref() {
@@ -293,13 +290,7 @@ impl Recorder {
         let points = self
             .seconds
             .lock()
-            .map(|mut seconds| {
-                seconds
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, acc)| acc.take(started_unix + i as u64))
-                    .collect()
-            })
+            .map(|mut seconds| seconds.points(started_unix))
             .unwrap_or_default();
         let ms = |h: &Histogram<u64>, q: f64| {
             (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
@@ -321,6 +312,64 @@ impl Recorder {
             points,
             models,
         }
+    }
+}
+
+/// The measured phase, second by second: closed seconds as points (a few dozen
+/// bytes each), only the second being filled as histograms, so a long run's
+/// memory stays flat.
+#[derive(Debug, Default)]
+struct Seconds {
+    /// Closed seconds, stamped with their offset from the start
+    /// ([`Seconds::points`] stamps them absolutely).
+    closed: Vec<crate::metrics::history::Point>,
+    open: Option<(usize, crate::metrics::history::Accumulator)>,
+}
+
+impl Seconds {
+    /// The accumulator of second `second`. Completions arrive in time order,
+    /// give or take a lock race: a late one joins the open second.
+    fn at(&mut self, second: usize) -> &mut crate::metrics::history::Accumulator {
+        let open_at = self.open.as_ref().map(|(at, _)| *at);
+        match open_at {
+            Some(at) if second > at => {
+                if let Some((at, mut acc)) = self.open.take() {
+                    self.close(at, &mut acc);
+                    // Seconds in which nothing completed: zero requests.
+                    for quiet in at + 1..second {
+                        self.closed.push(crate::metrics::history::Point {
+                            t: quiet as u64,
+                            ..Default::default()
+                        });
+                    }
+                    self.open = Some((second, acc));
+                }
+            }
+            Some(_) => {}
+            None => self.open = Some((second, crate::metrics::history::Accumulator::new())),
+        }
+        match &mut self.open {
+            Some((_, acc)) => acc,
+            None => unreachable!("opened above"),
+        }
+    }
+
+    fn close(&mut self, at: usize, acc: &mut crate::metrics::history::Accumulator) {
+        self.closed.push(acc.take(at as u64));
+    }
+
+    /// Every second so far, stamped from `started_unix`.
+    fn points(&mut self, started_unix: u64) -> Vec<crate::metrics::history::Point> {
+        if let Some((at, mut acc)) = self.open.take() {
+            self.close(at, &mut acc);
+        }
+        self.closed
+            .iter()
+            .map(|p| crate::metrics::history::Point {
+                t: started_unix + p.t,
+                ..p.clone()
+            })
+            .collect()
     }
 }
 
@@ -576,6 +625,25 @@ mod tests {
         let distinct: std::collections::HashSet<&Bytes> = texts.iter().collect();
         assert_eq!(distinct.len(), 10 + (10_000 - recurring));
         assert_eq!(bodies.get(5), bodies.get(5), "reproducible");
+    }
+
+    /// A long run keeps one second's histograms, not one per second; quiet
+    /// seconds are zeros, and every second is stamped from the start.
+    #[test]
+    fn seconds_close_into_points_as_the_run_moves_on() {
+        let mut seconds = Seconds::default();
+        for second in [0, 0, 1, 4, 4, 3] {
+            let acc = seconds.at(second);
+            acc.requests += 1;
+        }
+        assert_eq!(seconds.closed.len(), 4, "0, 1 and the quiet 2 and 3 closed");
+        let points = seconds.points(1_000);
+        let got: Vec<(u64, u64)> = points.iter().map(|p| (p.t, p.requests)).collect();
+        assert_eq!(
+            got,
+            [(1_000, 2), (1_001, 1), (1_002, 0), (1_003, 0), (1_004, 3)],
+            "a late completion joins the open second"
+        );
     }
 
     #[test]

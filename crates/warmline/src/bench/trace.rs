@@ -357,7 +357,10 @@ mod tests {
             ],
             Duration::from_secs(1),
         );
-        assert_eq!((report.messages, report.errors, report.cold_starts), (4, 1, 2));
+        assert_eq!(
+            (report.messages, report.errors, report.cold_starts),
+            (4, 1, 2)
+        );
         assert_eq!(report.cold_first_byte_max_ms, Some(9.0));
         assert_eq!(report.cold_first_byte_mean_ms, Some(7.0));
         assert_eq!(report.cold_ttft_mean_ms, Some(3015.0));

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   client ──▶ snapshot: the current Stack, taken once for the whole request
+//!          ──▶ Server-Timing on every answer; refusals counted in the metrics
 //!          ──▶ origin + Host check / CORS        (403, preflights answered)
 //!          ──▶ rate limit per client IP          (429)
 //!          ──▶ bearer token, when configured     (401)
@@ -90,6 +91,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         // reaches neither an admin route nor an upstream, and CORS headers are
         // added exactly once.
         .layer(from_fn(check_origin))
+        // Outside every check: each answer says where its time went
+        // (`Server-Timing`), and requests refused before the proxy (origin, Host,
+        // rate limit, token) are counted like any other.
+        .layer(from_fn(observe))
         // Outermost: one configuration for the whole request, even across a reload.
         .layer(from_fn_with_state(Arc::clone(&shared), snapshot))
         .with_state(shared)
@@ -100,6 +105,49 @@ async fn snapshot(State(shared): State<Arc<Shared>>, mut request: Request, next:
     let stack = shared.stack.load_full();
     request.extensions_mut().insert(Current(stack));
     next.run(request).await
+}
+
+/// Middleware: `Server-Timing` on every answer, and the metrics of requests the
+/// proxy never saw.
+///
+/// The proxy writes its own `Server-Timing` (overhead, queue, load, upstream)
+/// and records its requests; an answer Warmline gave by itself — a refusal, an
+/// admin route, `/metrics` — spent all its time in Warmline, so it says
+/// `overhead` alone. Refused client requests count in the request and status
+/// metrics like answered ones; Warmline's own routes do not (a Prometheus
+/// scrape is not traffic).
+async fn observe(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let path = request.uri().path();
+    let own = path == "/metrics" || path.starts_with("/warmline/");
+    let kind = crate::route::RouteKind::of(path);
+    let stack = current(&request);
+    let mut response = next.run(request).await;
+    let took = started.elapsed();
+    if !response.headers().contains_key(crate::proxy::SERVER_TIMING)
+        && let Ok(value) =
+            http::HeaderValue::from_str(&format!("overhead;dur={:.3}", took.as_secs_f64() * 1000.0))
+    {
+        response
+            .headers_mut()
+            .insert(crate::proxy::SERVER_TIMING, value);
+    }
+    if !own
+        && response
+            .extensions()
+            .get::<crate::proxy::Recorded>()
+            .is_none()
+        && let Some(stack) = stack
+    {
+        let metrics = &stack.proxy.metrics;
+        metrics.request_started(kind);
+        metrics.finished(crate::metrics::Event {
+            overhead: Some(took),
+            ttft: Some(took),
+            ..crate::metrics::Event::basic(kind, response.status().as_u16(), took)
+        });
+    }
+    response
 }
 
 /// The stack a request runs under.

@@ -117,6 +117,12 @@ impl Metrics {
         self.upstream_requests.fetch_add(1, Relaxed);
     }
 
+    /// Waits (asynchronously, briefly) until every request that finished before
+    /// this call is in the figures: for async readers such as the admin routes.
+    pub async fn settle(&self) {
+        self.recorder.settle().await;
+    }
+
     /// A request was re-sent to another upstream.
     pub fn upstream_retry(&self) {
         self.upstream_retries.fetch_add(1, Relaxed);
@@ -426,7 +432,9 @@ mod tests {
         });
         assert!(text.contains("warmline_alert_active{alert=\"latency\"} 0"));
         assert!(text.contains("warmline_model_ttft_seconds_count{model=\"llama3.2:latest\"} 0"));
-        assert!(text.contains("warmline_request_ttft_seconds{route=\"chat\",quantile=\"0.99\"} 0"));
+        assert!(
+            text.contains("warmline_request_ttft_seconds_bucket{route=\"chat\",le=\"0.25\"} 0")
+        );
         assert!(text.contains("warmline_model_cold_starts_total{model=\"llama3.2:latest\"} 0"));
         for kind in RouteKind::ALL {
             assert!(text.contains(&format!(

@@ -4,8 +4,11 @@
 //! durations are `_seconds`; labels come from bounded sets only (route kinds,
 //! status classes, error kinds, configured upstreams, installed models, alert
 //! names); and every series is written from start-up, at zero, so dashboards and
-//! alert rules never see one missing. Distributions are summaries whose
-//! quantiles come from the aggregator's HDR histograms.
+//! alert rules never see one missing. Distributions are histograms with fixed
+//! buckets from 100 µs to 10 min, read off the aggregator's HDR histograms at
+//! scrape time; a dashboard takes percentiles over any window with
+//! `histogram_quantile(0.95, sum by (le) (rate(..._bucket[1m])))`, where a
+//! summary's quantiles would cover everything since start-up.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -27,7 +30,12 @@ pub struct Context<'a> {
     pub alerts: &'a [(&'static str, bool)],
 }
 
-const QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
+/// Upper bounds of the histogram buckets, in seconds: fine where a gateway's
+/// own overhead and cache hits live, coarse where generations and model loads do.
+const BUCKETS: [f64; 21] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
 
 impl Metrics {
     pub fn render_prometheus(&self, context: &Context<'_>) -> String {
@@ -98,25 +106,25 @@ impl Metrics {
                 })
                 .collect::<Vec<_>>()
         };
-        summary(
+        histogram(
             w,
             "warmline_request_duration_seconds",
             "Time from request to the end of the response body, by route kind.",
             &per_route(|d| &d.latency),
         );
-        summary(
+        histogram(
             w,
             "warmline_request_ttft_seconds",
             "Time from request to the first body byte sent (time to first token for streams), by route kind.",
             &per_route(|d| &d.ttft),
         );
-        summary(
+        histogram(
             w,
             "warmline_gateway_overhead_seconds",
             "Time spent in Warmline itself up to the response headers, without the upstream and the queue, by route kind.",
             &per_route(|d| &d.overhead),
         );
-        summary(
+        histogram(
             w,
             "warmline_queue_wait_seconds",
             "Time generations waited in Warmline's per-model queue for a slot on their upstream.",
@@ -135,19 +143,19 @@ impl Metrics {
                 })
                 .collect::<Vec<_>>()
         };
-        summary(
+        histogram(
             w,
             "warmline_model_request_duration_seconds",
             "Time from request to the end of the response body, per installed model.",
             &per_model(|d| &d.latency),
         );
-        summary(
+        histogram(
             w,
             "warmline_model_ttft_seconds",
             "Time to first token, per installed model.",
             &per_model(|d| &d.ttft),
         );
-        summary(
+        histogram(
             w,
             "warmline_model_load_seconds",
             "Model loads requests paid (cold starts), per installed model.",
@@ -369,24 +377,19 @@ impl Metrics {
     }
 }
 
-/// A summary with one series per label set (`""` for none); a missing histogram
-/// is written as zeros.
-fn summary(w: &mut String, name: &str, help: &str, series: &[(String, Option<&Histogram<u64>>)]) {
-    header(w, name, "summary", help);
+/// A histogram with one series per label set (`""` for none); a missing
+/// distribution is written as zeros.
+fn histogram(w: &mut String, name: &str, help: &str, series: &[(String, Option<&Histogram<u64>>)]) {
+    header(w, name, "histogram", help);
     for (labels, histogram) in series {
         let sep = if labels.is_empty() { "" } else { "," };
-        for q in QUANTILES {
-            let micros = histogram
-                .filter(|h| !h.is_empty())
-                .map_or(0, |h| h.value_at_quantile(q));
-            let _ = writeln!(
-                w,
-                "{name}{{{labels}{sep}quantile=\"{q}\"}} {}",
-                seconds(micros)
-            );
+        let counts = histogram.map_or([0; BUCKETS.len()], cumulative);
+        for (bound, count) in BUCKETS.iter().zip(counts) {
+            let _ = writeln!(w, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
         }
         let (sum, count) =
             histogram.map_or((0.0, 0), |h| (h.mean() * h.len() as f64 / 1e6, h.len()));
+        let _ = writeln!(w, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let braces = |l: &str| {
             if l.is_empty() {
                 String::new()
@@ -397,6 +400,26 @@ fn summary(w: &mut String, name: &str, help: &str, series: &[(String, Option<&Hi
         let _ = writeln!(w, "{name}_sum{} {sum}", braces(labels));
         let _ = writeln!(w, "{name}_count{} {count}", braces(labels));
     }
+}
+
+/// How many recorded values are at or below each bucket bound: one pass over
+/// the histogram's non-empty slots (a value is counted in a bucket when its slot
+/// lies within it, so the error is the HDR precision, 0.1 %).
+fn cumulative(h: &Histogram<u64>) -> [u64; BUCKETS.len()] {
+    let bounds = BUCKETS.map(|b| (b * 1e6).round() as u64);
+    let mut counts = [0u64; BUCKETS.len()];
+    for slot in h.iter_recorded() {
+        let value = h.lowest_equivalent(slot.value_iterated_to());
+        if let Some(first) = bounds.iter().position(|b| value <= *b) {
+            counts[first] += slot.count_at_value();
+        }
+    }
+    let mut running = 0;
+    for count in &mut counts {
+        running += *count;
+        *count = running;
+    }
+    counts
 }
 
 fn counter(w: &mut String, name: &str, help: &str, value: u64) {
@@ -418,4 +441,43 @@ pub(crate) fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_count_every_value_at_or_below_their_bound() {
+        let mut h = crate::metrics::new_histogram();
+        for micros in [50, 100, 101, 900, 1_000, 2_500, 7_000_000, 599_000_000] {
+            h.record(micros).expect("in range");
+        }
+        let counts = cumulative(&h);
+        let at = |bound: f64| counts[BUCKETS.iter().position(|b| *b == bound).expect("a bound")];
+        assert_eq!(at(0.0001), 2, "50 µs and exactly 100 µs");
+        assert_eq!(at(0.00025), 3);
+        assert_eq!(at(0.001), 5);
+        assert_eq!(at(0.0025), 6, "2.5 ms is inside its bucket");
+        assert_eq!(at(5.0), 6);
+        assert_eq!(at(10.0), 7);
+        assert_eq!(at(600.0), 8);
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]), "cumulative");
+    }
+
+    #[test]
+    fn a_histogram_is_written_with_every_bucket_even_when_empty() {
+        let mut out = String::new();
+        histogram(
+            &mut out,
+            "x_seconds",
+            "help",
+            &[("route=\"chat\"".into(), None)],
+        );
+        assert!(out.contains("# TYPE x_seconds histogram"));
+        assert!(out.contains("x_seconds_bucket{route=\"chat\",le=\"0.0001\"} 0"));
+        assert!(out.contains("x_seconds_bucket{route=\"chat\",le=\"+Inf\"} 0"));
+        assert!(out.contains("x_seconds_count{route=\"chat\"} 0"));
+        assert_eq!(out.matches("_bucket{").count(), BUCKETS.len() + 1);
+    }
 }

@@ -368,9 +368,30 @@ impl Recorder {
         }
     }
 
+    /// Waits, without blocking a runtime thread, until the aggregator has
+    /// applied every event sent before this call (200 ms at most): async readers
+    /// call it first, so the [`Recorder::read`] that follows finds nothing to
+    /// wait for.
+    pub(crate) async fn settle(&self) {
+        let sent = self.sent.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        while tokio::time::Instant::now() < deadline {
+            let applied = self
+                .aggregate
+                .lock()
+                .map_or(sent, |aggregate| aggregate.applied);
+            if applied >= sent {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// The aggregate, with every event sent before this call applied (waiting a
-    /// few milliseconds at most for the aggregator) and every interval up to now
-    /// closed: a reader sees the requests that finished before it asked.
+    /// few milliseconds at most for the aggregator, which applies a batch in
+    /// microseconds; async readers [`settle`](Recorder::settle) first) and every
+    /// interval up to now closed: a reader sees the requests that finished
+    /// before it asked.
     pub(crate) fn read(&self) -> MutexGuard<'_, Aggregate> {
         let sent = self.sent.load(std::sync::atomic::Ordering::Relaxed);
         let deadline = std::time::Instant::now() + Duration::from_millis(200);
