@@ -28,8 +28,9 @@ struct Cli {
 enum Command {
     /// Run the gateway in the foreground until SIGINT or SIGTERM (SIGHUP reloads).
     Serve(ServeArgs),
-    /// Load-test an Ollama-compatible endpoint (open or closed loop).
-    Bench(bench::BenchArgs),
+    /// Load-test an Ollama-compatible endpoint (open or closed loop), or replay
+    /// a usage trace.
+    Bench(Box<bench::BenchArgs>),
     /// Draw a running gateway's recent history as one image (PNG or SVG).
     Report(report::ReportArgs),
     /// Show a running gateway's health, daemon and warm models.
@@ -101,7 +102,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(*args)),
         Command::Report(args) => runtime.block_on(report::run(args)),
         Command::Status(target) => runtime.block_on(admin::status(target)),
         Command::Models(target) => runtime.block_on(admin::models(target)),
