@@ -18,13 +18,11 @@ use crate::gateway::Shared;
 
 /// `GET /warmline/health`: overall status and each upstream's reachability.
 pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
-    shared.metrics().settle().await;
     Json(shared.health()).into_response()
 }
 
 /// `GET /warmline/stats`: request counts and latency percentiles.
 pub async fn stats(State(shared): State<Arc<Shared>>) -> Response {
-    shared.metrics().settle().await;
     Json(shared.metrics().stats()).into_response()
 }
 
@@ -234,10 +232,12 @@ pub struct ChartQuery {
     window: Option<String>,
     width: Option<u32>,
     height: Option<u32>,
+    /// `light` (the default) or `dark`.
+    theme: Option<String>,
 }
 
 /// `GET /warmline/charts/{latency,ttft,throughput,hit-rate,models}.svg`: one chart
-/// of the rolling history (`?window=15m&width=800&height=360`).
+/// of the rolling history (`?window=15m&width=800&height=360&theme=dark`).
 pub async fn chart(
     State(shared): State<Arc<Shared>>,
     axum::extract::Path(file): axum::extract::Path<String>,
@@ -261,7 +261,11 @@ pub async fn chart(
         query.height.unwrap_or(360).clamp(150, 3000),
     );
     with_handle(&shared, async move |handle| {
-        match handle.chart_svg(chart, window, size) {
+        let theme = match query.theme.as_deref() {
+            Some("dark") => crate::charts::Theme::Dark,
+            _ => crate::charts::Theme::Light,
+        };
+        match handle.chart_svg(chart, window, size, theme) {
             Ok(svg) => {
                 let mut response = svg.into_response();
                 response.headers_mut().insert(
@@ -333,9 +337,6 @@ async fn with_handle(
     let Some(handle) = shared.handle() else {
         return gone();
     };
-    // What the handle reads next includes every request that already finished,
-    // without the read itself having to wait on a runtime thread.
-    shared.metrics().settle().await;
     match act(handle).await {
         Ok(response) => response,
         Err(err) => {
@@ -347,7 +348,6 @@ async fn with_handle(
 
 /// `GET /metrics`: the Prometheus text exposition.
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    shared.metrics().settle().await;
     let mut response = shared.prometheus().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

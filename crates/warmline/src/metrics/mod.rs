@@ -117,12 +117,6 @@ impl Metrics {
         self.upstream_requests.fetch_add(1, Relaxed);
     }
 
-    /// Waits (asynchronously, briefly) until every request that finished before
-    /// this call is in the figures: for async readers such as the admin routes.
-    pub async fn settle(&self) {
-        self.recorder.settle().await;
-    }
-
     /// A request was re-sent to another upstream.
     pub fn upstream_retry(&self) {
         self.upstream_retries.fetch_add(1, Relaxed);
