@@ -10,7 +10,8 @@
 //!
 //! The font (a subset of DejaVu Sans, `assets/`) is compiled in and registered
 //! with plotters' pure-Rust rasteriser, so charts render the same on a machine
-//! without any system font or fontconfig.
+//! without any system font or fontconfig. A [`Theme`] picks light or dark colours
+//! (the dashboard follows the desktop's); reports are light.
 
 use std::sync::Once;
 
@@ -68,6 +69,65 @@ impl Chart {
     }
 }
 
+/// Light (dark ink on white) or dark (light ink on the dashboard's dark card).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Theme {
+    #[default]
+    Light,
+    Dark,
+}
+
+/// The colours of one theme.
+struct Palette {
+    background: RGBColor,
+    ink: RGBColor,
+    muted: RGBColor,
+    grid: RGBColor,
+    axis: RGBColor,
+    legend: RGBColor,
+    border: RGBColor,
+    series: [RGBColor; 4],
+}
+
+impl Theme {
+    fn palette(self) -> Palette {
+        match self {
+            // Series: blue, orange, red, green.
+            Theme::Light => Palette {
+                background: WHITE,
+                ink: BLACK,
+                muted: RGBColor(120, 120, 120),
+                grid: RGBColor(235, 235, 235),
+                axis: RGBColor(60, 60, 60),
+                legend: RGBColor(250, 250, 250),
+                border: RGBColor(180, 180, 180),
+                series: [
+                    RGBColor(31, 119, 180),
+                    RGBColor(255, 127, 14),
+                    RGBColor(214, 39, 40),
+                    RGBColor(44, 160, 44),
+                ],
+            },
+            // The same hues, lighter, on the dashboard's dark card colour.
+            Theme::Dark => Palette {
+                background: RGBColor(0x21, 0x1e, 0x1b),
+                ink: RGBColor(0xf5, 0xf5, 0xf4),
+                muted: RGBColor(0xb3, 0xad, 0xa8),
+                grid: RGBColor(0x34, 0x30, 0x2c),
+                axis: RGBColor(0xb3, 0xad, 0xa8),
+                legend: RGBColor(0x2a, 0x26, 0x23),
+                border: RGBColor(0x4a, 0x45, 0x40),
+                series: [
+                    RGBColor(96, 165, 250),
+                    RGBColor(251, 146, 60),
+                    RGBColor(248, 113, 113),
+                    RGBColor(74, 222, 128),
+                ],
+            },
+        }
+    }
+}
+
 /// Why a chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot draw the chart: {0}")]
@@ -84,12 +144,23 @@ fn fonts() {
 
 /// One chart as an SVG document.
 pub fn svg(chart: Chart, history: &History, size: (u32, u32)) -> Result<String, ChartError> {
+    svg_themed(chart, history, size, Theme::Light)
+}
+
+/// [`svg`] in a given theme.
+pub fn svg_themed(
+    chart: Chart,
+    history: &History,
+    size: (u32, u32),
+    theme: Theme,
+) -> Result<String, ChartError> {
     fonts();
+    let palette = theme.palette();
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        draw(chart, &root, history).map_err(err)?;
+        root.fill(&palette.background).map_err(err)?;
+        draw(chart, &root, history, &palette).map_err(err)?;
         root.present().map_err(err)?;
     }
     Ok(out)
@@ -97,9 +168,10 @@ pub fn svg(chart: Chart, history: &History, size: (u32, u32)) -> Result<String, 
 
 /// One chart as a PNG image.
 pub fn png(chart: Chart, history: &History, size: (u32, u32)) -> Result<Vec<u8>, ChartError> {
+    let palette = Theme::Light.palette();
     bitmap(size, |root| {
-        root.fill(&WHITE).map_err(err)?;
-        draw(chart, root, history).map_err(err)
+        root.fill(&palette.background).map_err(err)?;
+        draw(chart, root, history, &palette).map_err(err)
     })
 }
 
@@ -157,11 +229,12 @@ fn draw_report<B: DrawingBackend>(
     history: &History,
     title: &str,
 ) -> Drawn<B> {
-    root.fill(&WHITE)?;
+    let palette = Theme::Light.palette();
+    root.fill(&palette.background)?;
     let body = root.titled(title, (FAMILY, 34))?;
     let panels = body.split_evenly((3, 2));
     for (chart, panel) in Chart::ALL.iter().zip(&panels) {
-        draw(*chart, panel, history)?;
+        draw(*chart, panel, history, &palette)?;
     }
     if let Some(panel) = panels.get(5) {
         draw_summary(panel, history)?;
@@ -173,6 +246,7 @@ fn draw<B: DrawingBackend>(
     chart: Chart,
     area: &DrawingArea<B, Shift>,
     history: &History,
+    palette: &Palette,
 ) -> Drawn<B> {
     let step = history.step_s.max(1);
     let ms = |f: fn(&Point) -> Option<f64>| -> Vec<Option<f64>> {
@@ -181,6 +255,7 @@ fn draw<B: DrawingBackend>(
     match chart {
         Chart::Latency => lines(
             area,
+            palette,
             chart.title(),
             "latency (ms)",
             history,
@@ -192,6 +267,7 @@ fn draw<B: DrawingBackend>(
         ),
         Chart::Ttft => lines(
             area,
+            palette,
             chart.title(),
             "time to first token (ms)",
             history,
@@ -210,6 +286,7 @@ fn draw<B: DrawingBackend>(
             };
             lines(
                 area,
+                palette,
                 chart.title(),
                 "per second",
                 history,
@@ -222,6 +299,7 @@ fn draw<B: DrawingBackend>(
         }
         Chart::HitRate => lines(
             area,
+            palette,
             chart.title(),
             "hit rate (%)",
             history,
@@ -234,21 +312,14 @@ fn draw<B: DrawingBackend>(
                     .collect(),
             )],
         ),
-        Chart::Models => bars(area, history),
+        Chart::Models => bars(area, history, palette),
     }
 }
-
-/// Colours of the series, in order: blue, orange, red, green.
-const COLORS: [RGBColor; 4] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-];
 
 /// A line chart of `series` over the history's time axis.
 fn lines<B: DrawingBackend>(
     area: &DrawingArea<B, Shift>,
+    palette: &Palette,
     title: &str,
     y_desc: &str,
     history: &History,
@@ -268,7 +339,7 @@ fn lines<B: DrawingBackend>(
     let y_max = if top > 0.0 { nice(top * 1.1) } else { 1.0 };
     let span = -start;
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (FAMILY, 24))
+        .caption(title, text(palette.ink, 24))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(64)
@@ -277,17 +348,19 @@ fn lines<B: DrawingBackend>(
         .configure_mesh()
         .x_desc("time before the newest point")
         .y_desc(y_desc)
-        .label_style((FAMILY, 14))
-        .axis_desc_style((FAMILY, 16))
+        .label_style(text(palette.ink, 14))
+        .axis_desc_style(text(palette.ink, 16))
+        .axis_style(palette.axis)
+        .bold_line_style(palette.grid)
+        .light_line_style(palette.grid.mix(0.5))
         .x_labels(7)
         .y_labels(6)
         .x_label_formatter(&|x| time_label(*x, span))
         .y_label_formatter(&|y| number_label(*y))
-        .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     let has_data = series.iter().any(|(_, v)| v.iter().any(Option::is_some));
     for (i, (name, values)) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = palette.series[i % palette.series.len()];
         let style = color.stroke_width(2);
         let mut labelled = false;
         for segment in segments(&xs, values) {
@@ -304,12 +377,12 @@ fn lines<B: DrawingBackend>(
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FAMILY, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
+            .label_font(text(palette.ink, 14))
+            .background_style(palette.legend.mix(0.85))
+            .border_style(palette.border)
             .draw()?;
     } else {
-        no_data(area)?;
+        no_data(area, palette)?;
     }
     Ok(())
 }
@@ -339,7 +412,11 @@ fn segments(xs: &[f64], values: &[Option<f64>]) -> Vec<Vec<(f64, f64)>> {
 }
 
 /// p50 and p95 latency per model, two bars each.
-fn bars<B: DrawingBackend>(area: &DrawingArea<B, Shift>, history: &History) -> Drawn<B> {
+fn bars<B: DrawingBackend>(
+    area: &DrawingArea<B, Shift>,
+    history: &History,
+    palette: &Palette,
+) -> Drawn<B> {
     let models: Vec<_> = history
         .models
         .iter()
@@ -352,7 +429,7 @@ fn bars<B: DrawingBackend>(area: &DrawingArea<B, Shift>, history: &History) -> D
         .fold(0.0f64, f64::max);
     let y_max = if top > 0.0 { nice(top * 1.15) } else { 1.0 };
     let mut chart = ChartBuilder::on(area)
-        .caption(Chart::Models.title(), (FAMILY, 24))
+        .caption(Chart::Models.title(), text(palette.ink, 24))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(64)
@@ -362,21 +439,21 @@ fn bars<B: DrawingBackend>(area: &DrawingArea<B, Shift>, history: &History) -> D
         .configure_mesh()
         .disable_x_mesh()
         .y_desc("latency (ms)")
-        .label_style((FAMILY, 14))
-        .axis_desc_style((FAMILY, 16))
+        .label_style(text(palette.ink, 14))
+        .axis_desc_style(text(palette.ink, 16))
+        .axis_style(palette.axis)
+        .bold_line_style(palette.grid)
+        .light_line_style(palette.grid.mix(0.5))
         .x_labels(0)
         .y_labels(6)
         .y_label_formatter(&|y| number_label(*y))
-        .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
-    let value_style =
-        TextStyle::from((FAMILY, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
-    let name_style =
-        TextStyle::from((FAMILY, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    let value_style = text(palette.ink, 13).pos(Pos::new(HPos::Center, VPos::Bottom));
+    let name_style = text(palette.ink, 14).pos(Pos::new(HPos::Center, VPos::Top));
     for (series, label) in ["p50", "p95"].into_iter().enumerate() {
         let pick =
             |m: &&crate::metrics::ModelSummary| if series == 0 { m.p50_ms } else { m.p95_ms };
-        let color = COLORS[series];
+        let color = palette.series[series];
         let offset = series as f64 * 0.4;
         let drawn = chart.draw_series(models.iter().enumerate().filter_map(|(i, m)| {
             let v = pick(m)?;
@@ -406,14 +483,14 @@ fn bars<B: DrawingBackend>(area: &DrawingArea<B, Shift>, history: &History) -> D
         area.draw(&Text::new(name.clone(), (x, y), name_style.clone()))?;
     }
     if models.is_empty() {
-        no_data(area)?;
+        no_data(area, palette)?;
     } else {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
+            .label_font(text(palette.ink, 14))
+            .background_style(palette.legend.mix(0.85))
+            .border_style(palette.border)
             .draw()?;
     }
     Ok(())
@@ -456,11 +533,17 @@ fn draw_summary<B: DrawingBackend>(area: &DrawingArea<B, Shift>, history: &Histo
     Ok(())
 }
 
-fn no_data<B: DrawingBackend>(area: &DrawingArea<B, Shift>) -> Drawn<B> {
+/// Text in the bundled font.
+fn text(color: RGBColor, size: u32) -> TextStyle<'static> {
+    TextStyle {
+        color: color.to_backend_color(),
+        ..TextStyle::from((FAMILY, size).into_font())
+    }
+}
+
+fn no_data<B: DrawingBackend>(area: &DrawingArea<B, Shift>, palette: &Palette) -> Drawn<B> {
     let (w, h) = area.dim_in_pixel();
-    let style = TextStyle::from((FAMILY, 18).into_font())
-        .color(&RGBColor(120, 120, 120))
-        .pos(Pos::new(HPos::Center, VPos::Center));
+    let style = text(palette.muted, 18).pos(Pos::new(HPos::Center, VPos::Center));
     area.draw(&Text::new(
         "no traffic yet",
         (w as i32 / 2, h as i32 / 2),

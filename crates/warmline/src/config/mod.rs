@@ -129,7 +129,7 @@ use url::Url;
 pub use raw::{
     ByteSize, RawAlerts, RawAuth, RawBreaker, RawCache, RawCompression, RawConcurrency, RawConfig,
     RawDaemon, RawFailover, RawLimits, RawPool, RawRateLimit, RawTimeouts, RawToken, RawUpstream,
-    RawWarmth,
+    RawWarmth, merge_patch,
 };
 pub use values::KeepAlive;
 pub use values::redacted;
@@ -182,6 +182,14 @@ impl ConfigError {
         ConfigError::Invalid {
             field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// The dotted name of the setting at fault (`cache.max_size`), when one is.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { field, .. } => Some(field),
+            ConfigError::Read { .. } | ConfigError::Parse { .. } => None,
         }
     }
 }

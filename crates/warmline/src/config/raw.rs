@@ -319,7 +319,7 @@ impl RawConfig {
 }
 
 /// RFC 7386: objects merge recursively, `null` deletes, anything else replaces.
-fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
     let serde_json::Value::Object(patch) = patch else {
         *target = patch.clone();
         return;

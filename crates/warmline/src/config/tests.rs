@@ -310,3 +310,26 @@ fn daemon_and_warmth_settings_validate() {
     .expect("localhost may be supervised");
     assert!(local.supervised_upstream().is_some());
 }
+
+/// Settings read back from the redacted view and sent again keep the real
+/// passwords of the hosts and the Redis tier.
+#[test]
+fn masked_urls_in_a_settings_patch_stand_for_the_real_ones() {
+    let config = RawConfig::from_toml(
+        "upstreams = [\"http://a:pw1@127.0.0.1:1\", \"http://127.0.0.1:2\"]\n[cache]\nredis = \"redis://:pw2@127.0.0.1:6379\"",
+    )
+    .expect("toml")
+    .validate()
+    .expect("valid");
+    let shown = serde_json::to_value(config.to_raw_redacted()).expect("json");
+    assert_eq!(shown["upstreams"][0], "http://a:***@127.0.0.1:1");
+    let mut patch = serde_json::json!({
+        "upstreams": [shown["upstreams"][0].clone(), "http://127.0.0.1:2 weight=2", {"url": "http://a:***@127.0.0.1:1"}],
+        "cache": { "redis": shown["cache"]["redis"].clone() },
+    });
+    config.unmask(&mut patch);
+    assert_eq!(patch["upstreams"][0], "http://a:pw1@127.0.0.1:1");
+    assert_eq!(patch["upstreams"][1], "http://127.0.0.1:2 weight=2");
+    assert_eq!(patch["upstreams"][2]["url"], "http://a:pw1@127.0.0.1:1");
+    assert_eq!(patch["cache"]["redis"], "redis://:pw2@127.0.0.1:6379");
+}

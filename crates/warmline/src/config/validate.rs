@@ -614,6 +614,50 @@ impl Config {
     }
 
     /// [`Config::to_raw`] for showing: token secrets and URL passwords masked.
+    /// Puts the real URLs back into a settings patch that was written from
+    /// [`Config::to_raw_redacted`]: an upstream or Redis URL shown with its
+    /// password masked (`***`) stands for the URL in force, so a client that
+    /// edits one upstream and sends the list back does not set every other
+    /// host's password to `***`.
+    pub fn unmask(&self, patch: &mut serde_json::Value) {
+        let known: Vec<(String, String)> = self
+            .upstreams
+            .iter()
+            .map(|u| &u.url)
+            .chain(&self.cache.redis)
+            .filter(|url| url.password().is_some())
+            .map(|url| (redacted(url), url.as_str().trim_end_matches('/').to_owned()))
+            .collect();
+        let real = |shown: &mut serde_json::Value| {
+            // An inline upstream may carry options after its URL.
+            let unmasked = shown.as_str().and_then(|text| {
+                known.iter().find_map(|(masked, url)| {
+                    text.strip_prefix(masked.as_str())
+                        .filter(|rest| rest.is_empty() || rest.starts_with(' '))
+                        .map(|rest| format!("{url}{rest}"))
+                })
+            });
+            if let Some(unmasked) = unmasked {
+                *shown = serde_json::Value::String(unmasked);
+            }
+        };
+        if let Some(upstreams) = patch.get_mut("upstreams").and_then(|u| u.as_array_mut()) {
+            for entry in upstreams {
+                match entry {
+                    serde_json::Value::Object(table) => {
+                        if let Some(url) = table.get_mut("url") {
+                            real(url);
+                        }
+                    }
+                    other => real(other),
+                }
+            }
+        }
+        if let Some(redis) = patch.pointer_mut("/cache/redis") {
+            real(redis);
+        }
+    }
+
     pub fn to_raw_redacted(&self) -> RawConfig {
         let mut raw = self.to_raw();
         if raw.auth.token.is_some() {

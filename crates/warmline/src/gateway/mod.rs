@@ -274,6 +274,8 @@ impl Gateway {
             servers: Mutex::new(vec![server]),
             background: Mutex::new(background),
             applying: tokio::sync::Mutex::new(()),
+            paused: std::sync::atomic::AtomicBool::new(false),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         });
         let _ = shared.handle.set(Arc::downgrade(&inner));
         Ok(GatewayHandle { inner })
@@ -417,6 +419,10 @@ struct Inner {
     background: Mutex<Vec<JoinHandle<()>>>,
     /// Serialises reloads: two at once would each build from the same old stack.
     applying: tokio::sync::Mutex<()>,
+    /// Not accepting connections for now (see [`GatewayHandle::pause`]).
+    paused: std::sync::atomic::AtomicBool,
+    /// Shut down for good.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -465,14 +471,15 @@ impl GatewayHandle {
             .history(window.min(Duration::from_secs(86_400)))
     }
 
-    /// One chart of the last `window` as SVG (for the dashboard).
+    /// One chart of the last `window` as SVG (for the dashboard), in `theme`.
     pub fn chart_svg(
         &self,
         chart: crate::charts::Chart,
         window: Duration,
         size: (u32, u32),
+        theme: crate::charts::Theme,
     ) -> Result<String, crate::charts::ChartError> {
-        crate::charts::svg(chart, &self.history(window), size)
+        crate::charts::svg_themed(chart, &self.history(window), size, theme)
     }
 
     /// The last `n` finished requests, newest first.
@@ -538,7 +545,9 @@ impl GatewayHandle {
             .into());
         }
         let current = self.inner.shared.config();
-        let config = current.to_raw().patched(patch)?.validate()?;
+        let mut patch = patch.clone();
+        current.unmask(&mut patch);
+        let config = current.to_raw().patched(&patch)?.validate()?;
         self.apply(config).await
     }
 
@@ -596,6 +605,16 @@ impl GatewayHandle {
                 addr: current.config.listen,
                 source,
             })?;
+            if self.is_paused() {
+                // Checked that it can be bound; resuming binds it for real.
+                drop(listener);
+                shared.listen.store(Arc::new(addr));
+                return Ok(Applied {
+                    changed,
+                    listen: self.url(),
+                    notes,
+                });
+            }
             let server = Server::start(listener, shared);
             shared.listen.store(Arc::new(addr));
             let old = self
@@ -617,9 +636,67 @@ impl GatewayHandle {
         })
     }
 
+    /// Stops accepting connections — clients now find the port closed, as if
+    /// Warmline were not running — while the daemon, the warm models, the cache
+    /// and the metrics carry on. Requests under way finish (up to
+    /// `timeouts.drain`). Idempotent; [`GatewayHandle::resume`] undoes it.
+    pub async fn pause(&self) {
+        use std::sync::atomic::Ordering::AcqRel;
+        if self
+            .inner
+            .stopped
+            .load(std::sync::atomic::Ordering::Acquire)
+            || self.inner.paused.swap(true, AcqRel)
+        {
+            return;
+        }
+        let servers = self
+            .inner
+            .servers
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        let drain = self.inner.shared.config().timeouts.drain;
+        futures_util::future::join_all(servers.into_iter().map(|s| s.drain(drain))).await;
+        tracing::info!("gateway paused: not accepting connections");
+    }
+
+    /// Accepts connections again, on the address it served before the pause
+    /// (or the one a settings change named meanwhile). Fails, staying paused,
+    /// when something else took that address.
+    pub async fn resume(&self) -> Result<(), Error> {
+        use std::sync::atomic::Ordering::Acquire;
+        if self.inner.stopped.load(Acquire) || !self.inner.paused.load(Acquire) {
+            return Ok(());
+        }
+        let addr = self.local_addr();
+        let listener = bind(addr).await?;
+        let server = Server::start(listener, &self.inner.shared);
+        if let Ok(mut servers) = self.inner.servers.lock() {
+            servers.push(server);
+        }
+        self.inner
+            .paused
+            .store(false, std::sync::atomic::Ordering::Release);
+        tracing::info!(listen = %addr, "gateway resumed");
+        Ok(())
+    }
+
+    /// Whether the gateway is paused (see [`GatewayHandle::pause`]).
+    pub fn is_paused(&self) -> bool {
+        self.inner.paused.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Stops accepting connections, lets in-flight requests finish for up to
     /// `timeouts.drain`, then cuts whatever is left. Idempotent.
     pub async fn shutdown(&self) {
+        if self
+            .inner
+            .stopped
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
         let background = self
             .inner
             .background
@@ -634,9 +711,6 @@ impl GatewayHandle {
             .lock()
             .map(|mut s| std::mem::take(&mut *s))
             .unwrap_or_default();
-        if servers.is_empty() {
-            return;
-        }
         let drain = self.inner.shared.config().timeouts.drain;
         futures_util::future::join_all(servers.into_iter().map(|s| s.drain(drain))).await;
         // A daemon Warmline started goes with it (an adopted one stays).

@@ -35,6 +35,13 @@ mod resources;
 pub use logs::{LogLine, Logs};
 pub use resources::Resources;
 
+/// Where `ollama` would be started from: `configured` if given (it must be an
+/// executable file), else the first `ollama` on `PATH`. The error says how to
+/// install Ollama.
+pub fn find_ollama(configured: Option<&std::path::Path>) -> Result<std::path::PathBuf, String> {
+    process::find_executable(configured)
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 
