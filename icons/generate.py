@@ -48,7 +48,9 @@ def coverage(signed_distance):
     return max(0.0, min(1.0, 0.5 - signed_distance))
 
 
-def draw(size):
+def draw(size, badge=None, grey=False):
+    """The icon; `badge` puts a status dot of that colour bottom right (with a
+    white ring so it reads on any panel), `grey` desaturates it (paused, down)."""
     radius = size * 0.22
     stroke = max(2.6, size * 0.085)
     points = [(x * size, y * size) for x, y in W_POINTS]
@@ -70,6 +72,18 @@ def draw(size):
             d = min(segment_distance(x, y, *a, *b) for a, b in segments) - stroke / 2
             ink = coverage(d)
             rgb = [c * (1 - ink) + 255 * ink for c in bg]
+            if grey:
+                luma = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+                rgb = [luma * 0.85 + 20] * 3
+            if badge is not None:
+                dot_r = size * 0.23
+                cx = cy = size - dot_r - size * 0.02
+                dist = math.hypot(x - cx, y - cy)
+                ring = coverage(dist - dot_r)
+                fill = coverage(dist - (dot_r - max(1.2, size * 0.05)))
+                rgb = [c * (1 - ring) + 255 * ring for c in rgb]
+                rgb = [c * (1 - fill) + b * fill for c, b in zip(rgb, badge)]
+                alpha = max(alpha, ring)
             row += bytes([round(c) for c in rgb] + [round(alpha * 255)])
         rows.append(bytes(row))
     return b"".join(rows)
@@ -91,10 +105,22 @@ def write_png(path, size, raw):
         f.write(png)
 
 
+# Tray icons, one per state the tray shows (see src-tauri/src/tray.rs).
+TRAY = [
+    ("tray-ok.png", {}),
+    ("tray-degraded.png", {"badge": (234, 179, 8)}),
+    ("tray-down.png", {"badge": (220, 38, 38), "grey": True}),
+    ("tray-paused.png", {"grey": True}),
+]
+
+
 def main():
     for name, size in [("icon.png", 256), ("128x128.png", 128), ("32x32.png", 32)]:
         write_png(os.path.join(HERE, name), size, draw(size))
         print(f"wrote icons/{name} ({size}x{size} RGBA)")
+    for name, look in TRAY:
+        write_png(os.path.join(HERE, name), 64, draw(64, **look))
+        print(f"wrote icons/{name} (64x64 RGBA)")
 
 
 if __name__ == "__main__":

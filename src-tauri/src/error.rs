@@ -1,4 +1,4 @@
-//! The one error shape the webview sees: `{ code, message, hint? }`.
+//! The one error shape the webview sees: `{ code, message, hint?, field? }`.
 //!
 //! `code` is a stable, low-cardinality label the UI may branch on; `message` is the
 //! underlying error's own text, shown verbatim so nothing is lost in translation;
@@ -20,6 +20,10 @@ pub struct UiError {
     /// What to do about it, if there is something obvious.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// For a setting the core refused: its dotted name (`cache.max_size`), so
+    /// the window can show the message next to that field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl UiError {
@@ -29,6 +33,7 @@ impl UiError {
             code: "config_invalid",
             message: err.to_string(),
             hint: Some("Fix the setting named above (WARMLINE_LISTEN, WARMLINE_UPSTREAMS) and restart Warmline.".into()),
+            field: err.field().map(str::to_owned),
         }
     }
 
@@ -49,23 +54,80 @@ impl UiError {
                          \"warmline serve\". Stop it, or set WARMLINE_LISTEN to another address \
                          and restart Warmline."
                     )),
+                    field: None,
                 };
             }
             source = e.source();
         }
-        UiError {
-            code: "gateway_start_failed",
-            message: err.to_string(),
-            hint: None,
-        }
+        UiError::plain("gateway_start_failed", err.to_string())
     }
 
     /// A Tauri call (window, tray) failed while serving a command.
     pub fn tauri(err: &tauri::Error) -> Self {
+        UiError::plain("shell", err.to_string())
+    }
+
+    /// An error of the core, as its admin routes would report it: a refused
+    /// setting names its field; the rest keep the core's message and kind.
+    pub fn from_core(err: &warmline::Error) -> Self {
+        match err {
+            warmline::Error::Config(config) => UiError {
+                code: "invalid_setting",
+                message: config.to_string(),
+                hint: None,
+                field: config.field().map(str::to_owned),
+            },
+            other => UiError::plain(other.kind(), other.to_string()),
+        }
+    }
+
+    /// The gateway is shutting down; nothing more can be done.
+    pub fn stopped() -> Self {
+        UiError::plain("stopped", "Warmline is shutting down".to_owned())
+    }
+
+    /// Demo mode could not start.
+    pub fn demo(reason: &str) -> Self {
+        UiError::plain(
+            "demo_failed",
+            format!("demo mode could not start: {reason}"),
+        )
+    }
+
+    /// Saving to the settings store failed (the change itself was applied).
+    pub fn store(reason: String) -> Self {
         UiError {
-            code: "shell",
-            message: err.to_string(),
+            code: "store",
+            message: format!("the change applies now but could not be saved: {reason}"),
+            hint: Some("Check that the app's data folder is writable.".into()),
+            field: None,
+        }
+    }
+
+    /// Start at login could not be changed.
+    pub fn autostart(reason: String) -> Self {
+        UiError::plain(
+            "autostart",
+            format!("cannot change start at login: {reason}"),
+        )
+    }
+
+    /// A chart could not be drawn.
+    pub fn chart(reason: &str) -> Self {
+        UiError::plain("chart", format!("cannot draw the chart: {reason}"))
+    }
+
+    /// The window asked for something this version does not know.
+    pub fn unknown_action(action: &str) -> Self {
+        UiError::plain("unknown_action", format!("unknown action {action:?}"))
+    }
+
+    fn plain(code: &'static str, message: String) -> Self {
+        UiError {
+            code,
+            message,
             hint: None,
+            field: None,
         }
     }
 }
