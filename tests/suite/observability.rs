@@ -525,3 +525,58 @@ async fn long_windows_of_history_are_per_minute() {
     let body: serde_json::Value = bad.json().await.expect("json");
     assert!(body["error"].as_str().is_some_and(|e| e.contains("soon")));
 }
+
+/// A request that paid a model load is a cold start in the recent requests and
+/// the history, whichever path it took: a masked stream through the cache's
+/// shared flight, a whole answer, a masked stream that bypasses the cache.
+#[tokio::test]
+async fn cold_starts_are_recorded_on_every_path() {
+    let mut config = ollama_sim::SimConfig::default();
+    config.knobs.load_delay = Duration::from_millis(300);
+    config.models = vec![
+        "llama3.2:latest".into(),
+        "qwen3:0.6b".into(),
+        "tinyllama:latest".into(),
+    ];
+    let sim = warmline_tests::simulator_with(config).await;
+    let gw = gateway(&[sim.url()], |_| {}).await;
+    eventually("the model list", Duration::from_secs(10), async || {
+        gw.models().len() == 3
+    })
+    .await;
+    for body in [
+        r#"{"model":"llama3.2","messages":[{"role":"user","content":"a"}],"options":{"temperature":0}}"#,
+        r#"{"model":"qwen3:0.6b","messages":[{"role":"user","content":"b"}],"stream":false,"think":false,"options":{"temperature":0}}"#,
+        r#"{"model":"tinyllama","messages":[{"role":"user","content":"c"}]}"#,
+    ] {
+        let answer = client()
+            .post(format!("{}/api/chat", gw.url()))
+            .body(body)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 200);
+        let _ = answer.bytes().await;
+    }
+    eventually(
+        "three cold starts recorded",
+        Duration::from_secs(5),
+        async || {
+            gw.recent_requests(10)
+                .iter()
+                .filter(|r| r.cold_start)
+                .count()
+                == 3
+        },
+    )
+    .await;
+    eventually(
+        "cold starts in the history",
+        Duration::from_secs(5),
+        async || {
+            let history = gw.history(Duration::from_secs(60));
+            history.points.iter().map(|p| p.cold_starts).sum::<u64>() == 3
+        },
+    )
+    .await;
+}

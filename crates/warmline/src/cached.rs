@@ -316,7 +316,10 @@ fn masked_flight(
     let trace = Arc::clone(&finish.trace);
     enum Phase {
         Head(Subscription),
-        Chunks(Subscription),
+        /// With the flight's own record, read again at the end: what the
+        /// answer's last chunk told (the load it paid, its tokens) arrives
+        /// after the head.
+        Chunks(Subscription, Option<crate::proxy::Trace>),
         Failed(Subscription, StatusCode, Vec<u8>),
         Done,
     }
@@ -330,7 +333,8 @@ fn masked_flight(
                             let facts = shared.get();
                             trace.update(|t| *t = facts);
                         }
-                        Some((Ok(Bytes::new()), Phase::Chunks(subscription)))
+                        let shared = head.trace.clone();
+                        Some((Ok(Bytes::new()), Phase::Chunks(subscription, shared)))
                     }
                     Event::Head(head) => Some((
                         Ok(Bytes::new()),
@@ -343,8 +347,8 @@ fn masked_flight(
                     }
                     Event::End(_) | Event::Chunk(_) => None,
                 },
-                Phase::Chunks(mut subscription) => match subscription.next().await {
-                    Event::Chunk(chunk) => Some((Ok(chunk), Phase::Chunks(subscription))),
+                Phase::Chunks(mut subscription, shared) => match subscription.next().await {
+                    Event::Chunk(chunk) => Some((Ok(chunk), Phase::Chunks(subscription, shared))),
                     Event::End(End::Broken) => {
                         let line = crate::coldstart::error_line(
                             flavor,
@@ -353,7 +357,13 @@ fn masked_flight(
                         );
                         Some((Ok(line), Phase::Done))
                     }
-                    _ => None,
+                    _ => {
+                        if let Some(shared) = shared {
+                            let facts = shared.get();
+                            trace.update(|t| *t = facts);
+                        }
+                        None
+                    }
                 },
                 Phase::Failed(mut subscription, status, mut body) => {
                     match subscription.next().await {
