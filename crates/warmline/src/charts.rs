@@ -264,6 +264,7 @@ fn draw<B: DrawingBackend>(
                 ("p95", ms(|p| p.p95_ms)),
                 ("p99", ms(|p| p.p99_ms)),
             ],
+            None,
         ),
         Chart::Ttft => lines(
             area,
@@ -275,6 +276,7 @@ fn draw<B: DrawingBackend>(
                 ("p50", ms(|p| p.ttft_p50_ms)),
                 ("p95", ms(|p| p.ttft_p95_ms)),
             ],
+            None,
         ),
         Chart::Throughput => {
             let per_second = |count: fn(&Point) -> u64| -> Vec<Option<f64>> {
@@ -295,6 +297,7 @@ fn draw<B: DrawingBackend>(
                     ("errors/s", per_second(|p| p.errors)),
                     ("cold starts/s", per_second(|p| p.cold_starts)),
                 ],
+                None,
             )
         }
         Chart::HitRate => lines(
@@ -311,6 +314,7 @@ fn draw<B: DrawingBackend>(
                     .map(|p| p.hit_rate().map(|r| r * 100.0))
                     .collect(),
             )],
+            Some(100.0),
         ),
         Chart::Models => bars(area, history, palette),
     }
@@ -324,6 +328,7 @@ fn lines<B: DrawingBackend>(
     y_desc: &str,
     history: &History,
     series: &[(&str, Vec<Option<f64>>)],
+    ceiling: Option<f64>,
 ) -> Drawn<B> {
     let end = history.points.last().map_or(0, |p| p.t) as f64;
     let xs: Vec<f64> = history.points.iter().map(|p| p.t as f64 - end).collect();
@@ -336,7 +341,12 @@ fn lines<B: DrawingBackend>(
         .iter()
         .flat_map(|(_, values)| values.iter().flatten().copied())
         .fold(0.0f64, f64::max);
-    let y_max = if top > 0.0 { nice(top * 1.1) } else { 1.0 };
+    let y_max = match ceiling {
+        // A share: at most 100 %, however close the data comes to it.
+        Some(ceiling) => ceiling,
+        None if top > 0.0 => nice(top * 1.1),
+        None => 1.0,
+    };
     let span = -start;
     let mut chart = ChartBuilder::on(area)
         .caption(title, text(palette.ink, 24))
@@ -571,17 +581,26 @@ fn number_label(v: f64) -> String {
     }
 }
 
-/// `-90` as `-1m30s`, `-3600` as `-60m`; seconds for short spans.
+/// `-45` as `-45s`, `-90` as `-1m30s`, `-120` as `-2m`, and hours and minutes
+/// (`-2h`, `-1h30`) on spans over two hours. Never rounds a tick to a label it
+/// is not (`-0m` for half a minute).
 fn time_label(x: f64, span: f64) -> String {
     let ago = (-x).max(0.0).round() as u64;
+    let (hours, minutes, seconds) = (ago / 3600, (ago % 3600) / 60, ago % 60);
     if ago == 0 {
         "now".to_owned()
-    } else if span > 7200.0 {
-        format!("-{}h{:02}", ago / 3600, (ago % 3600) / 60)
-    } else if span > 180.0 {
+    } else if span > 7200.0 && ago >= 3600 {
+        if minutes == 0 {
+            format!("-{hours}h")
+        } else {
+            format!("-{hours}h{minutes:02}")
+        }
+    } else if ago < 60 {
+        format!("-{ago}s")
+    } else if seconds == 0 {
         format!("-{}m", ago / 60)
     } else {
-        format!("-{ago}s")
+        format!("-{}m{seconds:02}s", ago / 60)
     }
 }
 
@@ -731,9 +750,14 @@ mod tests {
         );
         assert_eq!(nice(0.9), 1.0);
         assert_eq!(nice(1320.0), 2000.0);
-        assert_eq!(time_label(-90.0, 900.0), "-1m");
+        assert_eq!(time_label(-90.0, 900.0), "-1m30s");
+        assert_eq!(time_label(-120.0, 900.0), "-2m");
+        assert_eq!(time_label(-30.0, 900.0), "-30s", "never -0m");
         assert_eq!(time_label(-30.0, 120.0), "-30s");
         assert_eq!(time_label(0.0, 120.0), "now");
+        assert_eq!(time_label(-5400.0, 86_400.0), "-1h30");
+        assert_eq!(time_label(-7200.0, 86_400.0), "-2h");
+        assert_eq!(time_label(-1800.0, 86_400.0), "-30m");
         assert_eq!(short("llama3.2:latest"), "llama3.2");
     }
 }
