@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end smoke test of the Warmline desktop app under Xvfb.
+# End-to-end test of the Warmline desktop app under Xvfb, in front of ollama-sim
+# linked as `ollama` (the app supervises it).
 #
 #   tests/e2e/run.sh [--venv DIR] [--app BINARY] [--release] [--timeout SECONDS] [PATH...]
 #
@@ -89,6 +90,13 @@ if [[ -z "$APP" ]]; then
   APP="$target_dir/$PROFILE/warmline-app"
 fi
 [[ -x "$APP" ]] || die "app binary not found or not executable: $APP"
+# The Ollama simulator the app supervises (linked as `ollama` by smoke.py).
+SIM_BIN="${WARMLINE_E2E_SIM:-$(dirname "$APP")/ollama-sim}"
+if [[ ! -x "$SIM_BIN" ]]; then
+  say "building ollama-sim"
+  (cd "$ROOT" && cargo build -p ollama-sim)
+fi
+[[ -x "$SIM_BIN" ]] || die "ollama-sim not found next to the app: $SIM_BIN"
 
 # --- a private run: temp dirs, free ports, a marker for cleanup ------------------
 RUN_DIR="$(mktemp -d -t warmline-e2e.XXXXXX)"
@@ -121,7 +129,7 @@ trap 'exit 130' INT TERM
 APP_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 SHOTS="$HERE/screenshots"
 mkdir -p "$SHOTS"
-rm -f "$SHOTS/smoke.png" "$SHOTS/port-taken.png"
+rm -f "$SHOTS"/*.png
 
 say "app=$APP listen=127.0.0.1:$APP_PORT timeout=${TIMEOUT}s"
 set +e
@@ -138,7 +146,8 @@ env \
     --port "$APP_PORT" \
     --tauri-driver "$TAURI_DRIVER" \
     --log-dir "$RUN_DIR" \
-    --screenshots "$SHOTS"
+    --screenshots "$SHOTS" \
+    --ollama-sim "$SIM_BIN"
 status=$?
 set -e
 

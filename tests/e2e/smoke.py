@@ -1,19 +1,26 @@
-"""End-to-end smoke test of the Warmline desktop app, driven over WebDriver.
+"""End-to-end test of the Warmline desktop app, driven over WebDriver.
 
-Runs inside the X server and D-Bus session that `run.sh` sets up. A tiny fake
-Ollama (stdlib HTTP server on a free loopback port) stands in as the upstream.
-Each step has a bounded wait and a message saying what did not happen.
+Runs inside the X server and D-Bus session that `run.sh` sets up, with
+`ollama-sim` linked as `ollama` on PATH: the app supervises it, as it would
+supervise Ollama. Each step has a bounded wait and a message saying what did
+not happen; screenshots of each view go to the screenshots directory.
 
 Phase 1, a normal launch through tauri-driver (driver -> WebKitWebDriver -> app):
-  1. the window renders the status card with the listen URL;
-  2. the embedded gateway answers GET /warmline/health with JSON containing "status";
-  3. status arrives by push events: the page counts them, and the request counter
-     on screen follows requests sent through the gateway after the first paint;
-  4. a screenshot is written (screenshots/smoke.png);
-  5. the window's Quit button stops the app and the gateway (the port closes).
-Phase 2, the listen port already taken: the window shows the error
-  (`address_in_use`) instead of the app crashing; screenshot port-taken.png.
-Phase 3, the binary launched directly: it prints the same ready line as
+  1. the dashboard renders the listen URL, and the app started `ollama serve`
+     (the simulator) with the tuned environment;
+  2. status arrives by push events, and numbers follow traffic sent through the
+     gateway after the first paint;
+  3. toggling "Keep warm" for a model loads it in the simulator, pinned for good;
+  4. a chat message streams a reply through the local endpoint (partial text is
+     seen before the reply ends) and the reply shows its time to first token;
+  5. the charts change after traffic (they start as "no traffic yet");
+  6. a setting changed in the Settings view is applied at once;
+  7. Quit stops the gateway and the daemon the app started.
+Phase 2, the app launched again on the same data: the setting and the warm
+  model are still there.
+Phase 3, the listen port already taken: the window shows the error
+  (`address_in_use`) instead of the app crashing.
+Phase 4, the binary launched directly: it prints the same ready line as
   `warmline serve`, and SIGTERM stops it cleanly (exit 0, port closed).
 
 Whatever happens, every process group it started (tauri-driver with
@@ -96,46 +103,6 @@ def tail(path, lines=40):
             return "".join(f.readlines()[-lines:]) or "(empty)"
     except OSError:
         return "(no log)"
-
-
-# --- a fake Ollama upstream ------------------------------------------------------
-
-
-class FakeOllama(http.server.BaseHTTPRequestHandler):
-    """Answers the few routes the smoke test touches, like Ollama would."""
-
-    ROUTES = {
-        "/": (b"Ollama is running", "text/plain; charset=utf-8"),
-        "/api/version": (b'{"version":"0.0.0-e2e"}', "application/json; charset=utf-8"),
-        "/api/tags": (b'{"models":[]}', "application/json; charset=utf-8"),
-    }
-
-    def _answer(self, with_body):
-        body, content_type = self.ROUTES.get(
-            self.path, (b'{"error":"not found"}', "application/json; charset=utf-8")
-        )
-        self.send_response(200 if self.path in self.ROUTES else 404)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if with_body:
-            self.wfile.write(body)
-
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        self._answer(True)
-
-    def do_HEAD(self):  # noqa: N802
-        self._answer(False)
-
-    def log_message(self, *args):
-        pass
-
-
-def start_fake_ollama():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeOllama)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 # --- processes -------------------------------------------------------------------
@@ -278,48 +245,172 @@ def launch(args, name, env, listen_port=None):
 # --- phases ----------------------------------------------------------------------
 
 
-def normal_launch(args, env, upstream):
+def http_json(url, body=None, timeout=10.0):
+    """(status, parsed JSON) for a GET, or a POST of `body`."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def nav(session, view):
+    session.find_element(By.CSS_SELECTOR, f'[data-testid="nav-{view}"]').click()
+    wait_for(f"the {view} view to open", 10, lambda: body_attr(session, "data-view") == view)
+
+
+def svg_of(session, chart):
+    return session.execute_script(
+        "const box = document.querySelector(arguments[0]);"
+        "return box ? box.innerHTML : '';",
+        f'[data-testid="chart-{chart}"]',
+    )
+
+
+def model_row(session, model):
+    return session.find_element(
+        By.CSS_SELECTOR, f'tr[data-testid="model-row"][data-model="{model}"]'
+    )
+
+
+def loaded_on(upstream, model):
+    status, ps = http_json(f"{upstream}/api/ps")
+    return status == 200 and next(
+        (m for m in ps.get("models", []) if m.get("name") == model), None
+    )
+
+
+def first_launch(args, env, upstream):
     listen_url = f"http://127.0.0.1:{args.port}"
-    log(f"launching the app through WebDriver (listen {listen_url}, upstream {upstream})")
-    driver, session = launch(args, "normal", env, listen_port=args.port)
+    model = "llama3.2:latest"
+    log(f"launching the app through WebDriver (listen {listen_url}, Ollama at {upstream})")
+    driver, session = launch(args, "first", env, listen_port=args.port)
     quit_clicked = False
     try:
         try:
-            # 1. The status card shows the listen URL (first paint via gateway_status).
+            # 1. The dashboard shows the listen URL (first paint via app_status),
+            #    and the app started the daemon with its tuned environment.
             try:
-                wait_for(f"#listen-url to read {listen_url}", 20,
+                wait_for(f"#listen-url to read {listen_url}", 30,
                          lambda: text_of(session, "listen-url") == listen_url)
             except Failure:
                 raise Failure(
-                    f"status card never showed {listen_url}; page state={body_attr(session, 'data-state')!r}"
+                    f"the dashboard never showed {listen_url}; page state={body_attr(session, 'data-state')!r}"
                     f" error={text_of(session, 'error-message')!r}"
                 ) from None
-            log(f"status card shows {listen_url}")
+            daemon = wait_for("the app to start Ollama (the simulator)", 30, lambda: (
+                (d := http_json(f"{listen_url}/warmline/daemon")[1]).get("state") == "running" and d))
+            status, counters = http_json(f"{upstream}/_sim/counters")
+            if counters.get("env", {}).get("OLLAMA_NUM_PARALLEL") != "2":
+                raise Failure(f"the daemon did not get the tuned environment: {counters.get('env')}")
+            log(f"dashboard shows {listen_url}; Ollama started by the app (pid {daemon['pid']})")
 
-            # 2. The embedded gateway answers its health route.
-            status, body = http_get(f"{listen_url}/warmline/health")
-            if status != 200 or "status" not in json.loads(body):
-                raise Failure(f"/warmline/health answered {status}: {body}")
-            log(f"GET /warmline/health -> {status} {body[:80]}")
-
-            # 3. Pushes: the page counts events, and numbers follow new traffic.
+            # 2. Pushes: the page counts events, and numbers follow new traffic.
             wait_for("two pushed status events", 10,
                      lambda: int(body_attr(session, "data-pushes") or 0) >= 2)
-            for path in ("/api/tags", "/api/tags", "/api/version", "/api/tags", "/api/version"):
-                status, body = http_get(f"{listen_url}{path}")
+            before_charts = svg_of(session, "throughput")
+            for _ in range(5):
+                status, body = http_get(f"{listen_url}/api/version")
                 if status != 200:
-                    raise Failure(f"GET {path} through the gateway answered {status}: {body}")
-            wait_for("#m-requests to show the 5 proxied requests", 10,
-                     lambda: text_of(session, "m-requests") == "5")
-            wait_for("the upstream row to show reachable", 10,
-                     lambda: "yes" in text_of(session, "upstreams"))
-            log(f"pushed updates: requests=5, upstream reachable, "
+                    raise Failure(f"GET /api/version through the gateway answered {status}: {body}")
+            wait_for("#m-requests to count the 5 proxied requests", 10,
+                     lambda: int(text_of(session, "m-requests") or 0) >= 5)
+            log(f"pushed updates: {text_of(session, 'm-requests')} requests, "
                 f"{body_attr(session, 'data-pushes')} events so far")
 
-            # 4. Screenshot.
-            screenshot(session, os.path.join(args.screenshots, "smoke.png"))
+            # 3. Keep warm: the toggle loads the model in the simulator, for good.
+            nav(session, "models")
+            wait_for(f"the {model} row", 20, lambda: model_row(session, model))
+            toggle = model_row(session, model).find_element(By.CSS_SELECTOR, '[data-testid="warm-toggle"]')
+            if toggle.get_attribute("aria-checked") != "false":
+                raise Failure(f"{model} starts warm? aria-checked={toggle.get_attribute('aria-checked')}")
+            toggle.click()
+            resident = wait_for(f"the simulator to load {model}", 20, lambda: loaded_on(upstream, model))
+            if not resident.get("expires_at", "").startswith(("2", "3")) or resident["expires_at"] < "2100":
+                raise Failure(f"a warm model should stay loaded for good, expires_at={resident.get('expires_at')}")
+            wait_for("the row to say loaded", 10, lambda: model_row(session, model).find_element(
+                By.CSS_SELECTOR, '[data-testid="model-loaded"]').text.strip() == "loaded")
+            wait_for("the switch to read on", 10, lambda: model_row(session, model).find_element(
+                By.CSS_SELECTOR, '[data-testid="warm-toggle"]').get_attribute("aria-checked") == "true")
+            log(f"Keep warm loaded {model} in the simulator (expires {resident['expires_at']})")
+            screenshot(session, os.path.join(args.screenshots, "models.png"))
 
-            # 5. Quit from the window: the app exits and the gateway stops listening.
+            # 4. Chat: a reply streams in through the local endpoint, with its TTFT.
+            nav(session, "chat")
+            wait_for("the chat's model list", 10, lambda: session.execute_script(
+                "return [...document.querySelectorAll('#chat-model option')].some(o => o.value === arguments[0]);",
+                model))
+            session.execute_script(
+                "const s = document.getElementById('chat-model'); s.value = arguments[0];"
+                "s.dispatchEvent(new Event('change', {bubbles: true}));", model)
+            box = session.find_element(By.ID, "chat-input")
+            box.click()
+            box.send_keys("Why keep a model warm?")
+            session.find_element(By.ID, "chat-send").click()
+            partial = wait_for("partial reply text while it streams", 15, lambda: session.execute_script(
+                "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
+                "const t = m && m.querySelector('.msg-text');"
+                "return t && m.dataset.done !== 'true' && t.textContent.trim().length > 0"
+                " ? t.textContent : null;"),
+                interval=0.02)
+            wait_for("the reply to finish", 30, lambda: session.execute_script(
+                "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
+                "return m && m.dataset.done === 'true' && m.dataset.outcome === 'done';"))
+            final = session.execute_script(
+                "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
+                "return m.querySelector('.msg-text').textContent;")
+            if len(final) <= len(partial) or not final.startswith(partial.strip()[:5]):
+                raise Failure(f"the reply did not grow from {partial!r} to its end ({final!r})")
+            ttft = session.execute_script(
+                "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
+                "const t = m.querySelector('[data-testid=\"reply-ttft\"]'); return t ? t.textContent : '';")
+            if not ttft.startswith("TTFT "):
+                raise Failure(f"the reply does not show its time to first token: {ttft!r}")
+            log(f"chat streamed a reply (partial text seen: {partial.strip()[:30]!r}...), {ttft}")
+            screenshot(session, os.path.join(args.screenshots, "chat.png"))
+
+            # 5. Charts change after traffic.
+            nav(session, "dashboard")
+            for i in range(40):
+                http_json(f"{listen_url}/api/chat", {
+                    "model": model, "stream": False,
+                    "messages": [{"role": "user", "content": f"chart traffic {i % 8}"}],
+                    "options": {"temperature": 0},
+                })
+            wait_for("the throughput chart to draw the traffic", 20, lambda: (
+                (svg := svg_of(session, "throughput")) and svg != before_charts
+                and "no traffic yet" not in svg and "<svg" in svg))
+            wait_for("the latency chart to draw the traffic", 20,
+                     lambda: "no traffic yet" not in svg_of(session, "latency"))
+            log("the charts redrew with the traffic")
+            # One more round of pushes, so every tile shows the whole burst.
+            time.sleep(2.5)
+            screenshot(session, os.path.join(args.screenshots, "dashboard.png"))
+            session.execute_script(
+                "document.querySelector('[data-testid=\"chart-latency\"]').scrollIntoView();")
+            screenshot(session, os.path.join(args.screenshots, "charts.png"))
+            session.execute_script("window.scrollTo(0, 0);"
+                                   "document.querySelector('main') && document.querySelector('main').scrollTo(0, 0);")
+
+            # 6. A setting changed in the window applies at once.
+            nav(session, "settings")
+            field = wait_for("the cache size field", 10, lambda: session.find_element(
+                By.CSS_SELECTOR, '[name="cache.max_size"]'))
+            field.clear()
+            field.send_keys("128MiB")
+            session.find_element(By.ID, "settings-save").click()
+            wait_for("the settings to be saved", 15,
+                     lambda: text_of(session, "settings-status").startswith("Saved"))
+            shown = http_json(f"{listen_url}/warmline/settings")[1]
+            if shown["cache"]["max_size"] != "128MiB":
+                raise Failure(f"the gateway did not take the new cache size: {shown['cache']}")
+            log(f"settings saved: {text_of(session, 'settings-status')!r}")
+            screenshot(session, os.path.join(args.screenshots, "settings.png"))
+
+            # 7. Quit from the window: the gateway and the daemon it started stop.
+            nav(session, "dashboard")
             quit_button = session.find_element(By.ID, "quit")
             quit_clicked = True
             try:
@@ -329,9 +420,42 @@ def normal_launch(args, env, upstream):
                 log(f"the click on Quit got no clean answer, the app went away ({type(err).__name__})")
             wait_for(f"the gateway to stop listening on {listen_url} after Quit", 20,
                      lambda: not port_open(args.port))
-            log("Quit from the window stopped the gateway")
+            sim_port = int(upstream.rsplit(":", 1)[1])
+            wait_for("the daemon the app started to stop with it", 20, lambda: not port_open(sim_port))
+            log("Quit stopped the gateway and the daemon it started")
         finally:
             close_session(session, expect_gone=quit_clicked)
+    except Exception:
+        print(f"--- {driver.log_path} ---\n{tail(driver.log_path)}", file=sys.stderr)
+        raise
+    finally:
+        driver.stop()
+
+
+def second_launch(args, env, upstream):
+    """The same data directory again: the setting and the warm set persisted."""
+    listen_url = f"http://127.0.0.1:{args.port}"
+    model = "llama3.2:latest"
+    wait_for(f"port {args.port} to be free again", 10, lambda: not port_open(args.port))
+    log("launching the app again on the same data")
+    driver, session = launch(args, "second", env, listen_port=args.port)
+    try:
+        try:
+            wait_for(f"#listen-url to read {listen_url}", 30,
+                     lambda: text_of(session, "listen-url") == listen_url)
+            shown = http_json(f"{listen_url}/warmline/settings")[1]
+            if shown["cache"]["max_size"] != "128MiB":
+                raise Failure(f"the cache size did not survive a restart: {shown['cache']}")
+            nav(session, "settings")
+            wait_for("the form to show the saved cache size", 10, lambda: session.find_element(
+                By.CSS_SELECTOR, '[name="cache.max_size"]').get_attribute("value") == "128MiB")
+            wait_for(f"{model} to be loaded again (it is warm)", 30, lambda: loaded_on(upstream, model))
+            models = http_json(f"{listen_url}/warmline/models")[1]
+            if not any(m["name"] == model and m["warm"] for m in models):
+                raise Failure(f"{model} is no longer warm after a restart: {models}")
+            log("after a restart: cache size 128MiB, and the warm model loaded again")
+        finally:
+            close_session(session)
     except Exception:
         print(f"--- {driver.log_path} ---\n{tail(driver.log_path)}", file=sys.stderr)
         raise
@@ -415,16 +539,31 @@ def main():
     parser.add_argument("--tauri-driver", required=True)
     parser.add_argument("--log-dir", required=True)
     parser.add_argument("--screenshots", required=True, help="directory for the PNGs")
+    parser.add_argument("--ollama-sim", required=True, help="the ollama-sim binary (run as `ollama`)")
     args = parser.parse_args()
 
     if port_open(args.port):
         print(f"e2e: FAIL: port {args.port} is already taken before the app started", file=sys.stderr)
         return 1
-    fake = start_fake_ollama()
-    upstream = f"http://127.0.0.1:{fake.server_address[1]}"
-    env = {**os.environ, "WARMLINE_LISTEN": f"127.0.0.1:{args.port}", "WARMLINE_UPSTREAMS": upstream}
+    # The simulator, linked as `ollama` on PATH, is what the app supervises.
+    bin_dir = os.path.join(args.log_dir, "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    os.symlink(os.path.abspath(args.ollama_sim), os.path.join(bin_dir, "ollama"))
+    upstream = f"http://127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "WARMLINE_LISTEN": f"127.0.0.1:{args.port}",
+        "WARMLINE_UPSTREAMS": upstream,
+        # The simulator's pace: a visible load and a reply that streams.
+        "SIM_QUIET": "1",
+        "SIM_LOAD_DELAY_MS": "600",
+        "SIM_TOKEN_DELAY_MS": "40",
+        "SIM_TOKENS": "24",
+    }
     try:
-        normal_launch(args, env, upstream)
+        first_launch(args, env, upstream)
+        second_launch(args, env, upstream)
         port_taken(args, env)
         direct_launch(args, env)
     except Exception as err:  # noqa: BLE001 - any error is a failed run, said in one line
@@ -436,8 +575,6 @@ def main():
             message = f"{type(err).__name__}: {err}"
         print(f"e2e: FAIL: {message}", file=sys.stderr)
         return 1
-    finally:
-        fake.shutdown()
     log("PASS")
     return 0
 
