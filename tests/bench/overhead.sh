@@ -13,6 +13,9 @@
 #   tests/bench/overhead.sh [RATES] [SECONDS] [ROUNDS]
 #   tests/bench/overhead.sh "1000 5000" 10 3      (the default)
 #
+# BASELINE=/path/to/an/older/warmline adds a fourth side, `baseline`: that
+# binary with its defaults and --no-cache, to compare two builds in one run.
+#
 # Prints a Markdown table (for BENCHMARKS.md) and leaves raw JSON in bench-out/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -71,11 +74,19 @@ for side in bare layers; do
   pids+=($!)
   URL[$side]=$(wait_line "$OUT/$side.out" 'http://[0-9.:]*')
 done
-echo "simulator $SIM, bare ${URL[bare]}, layers ${URL[layers]}" >&2
+SIDES=(direct bare layers)
+if [ -n "${BASELINE:-}" ]; then
+  "$BASELINE" serve --listen 127.0.0.1:0 --upstream "$SIM" --no-cache \
+    >"$OUT/baseline.out" 2>"$OUT/baseline.log" &
+  pids+=($!)
+  URL[baseline]=$(wait_line "$OUT/baseline.out" 'http://[0-9.:]*')
+  SIDES+=(baseline)
+fi
+echo "simulator $SIM, bare ${URL[bare]}, layers ${URL[layers]}${BASELINE:+, baseline ${URL[baseline]}}" >&2
 
 for rate in $RATES; do
   for round in $(seq "$ROUNDS"); do
-    for side in direct bare layers; do
+    for side in "${SIDES[@]}"; do
       auth=(); [ "$side" = layers ] && auth=(--header "Authorization: Bearer overhead-bench-token")
       "$BIN/warmline" bench --url "${URL[$side]}" --scenario chat --rate "$rate" "${auth[@]}" \
         --duration "${SECONDS_PER_RUN}s" --warmup 1s --json >"$OUT/$side-$rate-$round.json"
@@ -84,22 +95,22 @@ for rate in $RATES; do
   done
 done
 
-python3 - "$OUT" "$RATES" "$ROUNDS" <<'PY'
+python3 - "$OUT" "$RATES" "$ROUNDS" "${SIDES[*]}" <<'PY'
 import json, sys, statistics
-out, rates, rounds = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
+out, rates, rounds, sides = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4].split()
 print("| rate (req/s) | side | requests | errors | p50 ms | p95 ms | p99 ms | p99.9 ms |")
 print("|---|---|---|---|---|---|---|---|")
 summary = []
 for rate in rates:
     med = {}
-    for side in ("direct", "bare", "layers"):
+    for side in sides:
         runs = [json.load(open(f"{out}/{side}-{rate}-{r}.json")) for r in range(1, rounds + 1)]
         q = {k: statistics.median(run["latency_ms"][k] for run in runs) for k in ("p50", "p95", "p99", "p999")}
         reqs = sum(run["requests"] for run in runs)
         errs = sum(sum(run["errors"].values()) for run in runs)
         med[side] = q
         print(f"| {rate} | {side} | {reqs} | {errs} | {q['p50']:.3f} | {q['p95']:.3f} | {q['p99']:.3f} | {q['p999']:.3f} |")
-    for side in ("bare", "layers"):
+    for side in sides[1:]:
         d = {k: (med[side][k] - med["direct"][k]) * 1000 for k in ("p50", "p95", "p99")}
         summary.append(f"| {rate} | {side} | {d['p50']:+.0f} | {d['p95']:+.0f} | {d['p99']:+.0f} |")
 print()
