@@ -23,6 +23,10 @@ pub enum Scenario {
     Embed,
     /// `GET /api/tags`.
     Tags,
+    /// Non-streaming `/v1/chat/completions` (OpenAI's shape), temperature 0.
+    OpenaiChat,
+    /// Streaming `/v1/chat/completions` (SSE), temperature 0; TTFT is the first chunk.
+    OpenaiChatStream,
 }
 
 impl Scenario {
@@ -32,6 +36,7 @@ impl Scenario {
             Scenario::Generate => "/api/generate",
             Scenario::Embed => "/api/embed",
             Scenario::Tags => "/api/tags",
+            Scenario::OpenaiChat | Scenario::OpenaiChatStream => "/v1/chat/completions",
         }
     }
 
@@ -50,6 +55,12 @@ impl Scenario {
                 "options": {"temperature": 0},
             }),
             Scenario::Embed => serde_json::json!({"model": model, "input": prompt}),
+            Scenario::OpenaiChat | Scenario::OpenaiChatStream => serde_json::json!({
+                "model": model,
+                "messages": [{"role": "user", "content": prompt}],
+                "stream": self == Scenario::OpenaiChatStream,
+                "temperature": 0,
+            }),
             Scenario::Tags => return String::new(),
         };
         value.to_string()
@@ -58,9 +69,11 @@ impl Scenario {
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Base URL of the endpoint under test (a gateway or Ollama itself)
-    #[arg(long, default_value = "http://127.0.0.1:11435")]
-    url: String,
+    /// Base URL of the endpoint under test (a gateway or Ollama itself); repeat
+    /// it to spread requests over several endpoints round-robin, as a client
+    /// without a gateway would
+    #[arg(long = "url", default_value = "http://127.0.0.1:11435")]
+    urls: Vec<String>,
     /// Built-in request shape
     #[arg(long, value_enum, default_value = "chat")]
     scenario: Scenario,
@@ -157,7 +170,11 @@ async fn run_trace(args: &BenchArgs) -> ExitCode {
         args.time_scale,
         day.span().as_secs_f64() / args.time_scale
     );
-    match bench::trace::replay(&args.url, &day, args.time_scale, args.timeout).await {
+    let url = args
+        .urls
+        .first()
+        .map_or("http://127.0.0.1:11435", String::as_str);
+    match bench::trace::replay(url, &day, args.time_scale, args.timeout).await {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
             Ok(json) => {
                 println!("{json}");
@@ -290,6 +307,11 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
             reqwest::Method::POST
         };
     let path = args.path.as_deref().unwrap_or(args.scenario.path());
+    let urls: Vec<String> = args
+        .urls
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .collect();
     let mode = match (args.rate, args.concurrency) {
         (Some(rate), _) => Mode::OpenLoop { rate },
         (None, concurrency) => Mode::ClosedLoop {
@@ -297,7 +319,8 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
         },
     };
     Ok(BenchConfig {
-        url: format!("{}{path}", args.url.trim_end_matches('/')),
+        url: format!("{}{path}", urls.first().cloned().unwrap_or_default()),
+        also: urls.iter().skip(1).map(|u| format!("{u}{path}")).collect(),
         method,
         bodies,
         mode,

@@ -36,6 +36,9 @@ pub mod trace;
 pub struct BenchConfig {
     /// Full request URL, e.g. `http://127.0.0.1:11435/api/chat`.
     pub url: String,
+    /// More URLs of the same path on other endpoints: request `i` goes to
+    /// `[url, also...][i % n]`, as a client spreading its load by itself would.
+    pub also: Vec<String>,
     pub method: reqwest::Method,
     /// The body of request number `i`.
     pub bodies: Bodies,
@@ -438,7 +441,11 @@ pub async fn run(config: BenchConfig, progress: Arc<Progress>) -> Result<BenchRe
         .map(|h| Percentiles::of(&h))
         .unwrap_or_default();
     Ok(BenchReport {
-        url: config.url.clone(),
+        url: std::iter::once(&config.url)
+            .chain(&config.also)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
         mode: config.mode,
         requests,
         ok: recorder.ok.load(Relaxed),
@@ -564,10 +571,35 @@ async fn closed_loop(
 
 fn build(config: &BenchConfig, client: reqwest::Client, i: u64) -> reqwest::RequestBuilder {
     let body = config.bodies.get(i);
+    let n = 1 + config.also.len() as u64;
+    let url = match i % n {
+        0 => &config.url,
+        k => &config.also[k as usize - 1],
+    };
     client
-        .request(config.method.clone(), &config.url)
+        .request(config.method.clone(), url)
         .headers(config.headers.clone())
         .body(body)
+}
+
+/// The last bytes of a body, enough to see how a stream ended.
+const TAIL: usize = 256;
+
+/// Whether a stream ended the way a complete one does: an SSE stream with its
+/// `data: [DONE]`, an NDJSON stream with a last object that says `"done":true`
+/// (not an error line). Whole answers are complete when their status says so.
+fn completed(content_type: &str, tail: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(tail);
+    if content_type.starts_with("text/event-stream") {
+        text.trim_end().ends_with("data: [DONE]")
+    } else if content_type.starts_with("application/x-ndjson") {
+        text.trim_end()
+            .rsplit('\n')
+            .next()
+            .is_some_and(|last| last.contains("\"done\":true") && !last.starts_with("{\"error\""))
+    } else {
+        true
+    }
 }
 
 /// Sends one request and reads its whole body, timing from `due`.
@@ -590,11 +622,21 @@ async fn send(request: reqwest::RequestBuilder, due: Instant) -> Outcome {
         .get("x-warmline-cache")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let mut ttft = None;
+    let mut tail: Vec<u8> = Vec::new();
     loop {
         match response.chunk().await {
-            Ok(Some(_)) => {
+            Ok(Some(chunk)) => {
                 ttft.get_or_insert_with(|| Instant::now().saturating_duration_since(due));
+                tail.extend_from_slice(&chunk[chunk.len().saturating_sub(TAIL)..]);
+                let excess = tail.len().saturating_sub(TAIL);
+                tail.drain(..excess);
             }
             Ok(None) => break,
             Err(err) => {
@@ -604,11 +646,19 @@ async fn send(request: reqwest::RequestBuilder, due: Instant) -> Outcome {
             }
         }
     }
+    let error = if !status.is_success() {
+        Some(format!("status_{}", status.as_u16()))
+    } else if !completed(&content_type, &tail) {
+        // Cut off, or ended with an error line: the client did not get its answer.
+        Some("incomplete_stream".to_owned())
+    } else {
+        None
+    };
     Outcome {
         latency: Instant::now().saturating_duration_since(due),
         ttft,
         cache,
-        error: (!status.is_success()).then(|| format!("status_{}", status.as_u16())),
+        error,
     }
 }
 
@@ -647,6 +697,24 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_is_complete_only_with_its_end_marker() {
+        let sse = "text/event-stream";
+        assert!(completed(sse, b"data: {\"x\":1}\n\ndata: [DONE]\n\n"));
+        assert!(!completed(sse, b"data: {\"x\":1}\n\n"), "cut off");
+        let nd = "application/x-ndjson";
+        assert!(completed(
+            nd,
+            b"{\"a\":1}\n{\"done\":true,\"eval_count\":3}\n"
+        ));
+        assert!(!completed(nd, b"{\"a\":1}\n"), "cut off");
+        assert!(!completed(
+            nd,
+            b"{\"a\":1}\n{\"error\":\"upstream broke\"}\n"
+        ));
+        assert!(completed("application/json", b"{\"x\":1}"));
+    }
+
+    #[test]
     fn percentiles_of_an_empty_histogram_are_zero() {
         let h = Histogram::<u64>::new_with_bounds(1, 1000, 3).expect("histogram");
         assert_eq!(Percentiles::of(&h), Percentiles::default());
@@ -656,6 +724,7 @@ mod tests {
     async fn invalid_settings_are_refused() {
         let config = BenchConfig {
             url: "http://127.0.0.1:9/".into(),
+            also: Vec::new(),
             method: reqwest::Method::GET,
             bodies: Bodies::List(vec![Bytes::new()]),
             mode: Mode::OpenLoop { rate: 0.0 },
