@@ -19,7 +19,7 @@
 //! | `OLLAMA_NO_CLOUD` | false | reported by `/api/status` |
 //! | `SIM_LOAD_DELAY_MS`, `SIM_TOKEN_DELAY_MS`, `SIM_PREFILL_DELAY_MS`, `SIM_STALL_MS` | 0 | timing knobs |
 //! | `SIM_TOKENS` | 8 | tokens per reply |
-//! | `SIM_ERROR_RATE`, `SIM_ABORT_RATE` | 0 | fault injection |
+//! | `SIM_ERROR_RATE`, `SIM_ABORT_RATE`, `SIM_DROP_RATE` | 0 | fault injection |
 //! | `SIM_MODELS` | the three defaults | installed catalog models, comma-separated |
 //! | `SIM_QUIET` | false | `1` turns the Gin-style access log off |
 //! | `SIM_READY_DELAY_MS` | 0 | `serve` holds its bound port this long before answering |
@@ -311,6 +311,7 @@ impl SimConfig {
                 "SIM_TOKENS" => k.tokens_per_reply = env_num(&key, &value, k.tokens_per_reply),
                 "SIM_ERROR_RATE" => k.error_rate = env_rate(&key, &value),
                 "SIM_ABORT_RATE" => k.abort_rate = env_rate(&key, &value),
+                "SIM_DROP_RATE" => k.drop_rate = env_rate(&key, &value),
                 "SIM_MODELS" => {
                     cfg.models = clean(&value)
                         .split(',')

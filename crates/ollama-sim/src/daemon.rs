@@ -68,6 +68,10 @@ struct ServeArgs {
     /// Fraction of streams cut mid-way (SIM_ABORT_RATE).
     #[arg(long, value_name = "RATE")]
     abort_rate: Option<f64>,
+    /// Fraction of generations whose connection is closed before any answer
+    /// (SIM_DROP_RATE).
+    #[arg(long, value_name = "RATE")]
+    drop_rate: Option<f64>,
     /// Delay before response headers in ms (SIM_STALL_MS).
     #[arg(long, value_name = "MS")]
     stall_ms: Option<f64>,
@@ -113,6 +117,9 @@ impl ServeArgs {
         }
         if let Some(r) = self.abort_rate {
             k.abort_rate = r;
+        }
+        if let Some(r) = self.drop_rate {
+            k.drop_rate = r;
         }
         k.validate()?;
         if let Some(m) = &self.models {

@@ -34,6 +34,11 @@ pub struct Knobs {
     pub error_rate: f64,
     /// Fraction (0..=1) of streams whose connection is cut mid-stream.
     pub abort_rate: f64,
+    /// Fraction (0..=1) of generation requests whose connection is closed
+    /// before any response byte, as by a daemon that crashed or is overloaded
+    /// (clients see the connection reset or closed without an answer).
+    #[serde(default)]
+    pub drop_rate: f64,
     /// Delay before the response headers of every API request.
     #[serde(rename = "first_byte_stall_ms", with = "millis")]
     pub first_byte_stall: Duration,
@@ -49,6 +54,7 @@ impl Default for Knobs {
             tokens_per_reply: 8,
             error_rate: 0.0,
             abort_rate: 0.0,
+            drop_rate: 0.0,
             first_byte_stall: Duration::ZERO,
         }
     }
@@ -60,6 +66,7 @@ impl Knobs {
         for (name, rate) in [
             ("error_rate", self.error_rate),
             ("abort_rate", self.abort_rate),
+            ("drop_rate", self.drop_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
@@ -129,7 +136,8 @@ mod tests {
         assert_eq!(
             json,
             json!({"load_delay_ms":0,"token_delay_ms":0,"prefill_delay_ms":0,
-                   "tokens_per_reply":8,"error_rate":0.0,"abort_rate":0.0,"first_byte_stall_ms":0})
+                   "tokens_per_reply":8,"error_rate":0.0,"abort_rate":0.0,"drop_rate":0.0,
+                   "first_byte_stall_ms":0})
         );
     }
 

@@ -116,7 +116,12 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let app = App::new(config, Some(addr.ip().is_loopback()));
         let router = server::router(app.clone());
-        let task = tokio::spawn(server::serve(listener, router, app.shutdown.clone()));
+        let task = tokio::spawn(server::serve(
+            listener,
+            router,
+            app.shutdown.clone(),
+            Arc::clone(&app.knobs),
+        ));
         Ok(SimHandle {
             inner: Arc::new(HandleInner {
                 addr,
@@ -186,6 +191,7 @@ impl SimHandle {
     pub fn set_knobs(&self, mut knobs: Knobs) {
         knobs.error_rate = knobs.error_rate.clamp(0.0, 1.0);
         knobs.abort_rate = knobs.abort_rate.clamp(0.0, 1.0);
+        knobs.drop_rate = knobs.drop_rate.clamp(0.0, 1.0);
         self.inner.app.knobs.store(knobs);
     }
 

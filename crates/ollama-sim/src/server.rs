@@ -251,7 +251,34 @@ async fn stall(State(app): State<App>, req: Request, next: Next) -> Response {
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then closes
 /// every open connection and returns.
-pub(crate) async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+/// Why a connection was closed without an answer (`drop_rate`); hyper closes a
+/// connection whose service fails, writing nothing.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by drop_rate")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Whether `drop_rate` applies: a generation request.
+fn is_generation(req: &hyper::Request<Incoming>) -> bool {
+    req.method() == hyper::Method::POST
+        && matches!(
+            req.uri().path(),
+            "/api/chat" | "/api/generate" | "/v1/chat/completions" | "/v1/completions"
+        )
+}
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    knobs: std::sync::Arc<crate::knobs::KnobStore>,
+) {
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -270,10 +297,21 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, shutdown: Cance
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let shutdown = shutdown.clone();
+        let knobs = std::sync::Arc::clone(&knobs);
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
-                router.clone().oneshot(req)
+                let drop_rate = knobs.load().drop_rate;
+                let dropped = drop_rate > 0.0
+                    && is_generation(&req)
+                    && rand::random::<f64>() < drop_rate;
+                let answer = router.clone().oneshot(req);
+                async move {
+                    if dropped {
+                        return Err(Dropped);
+                    }
+                    answer.await.map_err(|never| match never {})
+                }
             });
             let conn = http1::Builder::new()
                 .header_read_timeout(None)

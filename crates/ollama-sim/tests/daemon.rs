@@ -103,3 +103,28 @@ fn a_symlink_named_ollama_behaves_as_ollama_serve() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `SIM_DROP_RATE=1`: every generation's connection is closed without a byte of
+/// answer, while other routes answer normally.
+#[test]
+fn dropped_generations_get_no_answer_at_all() {
+    let (child, port) = start(
+        &PathBuf::from(BIN),
+        &["serve"],
+        &[("OLLAMA_HOST", "127.0.0.1:0"), ("SIM_DROP_RATE", "1")],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect: {e}"));
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let body = r#"{"model":"llama3.2","prompt":"hi","stream":false}"#;
+    let req = format!(
+        "POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert!(get(port, "/api/version").starts_with("HTTP/1.1 200"));
+    terminate(child);
+}
