@@ -87,6 +87,10 @@ pub struct BenchArgs {
     /// Number of recurring prompts for --repeat
     #[arg(long, default_value_t = 10)]
     distinct: u64,
+    /// Text put before every prompt, so two runs' recurring prompts differ
+    /// (each phase of a benchmark then starts with a cold cache)
+    #[arg(long, default_value = "")]
+    tag: String,
     /// Path to request instead of the scenario's
     #[arg(long)]
     path: Option<String>,
@@ -287,13 +291,13 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
         if !(0.0..=1.0).contains(&share) {
             return Err(format!("--repeat must be between 0 and 1, got {share}"));
         }
-        let (scenario, model) = (args.scenario, args.model.clone());
+        let (scenario, model, tag) = (args.scenario, args.model.clone(), args.tag.clone());
         // A per-run salt: one-off prompts must not hit entries from an earlier run.
         let salt = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         bench::repeating(share, args.distinct, salt, move |prompt| {
-            bytes::Bytes::from(scenario.body(&model, prompt))
+            bytes::Bytes::from(scenario.body(&model, &format!("{tag}{prompt}")))
         })
     } else {
         Bodies::List(vec![bytes::Bytes::from(
@@ -402,6 +406,14 @@ fn render(r: &BenchReport) -> String {
     if !r.cache.is_empty() {
         let cache: Vec<String> = r.cache.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out.push_str(&format!("cache       {}\n", cache.join(", ")));
+    }
+    if r.repeats > 0 {
+        out.push_str(&format!(
+            "repeats     {} of {} requests repeated an earlier body (best hit rate possible {:.1} %)\n",
+            r.repeats,
+            r.requests,
+            100.0 * r.repeats as f64 / r.requests.max(1) as f64
+        ));
     }
     out
 }

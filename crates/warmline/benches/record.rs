@@ -1,7 +1,8 @@
 //! What recording one finished request costs the request path: building its
 //! `Event` and handing it to the metrics thread (`Metrics::finished`), next to the
 //! atomic counter increment it replaced as the cheapest thing possible. The
-//! overhead budget per request is 100 µs at the median (ANCHORS.md).
+//! gateway's whole overhead budget per request is 100 µs at the median
+//! (BENCHMARKS.md).
 //!
 //!   cargo bench -p warmline --bench record
 
@@ -33,9 +34,9 @@ fn record(c: &mut Criterion) {
     let mut group = c.benchmark_group("record");
 
     // What a request pays: the counters plus handing the event to the channel.
-    // In a hot loop the aggregator falls behind and sends start failing fast, so
-    // this is paced: every `BATCH` events it waits for the aggregator to catch up
-    // (untimed), keeping every timed send a real, accepted one.
+    // In a hot loop the channel would fill and sends start failing fast, so this
+    // is paced: every `BATCH` events a read applies what queued (untimed),
+    // keeping every timed send a real, accepted one.
     const BATCH: u64 = 4096;
     let metrics = Metrics::new();
     group.bench_function("finished (request path)", |b| {
@@ -51,7 +52,7 @@ fn record(c: &mut Criterion) {
                 }
                 timed += start.elapsed();
                 left -= n;
-                black_box(metrics.stats()); // waits until the batch is applied
+                black_box(metrics.stats()); // applies the batch, untimed
             }
             timed
         });
@@ -62,8 +63,8 @@ fn record(c: &mut Criterion) {
         "every timed event was accepted"
     );
 
-    // Sustained throughput of the whole pipeline: send and wait until the
-    // aggregator has folded everything into the histograms and history rings.
+    // Sustained throughput of the whole pipeline: send, then fold everything
+    // into the histograms and history rings.
     let metrics = Metrics::new();
     group.bench_function("finished + aggregated (sustained)", |b| {
         b.iter_custom(|iters| {

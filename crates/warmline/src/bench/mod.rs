@@ -154,6 +154,11 @@ pub struct BenchReport {
     /// `x-warmline-cache` values seen (`hit`, `miss`, ...), if any.
     pub cache: BTreeMap<String, u64>,
     pub elapsed_s: f64,
+    /// Measured requests whose body had been sent before in the run (warm-up
+    /// included): what a perfect cache could have answered without going
+    /// upstream, so the best hit rate possible is `repeats / requests`.
+    #[serde(default)]
+    pub repeats: u64,
     /// Completed measured requests per second.
     pub rps: f64,
     pub latency_ms: Percentiles,
@@ -211,6 +216,9 @@ struct Recorder {
     cache: Mutex<BTreeMap<String, u64>>,
     requests: AtomicU64,
     ok: AtomicU64,
+    /// Hashes of every body sent, and how many measured ones repeated one.
+    bodies_seen: Mutex<std::collections::HashSet<u64>>,
+    repeats: AtomicU64,
     progress: Arc<Progress>,
     /// The measured phase per second, by completion time.
     seconds: Mutex<Seconds>,
@@ -230,9 +238,25 @@ impl Recorder {
             cache: Mutex::default(),
             requests: AtomicU64::new(0),
             ok: AtomicU64::new(0),
+            bodies_seen: Mutex::default(),
+            repeats: AtomicU64::new(0),
             progress,
             seconds: Mutex::new(Seconds::default()),
             measure_from,
+        }
+    }
+
+    /// Notes a body about to be sent; counts a measured repeat.
+    fn sending(&self, body: &[u8], measured: bool) {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
+        hasher.write(body);
+        let fresh = self
+            .bodies_seen
+            .lock()
+            .map_or(true, |mut seen| seen.insert(hasher.finish()));
+        if measured && !fresh {
+            self.repeats.fetch_add(1, Relaxed);
         }
     }
 
@@ -456,6 +480,7 @@ pub async fn run(config: BenchConfig, progress: Arc<Progress>) -> Result<BenchRe
             .unwrap_or_default(),
         cache: recorder.cache.lock().map(|c| c.clone()).unwrap_or_default(),
         elapsed_s: elapsed.as_secs_f64(),
+        repeats: recorder.repeats.load(Relaxed),
         rps: requests as f64 / elapsed.as_secs_f64().max(1e-9),
         latency_ms: latency,
         ttft_ms: ttft,
@@ -519,7 +544,7 @@ async fn open_loop(
         in_flight.fetch_add(1, Relaxed);
         recorder.progress.sent.fetch_add(1, Relaxed);
         let (recorder, in_flight) = (Arc::clone(recorder), Arc::clone(&in_flight));
-        let request = build(config, client.clone(), i);
+        let request = build(config, client.clone(), i, &recorder, is_measured);
         tasks.spawn(async move {
             let outcome = send(request, due).await;
             recorder.record(outcome, is_measured);
@@ -561,7 +586,8 @@ async fn closed_loop(
                 }
                 let i = next.fetch_add(1, Relaxed);
                 recorder.progress.sent.fetch_add(1, Relaxed);
-                let outcome = send(build(&config, client.clone(), i), now).await;
+                let request = build(&config, client.clone(), i, &recorder, is_measured);
+                let outcome = send(request, now).await;
                 recorder.record(outcome, is_measured);
             }
         });
@@ -569,8 +595,15 @@ async fn closed_loop(
     while workers.join_next().await.is_some() {}
 }
 
-fn build(config: &BenchConfig, client: reqwest::Client, i: u64) -> reqwest::RequestBuilder {
+fn build(
+    config: &BenchConfig,
+    client: reqwest::Client,
+    i: u64,
+    recorder: &Recorder,
+    measured: bool,
+) -> reqwest::RequestBuilder {
     let body = config.bodies.get(i);
+    recorder.sending(&body, measured);
     let n = 1 + config.also.len() as u64;
     let url = match i % n {
         0 => &config.url,
