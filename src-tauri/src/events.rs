@@ -12,6 +12,12 @@
 //! | `warmline://activity` | 2 s   | [`Activity`]                             |
 //!
 //! The same tick refreshes the tray (its status line, icon and model items).
+//!
+//! Drawing is what costs on a desktop (WebKit repaints in software on many
+//! Linux machines), so the window gets only what it can show: nothing but the
+//! status while it is hidden in the tray, and charts only when their data
+//! changed — new traffic, another window or theme — or every [`CHART_REFRESH`]
+//! so the time axis keeps moving when all is quiet.
 
 use std::time::Duration;
 
@@ -30,6 +36,9 @@ pub const ACTIVITY_EVENT: &str = "warmline://activity";
 
 /// How often the status is pushed; the other events go every other tick.
 pub const TICK: Duration = Duration::from_secs(1);
+
+/// The longest the charts go without a redraw while nothing changes.
+const CHART_REFRESH: Duration = Duration::from_secs(10);
 
 /// Lines and requests kept in an activity push.
 const TAIL: usize = 200;
@@ -110,21 +119,60 @@ pub fn push_models<R: Runtime>(app: &AppHandle<R>) {
     }
 }
 
-/// Pushes charts and activity.
-async fn push_slow<R: Runtime>(app: &AppHandle<R>) {
+/// What the last charts pushed showed: redrawn only when this changes.
+#[derive(Debug, Clone, PartialEq)]
+struct Drawn {
+    view: ChartView,
+    /// Requests in the window and the newest second that had any.
+    requests: u64,
+    newest: u64,
+    models: usize,
+}
+
+/// Whether the main window is on screen (hidden to the tray, it needs nothing
+/// but the status).
+fn window_shown<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.get_webview_window(crate::tray::MAIN_WINDOW)
+        .is_some_and(|w| w.is_visible().unwrap_or(true))
+}
+
+/// Pushes charts (when their data changed) and activity.
+async fn push_slow<R: Runtime>(
+    app: &AppHandle<R>,
+    last: &mut Option<(Drawn, tokio::time::Instant)>,
+) {
     let Some(state) = app.try_state::<AppState>() else {
         return;
     };
     let Ok(handle) = state.handle() else {
         return;
     };
-    match charts(&handle, state.chart_view()) {
-        Ok(charts) => {
-            if let Err(err) = app.emit(CHARTS_EVENT, &charts) {
-                tracing::warn!("cannot push charts to the window: {err}");
+    let view = state.chart_view();
+    let history = handle.history(Duration::from_secs(view.window_s.clamp(60, 86_400)));
+    let drawn = Drawn {
+        view,
+        requests: history.points.iter().map(|p| p.requests).sum(),
+        newest: history
+            .points
+            .iter()
+            .rev()
+            .find(|p| p.requests > 0)
+            .map_or(0, |p| p.t),
+        models: history.models.len(),
+    };
+    let fresh = last
+        .as_ref()
+        .is_some_and(|(was, at)| *was == drawn && at.elapsed() < CHART_REFRESH);
+    if !fresh {
+        match charts(&handle, view) {
+            Ok(charts) => {
+                if let Err(err) = app.emit(CHARTS_EVENT, &charts) {
+                    tracing::warn!("cannot push charts to the window: {err}");
+                }
+                *last = Some((drawn, tokio::time::Instant::now()));
             }
+            Err(err) => tracing::warn!("cannot draw the charts: {err}"),
         }
-        Err(err) => tracing::warn!("cannot draw the charts: {err}"),
     }
     let activity = activity(&handle).await;
     if let Err(err) = app.emit(ACTIVITY_EVENT, &activity) {
@@ -139,6 +187,7 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>) {
         let mut tick = tokio::time::interval(TICK);
         // After a stall (suspend, busy machine) send one fresh snapshot, not a burst.
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut charts = None;
         for n in 0u64.. {
             tick.tick().await;
             match push_status(&app) {
@@ -147,8 +196,14 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>) {
                 Err(err) => tracing::warn!("cannot push status to the window: {err}"),
             }
             if n % 2 == 0 {
+                // The tray's model items follow even with the window hidden.
                 push_models(&app);
-                push_slow(&app).await;
+                if window_shown(&app) {
+                    push_slow(&app, &mut charts).await;
+                } else {
+                    // Shown again: draw at once.
+                    charts = None;
+                }
             }
         }
     });

@@ -302,9 +302,8 @@ pub(crate) async fn serve(
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
                 let drop_rate = knobs.load().drop_rate;
-                let dropped = drop_rate > 0.0
-                    && is_generation(&req)
-                    && rand::random::<f64>() < drop_rate;
+                let dropped =
+                    drop_rate > 0.0 && is_generation(&req) && rand::random::<f64>() < drop_rate;
                 let answer = router.clone().oneshot(req);
                 async move {
                     if dropped {

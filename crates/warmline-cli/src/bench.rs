@@ -27,6 +27,10 @@ pub enum Scenario {
     OpenaiChat,
     /// Streaming `/v1/chat/completions` (SSE), temperature 0; TTFT is the first chunk.
     OpenaiChatStream,
+    /// The latency report's workload: a chat assistant's streaming
+    /// `/v1/chat/completions` traffic, temperature 0, 70 % of prompts repeating
+    /// one of 40 recurring questions (unless --repeat/--distinct say otherwise).
+    Report,
 }
 
 impl Scenario {
@@ -36,7 +40,9 @@ impl Scenario {
             Scenario::Generate => "/api/generate",
             Scenario::Embed => "/api/embed",
             Scenario::Tags => "/api/tags",
-            Scenario::OpenaiChat | Scenario::OpenaiChatStream => "/v1/chat/completions",
+            Scenario::OpenaiChat | Scenario::OpenaiChatStream | Scenario::Report => {
+                "/v1/chat/completions"
+            }
         }
     }
 
@@ -55,12 +61,14 @@ impl Scenario {
                 "options": {"temperature": 0},
             }),
             Scenario::Embed => serde_json::json!({"model": model, "input": prompt}),
-            Scenario::OpenaiChat | Scenario::OpenaiChatStream => serde_json::json!({
-                "model": model,
-                "messages": [{"role": "user", "content": prompt}],
-                "stream": self == Scenario::OpenaiChatStream,
-                "temperature": 0,
-            }),
+            Scenario::OpenaiChat | Scenario::OpenaiChatStream | Scenario::Report => {
+                serde_json::json!({
+                    "model": model,
+                    "messages": [{"role": "user", "content": prompt}],
+                    "stream": self != Scenario::OpenaiChat,
+                    "temperature": 0,
+                })
+            }
             Scenario::Tags => return String::new(),
         };
         value.to_string()
@@ -84,9 +92,9 @@ pub struct BenchArgs {
     /// the rest are one-off prompts. Without it every request is identical.
     #[arg(long, value_name = "SHARE")]
     repeat: Option<f64>,
-    /// Number of recurring prompts for --repeat
-    #[arg(long, default_value_t = 10)]
-    distinct: u64,
+    /// Number of recurring prompts for --repeat [default: 10; 40 for the report scenario]
+    #[arg(long)]
+    distinct: Option<u64>,
     /// Text put before every prompt, so two runs' recurring prompts differ
     /// (each phase of a benchmark then starts with a cold cache)
     #[arg(long, default_value = "")]
@@ -287,7 +295,10 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
         Bodies::List(bodies)
     } else if let Some(body) = &args.body {
         Bodies::List(vec![bytes::Bytes::from(body.clone())])
-    } else if let Some(share) = args.repeat {
+    } else if let Some(share) = args
+        .repeat
+        .or((args.scenario == Scenario::Report).then_some(0.7))
+    {
         if !(0.0..=1.0).contains(&share) {
             return Err(format!("--repeat must be between 0 and 1, got {share}"));
         }
@@ -296,7 +307,11 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
         let salt = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        bench::repeating(share, args.distinct, salt, move |prompt| {
+        let distinct = args.distinct.unwrap_or(match args.scenario {
+            Scenario::Report => 40,
+            _ => 10,
+        });
+        bench::repeating(share, distinct, salt, move |prompt| {
             bytes::Bytes::from(scenario.body(&model, &format!("{tag}{prompt}")))
         })
     } else {

@@ -363,6 +363,9 @@ fn lines<B: DrawingBackend>(
         .axis_style(palette.axis)
         .bold_line_style(palette.grid)
         .light_line_style(palette.grid.mix(0.5))
+        // One light line between grid lines: enough to read values, and few
+        // elements to draw (a webview repaints the charts every two seconds).
+        .max_light_lines(1)
         .x_labels(7)
         .y_labels(6)
         .x_label_formatter(&|x| time_label(*x, span))
@@ -454,6 +457,9 @@ fn bars<B: DrawingBackend>(
         .axis_style(palette.axis)
         .bold_line_style(palette.grid)
         .light_line_style(palette.grid.mix(0.5))
+        // One light line between grid lines: enough to read values, and few
+        // elements to draw (a webview repaints the charts every two seconds).
+        .max_light_lines(1)
         .x_labels(0)
         .y_labels(6)
         .y_label_formatter(&|y| number_label(*y))

@@ -163,6 +163,12 @@ pub struct BenchReport {
     pub rps: f64,
     pub latency_ms: Percentiles,
     pub ttft_ms: Percentiles,
+    /// The same over successful requests only: a system that answers fast by
+    /// refusing requests does not look fast here.
+    #[serde(default)]
+    pub ok_latency_ms: Percentiles,
+    #[serde(default)]
+    pub ok_ttft_ms: Percentiles,
     /// Per second of the measured phase, for `--report` charts.
     #[serde(default)]
     pub history: crate::metrics::History,
@@ -212,6 +218,8 @@ pub enum BenchError {
 struct Recorder {
     latency: Mutex<Histogram<u64>>,
     ttft: Mutex<Histogram<u64>>,
+    ok_latency: Mutex<Histogram<u64>>,
+    ok_ttft: Mutex<Histogram<u64>>,
     errors: Mutex<BTreeMap<String, u64>>,
     cache: Mutex<BTreeMap<String, u64>>,
     requests: AtomicU64,
@@ -234,6 +242,8 @@ impl Recorder {
         Recorder {
             latency: Mutex::new(histogram()),
             ttft: Mutex::new(histogram()),
+            ok_latency: Mutex::new(histogram()),
+            ok_ttft: Mutex::new(histogram()),
             errors: Mutex::default(),
             cache: Mutex::default(),
             requests: AtomicU64::new(0),
@@ -281,6 +291,16 @@ impl Recorder {
             && let Ok(mut h) = self.ttft.lock()
         {
             h.saturating_record(micros(ttft));
+        }
+        if outcome.error.is_none() {
+            if let Ok(mut h) = self.ok_latency.lock() {
+                h.saturating_record(micros(outcome.latency));
+            }
+            if let Some(ttft) = outcome.ttft
+                && let Ok(mut h) = self.ok_ttft.lock()
+            {
+                h.saturating_record(micros(ttft));
+            }
         }
         if let Some(cache) = &outcome.cache
             && let Ok(mut counts) = self.cache.lock()
@@ -484,6 +504,16 @@ pub async fn run(config: BenchConfig, progress: Arc<Progress>) -> Result<BenchRe
         rps: requests as f64 / elapsed.as_secs_f64().max(1e-9),
         latency_ms: latency,
         ttft_ms: ttft,
+        ok_latency_ms: recorder
+            .ok_latency
+            .lock()
+            .map(|h| Percentiles::of(&h))
+            .unwrap_or_default(),
+        ok_ttft_ms: recorder
+            .ok_ttft
+            .lock()
+            .map(|h| Percentiles::of(&h))
+            .unwrap_or_default(),
         history: recorder.history(started_unix, config.model.as_deref()),
     })
 }

@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# The latency report's scenario, end to end, side by side: the same chat
+# workload straight to Ollama, through nginx configured as the report describes,
+# through the LiteLLM proxy with its cache, and through Warmline with its
+# defaults. All on loopback, all started here, all measured in one run.
+#
+# Two ollama-sim hosts behave as the report's machine did: 3 s model loads,
+# Ollama's keep-alive expiry, 20 ms per token (16 tokens, 40 ms prefill),
+# OLLAMA_NUM_PARALLEL=4, and host A failing 10 % of generations (5 % answered
+# 500 by a dying runner, 5 % with the connection dropped before an answer).
+#
+# Each system is measured in steady state (the model loaded on both hosts
+# first), with the same workload (`warmline bench --scenario report`: streaming
+# /v1/chat/completions, temperature 0, 70 % of prompts repeating one of 40):
+#   1. open loop: 20 req/s for OPEN seconds (latency, TTFT, hit rate, errors);
+#   2. closed loop: 48 clients back to back for CLOSED seconds (throughput;
+#      counted only with its error rate beside it);
+# then, separately, one cold start per system: the model unloaded on both
+# hosts, one streaming request, timed to its first byte and first token.
+# Hit rate is measured the same way for all: requests answered without a
+# generation upstream (from the simulators' own counters), next to the best
+# possible for the workload (every repeat after its first occurrence).
+#
+#   tests/bench/scenario.sh [OPEN] [CLOSED]        (default 60 30)
+#
+# Installs what it needs when missing: nginx-light (apt), and LiteLLM 1.108.7
+# in a venv under ~/.cache/warmline-bench (about 60 s, 750 MB). Prints the
+# report's table (Markdown, for BENCHMARKS.md) and leaves raw JSON, logs and
+# Warmline's charts (report.png) in bench-out/scenario/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OPEN=${1:-60}
+CLOSED=${2:-30}
+OUT=$ROOT/bench-out/scenario
+rm -rf "$OUT"
+mkdir -p "$OUT"
+LITELLM_VERSION=1.108.7
+VENV=${LITELLM_VENV:-$HOME/.cache/warmline-bench/litellm-$LITELLM_VERSION}
+KEY="sk-warmline-bench"
+
+[ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p warmline-cli -p ollama-sim
+BIN=$ROOT/target/release
+
+# --- what the comparison needs ---------------------------------------------------
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx-light" >&2
+  apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends nginx-light >&2
+fi
+command -v redis-server >/dev/null || {
+  echo "installing redis-server" >&2
+  apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends redis-server >&2
+}
+if ! "$VENV/bin/litellm" --version >/dev/null 2>&1; then
+  echo "installing LiteLLM $LITELLM_VERSION into $VENV" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "litellm[proxy]==$LITELLM_VERSION" >&2
+fi
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$OUT/nginx/nginx.pid" ] && kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_line() { # file pattern → first match, within 20 s
+  for _ in $(seq 200); do
+    if line=$(grep -m1 -o "$2" "$1" 2>/dev/null); then echo "$line"; return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- the two Ollama hosts ----------------------------------------------------------
+start_sim() { # name extra-env... → its log in $OUT/sim-NAME.log
+  local name=$1; shift
+  env OLLAMA_HOST=127.0.0.1:0 OLLAMA_NUM_PARALLEL=4 SIM_QUIET=1 \
+    SIM_LOAD_DELAY_MS=3000 SIM_PREFILL_DELAY_MS=40 SIM_TOKEN_DELAY_MS=20 SIM_TOKENS=16 "$@" \
+    "$BIN/ollama-sim" serve 2>"$OUT/sim-$name.log" >/dev/null &
+  pids+=($!)
+}
+start_sim a SIM_ERROR_RATE=0.05 SIM_DROP_RATE=0.05
+start_sim b
+A=$(wait_line "$OUT/sim-a.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')
+B=$(wait_line "$OUT/sim-b.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')
+
+# --- nginx, as the report configures it -------------------------------------------
+NGINX_PORT=$(free_port)
+mkdir -p "$OUT/nginx/cache"
+sed -e "s|@HOST_A@|$A|g" -e "s|@HOST_B@|$B|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@DIR@|$OUT/nginx|g" \
+  tests/bench/scenario/nginx.conf.tmpl >"$OUT/nginx/nginx.conf"
+/usr/sbin/nginx -e "$OUT/nginx/error.log" -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" &
+pids+=($!)
+
+# --- LiteLLM with its cache (two workers sharing it through Redis) -----------------
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
+pids+=($!)
+LITELLM_PORT=$(free_port)
+mkdir -p "$OUT/litellm"
+sed -e "s|@HOST_A@|$A|g" -e "s|@HOST_B@|$B|g" -e "s|@CACHE_TYPE@|redis|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
+  tests/bench/scenario/litellm.yaml.tmpl >"$OUT/litellm/litellm.yaml"
+LITELLM_TELEMETRY_DISABLED=true LITELLM_LOCAL_MODEL_COST_MAP=True \
+  "$VENV/bin/litellm" --config "$OUT/litellm/litellm.yaml" --host 127.0.0.1 --port "$LITELLM_PORT" \
+  --num_workers 2 >"$OUT/litellm/litellm.log" 2>&1 &
+pids+=($!)
+
+# --- Warmline, defaults (each host's OLLAMA_NUM_PARALLEL stated: Ollama cannot tell) --
+"$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "http://$A parallel=4" \
+  --upstream "http://$B parallel=4" --state-file "$OUT/warmline-state.json" \
+  >"$OUT/warmline.out" 2>"$OUT/warmline.log" &
+pids+=($!)
+WARMLINE=$(wait_line "$OUT/warmline.out" 'http://[0-9.:]*')
+
+python3 - "$NGINX_PORT" "$LITELLM_PORT" <<'PY'
+import sys, time, urllib.request
+nginx, litellm = sys.argv[1:]
+def up(url):
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except Exception:
+        return False
+deadline = time.monotonic() + 120
+for url in (f"http://127.0.0.1:{nginx}/api/version", f"http://127.0.0.1:{litellm}/health/liveliness"):
+    while not up(url):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} never answered")
+        time.sleep(0.2)
+PY
+# Both LiteLLM workers up, not just the first.
+for _ in $(seq 600); do
+  [ "$(grep -c 'Application startup complete' "$OUT/litellm/litellm.log" || true)" -ge 2 ] && break
+  sleep 0.2
+done
+echo "hosts A=$A (flaky) B=$B; nginx :$NGINX_PORT; LiteLLM :$LITELLM_PORT; Warmline $WARMLINE" >&2
+
+# --- the run ------------------------------------------------------------------------
+python3 - "$BIN/warmline" "$OUT" "$A" "$B" "$NGINX_PORT" "$LITELLM_PORT" "$WARMLINE" "$OPEN" "$CLOSED" "$KEY" <<'PY'
+import json, subprocess, sys, time, urllib.request
+
+warmline, out, A, B, nginx_port, litellm_port, gw, OPEN, CLOSED, KEY = sys.argv[1:]
+OPEN, CLOSED = int(OPEN), int(CLOSED)
+HOSTS = [f"http://{A}", f"http://{B}"]
+SYSTEMS = [
+    ("direct", [f"http://{A}", f"http://{B}"], "Ollama direct (clients spread over both hosts)"),
+    ("nginx", [f"http://127.0.0.1:{nginx_port}"], "nginx (the report's config)"),
+    ("litellm", [f"http://127.0.0.1:{litellm_port}"], "LiteLLM proxy + cache"),
+    ("warmline", [gw], "Warmline (defaults)"),
+]
+HEADERS = ["Content-Type: application/json", f"Authorization: Bearer {KEY}"]
+
+
+def call(url, body=None, timeout=60):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read() or b"null")
+
+
+def counters():
+    return [call(f"{h}/_sim/counters")["generations"] for h in HOSTS]
+
+
+def load_model():
+    """Loads the model on both hosts (the flaky one may need a few tries)."""
+    for host in HOSTS:
+        for _ in range(20):
+            try:
+                call(f"{host}/api/generate", {"model": "llama3.2", "keep_alive": "30m"})
+                break
+            except Exception:
+                time.sleep(0.1)
+
+
+def unload_model():
+    for host in HOSTS:
+        call(f"{host}/api/generate", {"model": "llama3.2", "keep_alive": 0})
+    # As after an idle spell: long enough for a gateway that reads /api/ps
+    # (every 2 s) to know, as it would have after Ollama's keep-alive expired.
+    time.sleep(2.5)
+
+
+def bench(name, urls, phase, args):
+    cmd = [warmline, "bench", "--scenario", "report", "--model", "llama3.2", "--warmup", "0s",
+           "--timeout", "30s", "--tag", f"[{phase} {name}] ", "--json"]
+    for url in urls:
+        cmd += ["--url", url]
+    for header in HEADERS:
+        cmd += ["--header", header]
+    before = counters()
+    report = json.loads(subprocess.run(cmd + args, check=True, capture_output=True, text=True).stdout)
+    after = counters()
+    report["generations"] = sum(a["completed"] - b["completed"] for a, b in zip(after, before))
+    report["generations_started"] = sum(a["started"] - b["started"] for a, b in zip(after, before))
+    json.dump(report, open(f"{out}/{name}-{phase}.json", "w"), indent=1)
+    return report
+
+
+def cold(name, urls):
+    """One streaming request for an unloaded model: first byte, first token."""
+    unload_model()
+    body = json.dumps({"model": "llama3.2", "stream": True, "temperature": 0,
+                       "messages": [{"role": "user", "content": f"cold start through {name}"}]}).encode()
+    req = urllib.request.Request(f"{urls[-1]}/v1/chat/completions", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+    sent = time.monotonic()
+    with urllib.request.urlopen(req, timeout=60) as r:
+        first_byte = time.monotonic() - sent
+        first_chunk = None
+        while True:
+            chunk = r.read1(65536) if hasattr(r, "read1") else r.read(1)
+            if not chunk:
+                break
+            if first_chunk is None:
+                first_chunk = time.monotonic() - sent
+    total = time.monotonic() - sent
+    load_model()
+    return {"first_byte_ms": first_byte * 1000, "first_token_ms": (first_chunk or total) * 1000,
+            "total_ms": total * 1000}
+
+
+results = {}
+load_model()
+for name, urls, label in SYSTEMS:
+    print(f"{label}: open loop {OPEN}s at 20 req/s", file=sys.stderr)
+    open_loop = bench(name, urls, "open", ["--rate", "20", "--duration", f"{OPEN}s"])
+    print(f"{label}: closed loop {CLOSED}s, 48 clients", file=sys.stderr)
+    closed = bench(name, urls, "closed", ["--concurrency", "48", "--duration", f"{CLOSED}s"])
+    print(f"{label}: one cold start", file=sys.stderr)
+    results[name] = {"open": open_loop, "closed": closed, "cold": cold(name, urls)}
+    if name == "warmline":
+        subprocess.run([warmline, "report", "--url", gw, "--out", f"{out}/report.png",
+                        "--window", f"{OPEN + CLOSED + 30}s"], check=True)
+json.dump(results, open(f"{out}/results.json", "w"), indent=1)
+
+# --- the report's table -------------------------------------------------------------
+def errors(r):
+    return sum(r["errors"].values())
+
+
+def cell(name, row):
+    r = results[name]
+    o, c, k = r["open"], r["closed"], r["cold"]
+    ok = o["requests"] - errors(o)
+    # Latency of the answers clients got: refusals (nginx's 429s) are not fast answers.
+    if row == "avg":
+        return f"{o['ok_latency_ms']['mean']:,.0f} ms"
+    if row == "p95":
+        return f"{o['ok_latency_ms']['p95']:,.0f} ms"
+    if row == "ttft":
+        return f"{o['ok_ttft_ms']['p50']:,.0f} / {o['ok_ttft_ms']['p95']:,.0f} ms"
+    if row == "hits":
+        hit = max(0, ok - o["generations"]) / max(1, o["requests"])
+        return f"{100 * hit:.1f} %"
+    if row == "errors":
+        return f"{100 * errors(o) / max(1, o['requests']):.2f} %"
+    if row == "rps":
+        good = (c["requests"] - errors(c)) / c["elapsed_s"]
+        rate = 100 * errors(c) / max(1, c["requests"])
+        return f"{good:,.1f} req/s at {rate:.2f} % errors"
+    if row == "cold":
+        return f"{k['first_byte_ms']:,.0f} / {k['first_token_ms']:,.0f} ms"
+
+
+rows = [
+    ("Average latency (successful answers)", "avg", "4,563 ms", "200–500 ms"),
+    ("P95 latency (successful answers)", "p95", "–", "< 1 s"),
+    ("Time to first token, p50 / p95", "ttft", "–", "–"),
+    ("Cache hit rate", "hits", "0 %", "≥ 70 %"),
+    ("Error rate (client-visible)", "errors", "10 %", "< 1 %"),
+    ("Throughput (closed loop, successful answers)", "rps", "2 RPS", "50+ RPS"),
+    ("Cold start: first byte / first token", "cold", "2–4 s", "–"),
+]
+names = [s[0] for s in SYSTEMS]
+print("| | the report | its target | " + " | ".join(s[2] for s in SYSTEMS) + " |")
+print("|---|---|---|" + "---|" * len(SYSTEMS))
+for label, key, measured, target in rows:
+    print(f"| {label} | {measured} | {target} | " + " | ".join(cell(n, key) for n in names) + " |")
+o = results["warmline"]["open"]
+best = 100 * o["repeats"] / max(1, o["requests"])
+c = results["warmline"]["closed"]
+miss = 1 - c["repeats"] / max(1, c["requests"])
+generation_s = 0.040 + 16 * 0.020
+ceiling = 8 / generation_s / max(miss, 1e-9)
+print()
+print(f"Best hit rate possible for the open-loop workload: {best:.1f} % "
+      f"({o['repeats']} of {o['requests']} requests repeated an earlier one).")
+print(f"Generation slots: 2 hosts x 4 = 8, about {1000 * generation_s:.0f} ms per generation, "
+      f"so at the closed loop's miss share ({100 * miss:.1f} %) the hosts allow about {ceiling:.0f} req/s.")
+PY
+echo "raw results and Warmline's charts (report.png) in ${OUT#"$ROOT"/}/" >&2
