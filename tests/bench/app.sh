@@ -25,17 +25,14 @@ import json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib
 BIN, OUT, IDLE, LOAD = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 TICK = os.sysconf("SC_CLK_TCK")
 
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
 def get(url, timeout=1.0):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.load(r)
-
 
 def children(pid):
     """pid and every descendant."""
@@ -50,14 +47,12 @@ def children(pid):
             pass
     return tree
 
-
 def name(pid):
     try:
         with open(f"/proc/{pid}/comm") as f:
             return f.read().strip()
     except OSError:
         return ""
-
 
 def cpu_ticks(pids):
     total = 0
@@ -69,7 +64,6 @@ def cpu_ticks(pids):
         except OSError:
             pass
     return total
-
 
 def rss(pids):
     total = 0
@@ -83,7 +77,6 @@ def rss(pids):
             pass
     return total
 
-
 def groups(app_pid):
     """(app and WebKit processes, the ollama daemon's tree)."""
     tree = children(app_pid)
@@ -92,7 +85,6 @@ def groups(app_pid):
     for d in daemon:
         daemon_tree.update(children(d))
     return [p for p in tree if p not in daemon_tree], sorted(daemon_tree)
-
 
 def measure(app_pid, seconds):
     app, daemon = groups(app_pid)
@@ -114,10 +106,8 @@ def measure(app_pid, seconds):
         "daemon_rss_mb": peak_daemon / 2**20,
     }
 
-
 bin_dir = tempfile.mkdtemp(prefix="warmline-app-bench-bin-")
 os.symlink(os.path.join(BIN, "ollama-sim"), os.path.join(bin_dir, "ollama"))
-
 
 def launch():
     data = tempfile.mkdtemp(prefix="warmline-app-bench-")
@@ -139,12 +129,10 @@ def launch():
     daemon_ready = time.monotonic() - started
     return app, url, data, ready, daemon_ready
 
-
 def stop(app, data):
     os.killpg(app.pid, signal.SIGTERM)
     app.wait(timeout=20)
     shutil.rmtree(data, ignore_errors=True)
-
 
 starts = []
 for _ in range(5):

@@ -16,6 +16,7 @@
 # Needs nginx and wrk (Debian packages; installed here if missing). Prints Markdown.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/common.sh
 SECS=${1:-10}
 ROUNDS=${2:-3}
 OUT=bench-out/cache
@@ -27,26 +28,12 @@ command -v wrk >/dev/null || need+=(wrk)
 if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${need[@]}" >&2
 fi
-[ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p warmline-cli -p ollama-sim
-BIN=$PWD/target/release
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-wait_line() {
-  for _ in $(seq 100); do
-    if line=$(grep -m1 -o "$2" "$1" 2>/dev/null); then echo "$line"; return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 OLLAMA_HOST=127.0.0.1:0 SIM_QUIET=1 SIM_TOKENS=8 "$BIN/ollama-sim" serve 2>"$OUT/sim.log" >/dev/null &
-pids+=($!)
-SIM="http://$(wait_line "$OUT/sim.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
+spawned $!
+SIM=$(sim_url "$OUT/sim.log")
 "$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$SIM" >"$OUT/gw.out" 2>"$OUT/gw.log" &
-pids+=($!)
+spawned $!
 GW=$(wait_line "$OUT/gw.out" 'http://[0-9.:]*')
 
 NGINX_PORT=$(free_port)
@@ -89,7 +76,7 @@ http {
 }
 CONF
 /usr/sbin/nginx -c "$PWD/$OUT/nginx/nginx.conf" -p "$PWD/$OUT/nginx" 2>"$OUT/nginx/stderr.log" &
-pids+=($!)
+spawned $!
 NGINX="http://127.0.0.1:$NGINX_PORT"
 for _ in $(seq 100); do curl -fs -o /dev/null "$NGINX/" && break; sleep 0.1; done
 

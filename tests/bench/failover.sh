@@ -10,35 +10,20 @@
 # Prints a Markdown table (for BENCHMARKS.md) and leaves raw JSON in bench-out/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/common.sh
 RATE=${1:-1000}
 ROUNDS=${2:-3}
 OUT=bench-out/failover
 mkdir -p "$OUT"
 
-[ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p warmline-cli -p ollama-sim
-BIN=target/release
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-wait_line() { # file pattern → first match, within 10 s
-  for _ in $(seq 100); do
-    if line=$(grep -m1 -o "$2" "$1" 2>/dev/null); then echo "$line"; return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
-
 start_sim() { # name → starts a simulator on a free port; its pid goes to $OUT/name.pid
   OLLAMA_HOST=127.0.0.1:0 SIM_QUIET=1 "$BIN/ollama-sim" serve 2>"$OUT/$1.log" >/dev/null &
   echo $! >"$OUT/$1.pid"
 }
-sim_url() { echo "http://$(wait_line "$OUT/$1.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"; }
 
 for round in $(seq "$ROUNDS"); do
-  start_sim a; A_PID=$(cat "$OUT/a.pid"); pids+=("$A_PID"); A=$(sim_url a)
-  start_sim b; pids+=("$(cat "$OUT/b.pid")"); B=$(sim_url b)
+  start_sim a; A_PID=$(cat "$OUT/a.pid"); pids+=("$A_PID"); A=$(sim_url "$OUT/a.log")
+  start_sim b; pids+=("$(cat "$OUT/b.pid")"); B=$(sim_url "$OUT/b.log")
   "$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$A" --upstream "$B" --no-cache \
     >"$OUT/gw.out" 2>"$OUT/gw.log" &
   GW_PID=$!; pids+=("$GW_PID")

@@ -19,30 +19,16 @@
 # Prints a Markdown table (for BENCHMARKS.md) and leaves raw JSON in bench-out/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/common.sh
 RATES=${1:-"1000 5000"}
 SECONDS_PER_RUN=${2:-10}
 ROUNDS=${3:-3}
 OUT=bench-out/overhead
 mkdir -p "$OUT"
 
-[ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p warmline-cli -p ollama-sim
-BIN=target/release
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-wait_line() { # file pattern → first match, within 10 s
-  for _ in $(seq 100); do
-    if line=$(grep -m1 -o "$2" "$1" 2>/dev/null); then echo "$line"; return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
-
 OLLAMA_HOST=127.0.0.1:0 SIM_QUIET=1 "$BIN/ollama-sim" serve 2>"$OUT/sim.log" >/dev/null &
-pids+=($!)
-SIM="http://$(wait_line "$OUT/sim.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
+spawned $!
+SIM=$(sim_url "$OUT/sim.log")
 # --no-cache: this measures pass-through; the chat scenario (temperature 0)
 # would otherwise be answered from the cache after its first request.
 cat >"$OUT/bare.toml" <<TOML
@@ -71,14 +57,14 @@ declare -A URL=([direct]=$SIM)
 for side in bare layers; do
   "$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$SIM" --no-cache --config "$OUT/$side.toml" \
     >"$OUT/$side.out" 2>"$OUT/$side.log" &
-  pids+=($!)
+  spawned $!
   URL[$side]=$(wait_line "$OUT/$side.out" 'http://[0-9.:]*')
 done
 SIDES=(direct bare layers)
 if [ -n "${BASELINE:-}" ]; then
   "$BASELINE" serve --listen 127.0.0.1:0 --upstream "$SIM" --no-cache \
     >"$OUT/baseline.out" 2>"$OUT/baseline.log" &
-  pids+=($!)
+  spawned $!
   URL[baseline]=$(wait_line "$OUT/baseline.out" 'http://[0-9.:]*')
   SIDES+=(baseline)
 fi

@@ -9,35 +9,21 @@
 #   tests/bench/report.sh [OUT]      (default docs/report.png)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/common.sh
 OUT_FILE=${1:-docs/report.png}
 OUT=bench-out/report
 mkdir -p "$OUT"
 
-[ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p warmline-cli -p ollama-sim
-BIN=target/release
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-wait_line() { # file pattern → first match, within 10 s
-  for _ in $(seq 100); do
-    if line=$(grep -m1 -o "$2" "$1" 2>/dev/null); then echo "$line"; return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
-
 OLLAMA_HOST=127.0.0.1:0 OLLAMA_KEEP_ALIVE=30s OLLAMA_NUM_PARALLEL=4 SIM_QUIET=1 \
   SIM_LOAD_DELAY_MS=2000 SIM_TOKEN_DELAY_MS=20 SIM_TOKENS=24 SIM_ERROR_RATE=0.02 \
   "$BIN/ollama-sim" serve 2>"$OUT/sim.log" >/dev/null &
-pids+=($!)
-SIM="http://$(wait_line "$OUT/sim.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
+spawned $!
+SIM=$(sim_url "$OUT/sim.log")
 printf '[warmth]\nmodels = ["llama3.2"]\n' >"$OUT/warmline.toml"
 rm -f "$OUT/state.json"
 "$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$SIM parallel=4" --config "$OUT/warmline.toml" \
   --state-file "$OUT/state.json" >"$OUT/gw.out" 2>"$OUT/gw.log" &
-pids+=($!)
+spawned $!
 GW=$(wait_line "$OUT/gw.out" 'http://[0-9.:]*')
 
 bench() { "$BIN/warmline" bench --url "$GW" --scenario chat-stream --warmup 0s --timeout 30s "$@" >/dev/null; }

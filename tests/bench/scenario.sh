@@ -29,7 +29,7 @@
 # Warmline's charts (report.png) in bench-out/scenario/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$PWD
+. tests/bench/common.sh
 OPEN=${1:-60}
 CLOSED=${2:-30}
 OUT=$ROOT/bench-out/scenario
@@ -38,9 +38,6 @@ mkdir -p "$OUT"
 LITELLM_VERSION=1.108.7
 VENV=${LITELLM_VENV:-$HOME/.cache/warmline-bench/litellm-$LITELLM_VERSION}
 KEY="sk-warmline-bench"
-
-[ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p warmline-cli -p ollama-sim
-BIN=$ROOT/target/release
 
 # --- what the comparison needs ---------------------------------------------------
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
@@ -57,22 +54,9 @@ if ! "$VENV/bin/litellm" --version >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "litellm[proxy]==$LITELLM_VERSION" >&2
 fi
 
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$OUT/nginx/nginx.pid" ] && kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-wait_line() { # file pattern → first match, within 20 s
-  for _ in $(seq 200); do
-    if line=$(grep -m1 -o "$2" "$1" 2>/dev/null); then echo "$line"; return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# nginx runs as a master and workers; its pid file names the master.
+stop_nginx() { [ -f "$OUT/nginx/nginx.pid" ] && kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true; }
+trap 'stop_nginx; cleanup' EXIT
 
 # --- the two Ollama hosts ----------------------------------------------------------
 start_sim() { # name extra-env... → its log in $OUT/sim-NAME.log
@@ -80,12 +64,12 @@ start_sim() { # name extra-env... → its log in $OUT/sim-NAME.log
   env OLLAMA_HOST=127.0.0.1:0 OLLAMA_NUM_PARALLEL=4 SIM_QUIET=1 \
     SIM_LOAD_DELAY_MS=3000 SIM_PREFILL_DELAY_MS=40 SIM_TOKEN_DELAY_MS=20 SIM_TOKENS=16 "$@" \
     "$BIN/ollama-sim" serve 2>"$OUT/sim-$name.log" >/dev/null &
-  pids+=($!)
+  spawned $!
 }
 start_sim a SIM_ERROR_RATE=0.05 SIM_DROP_RATE=0.05
 start_sim b
-A=$(wait_line "$OUT/sim-a.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')
-B=$(wait_line "$OUT/sim-b.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')
+A=$(sim_url "$OUT/sim-a.log" | sed 's|http://||')
+B=$(sim_url "$OUT/sim-b.log" | sed 's|http://||')
 
 # --- nginx, as the report configures it -------------------------------------------
 NGINX_PORT=$(free_port)
@@ -93,12 +77,12 @@ mkdir -p "$OUT/nginx/cache"
 sed -e "s|@HOST_A@|$A|g" -e "s|@HOST_B@|$B|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@DIR@|$OUT/nginx|g" \
   tests/bench/scenario/nginx.conf.tmpl >"$OUT/nginx/nginx.conf"
 /usr/sbin/nginx -e "$OUT/nginx/error.log" -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" &
-pids+=($!)
+spawned $!
 
 # --- LiteLLM with its cache (two workers sharing it through Redis) -----------------
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
-pids+=($!)
+spawned $!
 LITELLM_PORT=$(free_port)
 mkdir -p "$OUT/litellm"
 sed -e "s|@HOST_A@|$A|g" -e "s|@HOST_B@|$B|g" -e "s|@CACHE_TYPE@|redis|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
@@ -106,13 +90,13 @@ sed -e "s|@HOST_A@|$A|g" -e "s|@HOST_B@|$B|g" -e "s|@CACHE_TYPE@|redis|g" -e "s|
 LITELLM_TELEMETRY_DISABLED=true LITELLM_LOCAL_MODEL_COST_MAP=True \
   "$VENV/bin/litellm" --config "$OUT/litellm/litellm.yaml" --host 127.0.0.1 --port "$LITELLM_PORT" \
   --num_workers 2 >"$OUT/litellm/litellm.log" 2>&1 &
-pids+=($!)
+spawned $!
 
 # --- Warmline, defaults (each host's OLLAMA_NUM_PARALLEL stated: Ollama cannot tell) --
 "$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "http://$A parallel=4" \
   --upstream "http://$B parallel=4" --state-file "$OUT/warmline-state.json" \
   >"$OUT/warmline.out" 2>"$OUT/warmline.log" &
-pids+=($!)
+spawned $!
 WARMLINE=$(wait_line "$OUT/warmline.out" 'http://[0-9.:]*')
 
 python3 - "$NGINX_PORT" "$LITELLM_PORT" <<'PY'
@@ -153,7 +137,6 @@ SYSTEMS = [
 ]
 HEADERS = ["Content-Type: application/json", f"Authorization: Bearer {KEY}"]
 
-
 def call(url, body=None, timeout=60):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
@@ -161,10 +144,8 @@ def call(url, body=None, timeout=60):
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read() or b"null")
 
-
 def counters():
     return [call(f"{h}/_sim/counters")["generations"] for h in HOSTS]
-
 
 def load_model():
     """Loads the model on both hosts (the flaky one may need a few tries)."""
@@ -176,14 +157,12 @@ def load_model():
             except Exception:
                 time.sleep(0.1)
 
-
 def unload_model():
     for host in HOSTS:
         call(f"{host}/api/generate", {"model": "llama3.2", "keep_alive": 0})
     # As after an idle spell: long enough for a gateway that reads /api/ps
     # (every 2 s) to know, as it would have after Ollama's keep-alive expired.
     time.sleep(2.5)
-
 
 def bench(name, urls, phase, args):
     cmd = [warmline, "bench", "--scenario", "report", "--model", "llama3.2", "--warmup", "0s",
@@ -199,7 +178,6 @@ def bench(name, urls, phase, args):
     report["generations_started"] = sum(a["started"] - b["started"] for a, b in zip(after, before))
     json.dump(report, open(f"{out}/{name}-{phase}.json", "w"), indent=1)
     return report
-
 
 def cold(name, urls):
     """One streaming request for an unloaded model: first byte, first token."""
@@ -223,7 +201,6 @@ def cold(name, urls):
     return {"first_byte_ms": first_byte * 1000, "first_token_ms": (first_chunk or total) * 1000,
             "total_ms": total * 1000}
 
-
 results = {}
 load_model()
 for name, urls, label in SYSTEMS:
@@ -241,7 +218,6 @@ json.dump(results, open(f"{out}/results.json", "w"), indent=1)
 # --- the report's table -------------------------------------------------------------
 def errors(r):
     return sum(r["errors"].values())
-
 
 def cell(name, row):
     r = results[name]
@@ -265,7 +241,6 @@ def cell(name, row):
         return f"{good:,.1f} req/s at {rate:.2f} % errors"
     if row == "cold":
         return f"{k['first_byte_ms']:,.0f} / {k['first_token_ms']:,.0f} ms"
-
 
 rows = [
     ("Average latency (successful answers)", "avg", "4,563 ms", "200–500 ms"),

@@ -13,25 +13,11 @@
 # Prints a Markdown table (for BENCHMARKS.md) and leaves raw JSON in bench-out/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/common.sh
 HOURS=${1:-8}
 SCALE=${2:-120}
 OUT=bench-out/trace
 mkdir -p "$OUT"
-
-[ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p warmline-cli -p ollama-sim
-BIN=target/release
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-wait_line() { # file pattern → first match, within 10 s
-  for _ in $(seq 100); do
-    if line=$(grep -m1 -o "$2" "$1" 2>/dev/null); then echo "$line"; return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
 
 # Ollama's default keep-alive (5 min) and a 3 s model load, at the trace's scale.
 KEEP_ALIVE_MS=$(python3 -c "print(round(300000 / $SCALE))")
@@ -40,10 +26,10 @@ for side in direct warmline; do
     SIM_LOAD_DELAY_MS=3000 SIM_TOKEN_DELAY_MS=15 SIM_TOKENS=30 \
     SIM_MODELS=llama3.2,qwen3:0.6b,tinyllama \
     "$BIN/ollama-sim" serve 2>"$OUT/sim-$side.log" >/dev/null &
-  pids+=($!)
+  spawned $!
 done
-DIRECT="http://$(wait_line "$OUT/sim-direct.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
-BEHIND="http://$(wait_line "$OUT/sim-warmline.log" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
+DIRECT=$(sim_url "$OUT/sim-direct.log")
+BEHIND=$(sim_url "$OUT/sim-warmline.log")
 
 # Warmline with its defaults, and the person's two daily models in the warm set.
 cat >"$OUT/warmline.toml" <<TOML
@@ -53,7 +39,7 @@ TOML
 rm -f "$OUT/state.json"
 "$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$BEHIND" --config "$OUT/warmline.toml" \
   --state-file "$OUT/state.json" >"$OUT/gw.out" 2>"$OUT/gw.log" &
-pids+=($!)
+spawned $!
 GW=$(wait_line "$OUT/gw.out" 'http://[0-9.:]*')
 
 # The day starts once the warm models are loaded (at login, before the first chat).
@@ -75,8 +61,8 @@ for side in direct warmline; do
   url=$DIRECT; [ "$side" = warmline ] && url=$GW
   "$BIN/warmline" bench --url "$url" --trace desktop-day --hours "$HOURS" --time-scale "$SCALE" \
     --timeout 60s --json >"$OUT/$side.json" &
-  pids+=($!)
-  bench_pids+=($!)
+  spawned $!
+  bench_spawned $!
 done
 for p in "${bench_pids[@]}"; do wait "$p"; done
 

@@ -1,0 +1,36 @@
+# Shared by the benchmark scripts in this folder: sourced, not run.
+#
+#   . "$(dirname "$0")/common.sh"
+#
+# Sets ROOT (the repository) and BIN (release binaries, built unless NO_BUILD
+# is set), and gives: `spawned PID` to have a background process killed when the
+# script exits, `wait_line FILE PATTERN` (the first match of PATTERN in FILE,
+# within 20 s), `free_port`, and `sim_url LOG` (the URL an ollama-sim prints).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BIN=$ROOT/target/release
+[ -n "${NO_BUILD:-}" ] || (cd "$ROOT" && cargo build --release --locked -q -p warmline-cli -p ollama-sim)
+
+pids=()
+spawned() { pids+=("$1"); }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_line() { # FILE PATTERN → first match, within 20 s
+  for _ in $(seq 200); do
+    if line=$(grep -m1 -o "$2" "$1" 2>/dev/null); then echo "$line"; return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+sim_url() { # LOG → http://HOST:PORT of the ollama-sim writing LOG
+  echo "http://$(wait_line "$1" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
+}
