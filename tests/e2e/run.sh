@@ -8,9 +8,9 @@
 # Builds the app (`cargo build -p warmline-app`) unless a binary is given,
 # installs what it needs if missing (tauri-driver 2.1.0 with cargo, selenium in a
 # Python venv: --venv or $WARMLINE_E2E_VENV, default tests/e2e/.venv), then runs
-# smoke.py inside `xvfb-run -a` + `dbus-run-session` with a throwaway
-# XDG_DATA_HOME and WARMLINE_LISTEN on a free loopback port (smoke.py says what
-# it checks). Screenshots go to tests/e2e/screenshots/ (gitignored).
+# smoke.py inside `xvfb-run -a` + `dbus-run-session` with a throwaway HOME and
+# XDG directories (start at login writes ~/.config/autostart) and
+# WARMLINE_LISTEN on a free loopback port (smoke.py says what it checks). Screenshots go to tests/e2e/screenshots/ (gitignored).
 #
 # System packages (installed by the top-level test command, only checked here):
 #   apt-get install -y xvfb xauth dbus webkit2gtk-driver
@@ -100,7 +100,7 @@ fi
 
 # --- a private run: temp dirs, free ports, a marker for cleanup ------------------
 RUN_DIR="$(mktemp -d -t warmline-e2e.XXXXXX)"
-mkdir -p "$RUN_DIR/data" "$RUN_DIR/config" "$RUN_DIR/cache"
+mkdir -p "$RUN_DIR/data" "$RUN_DIR/config" "$RUN_DIR/cache" "$RUN_DIR/home"
 
 cleanup() {
   local status=$?
@@ -138,6 +138,7 @@ env \
   XDG_DATA_HOME="$RUN_DIR/data" \
   XDG_CONFIG_HOME="$RUN_DIR/config" \
   XDG_CACHE_HOME="$RUN_DIR/cache" \
+  HOME="$RUN_DIR/home" \
   timeout --kill-after=10 "$TIMEOUT" \
   xvfb-run -a -s "-screen 0 1280x800x24" \
   dbus-run-session -- \

@@ -14,14 +14,18 @@ Phase 1, a normal launch through tauri-driver (driver -> WebKitWebDriver -> app)
   4. a chat message streams a reply through the local endpoint (partial text is
      seen before the reply ends) and the reply shows its time to first token;
   5. the charts change after traffic (they start as "no traffic yet");
-  6. a setting changed in the Settings view is applied at once;
+  6. an invalid setting is refused next to its field; a valid one is applied
+     at once; start at login writes an autostart entry;
   7. Quit stops the gateway and the daemon the app started.
 Phase 2, the app launched again on the same data: the setting and the warm
   model are still there.
-Phase 3, the listen port already taken: the window shows the error
+Phase 3, no Ollama at all: the window says how to install it and offers demo
+  mode, whose simulated models can be pulled (with progress) and listed.
+Phase 4, the listen port already taken: the window shows the error
   (`address_in_use`) instead of the app crashing.
-Phase 4, the binary launched directly: it prints the same ready line as
-  `warmline serve`, and SIGTERM stops it cleanly (exit 0, port closed).
+Phase 5, the binary launched directly: it prints the same ready line as
+  `warmline serve`, a second launch hands over to it and exits, and SIGTERM
+  stops it cleanly (exit 0, port closed).
 
 Whatever happens, every process group it started (tauri-driver with
 WebKitWebDriver and the app; the directly launched app) is ended before exit.
@@ -394,12 +398,30 @@ def first_launch(args, env, upstream):
             session.execute_script("window.scrollTo(0, 0);"
                                    "document.querySelector('main') && document.querySelector('main').scrollTo(0, 0);")
 
-            # 6. A setting changed in the window applies at once.
+            # 6. A setting changed in the window applies at once; an invalid one is
+            #    refused with the core's message next to its field; start at login
+            #    writes the desktop's autostart entry.
             nav(session, "settings")
             field = wait_for("the cache size field", 10, lambda: session.find_element(
                 By.CSS_SELECTOR, '[name="cache.max_size"]'))
             field.clear()
+            field.send_keys("lots")
+            session.find_element(By.ID, "settings-save").click()
+            refusal = wait_for("the refusal next to the field", 10, lambda: next(
+                (e.text for e in session.find_elements(
+                    By.CSS_SELECTOR, '.field-error[data-field="cache.max_size"]')
+                 if e.is_displayed() and e.text.strip()), None))
+            if "lots" not in refusal:
+                raise Failure(f"the field's error does not quote the value: {refusal!r}")
+            if http_json(f"{listen_url}/warmline/settings")[1]["cache"]["max_size"] != "256MiB":
+                raise Failure("an invalid value changed the settings in force")
+            log(f"an invalid size was refused: {refusal!r}")
+            field.clear()
             field.send_keys("128MiB")
+            autostart = session.find_element(By.CSS_SELECTOR, '[name="autostart"]')
+            if autostart.is_selected():
+                raise Failure("start at login is on before anyone turned it on")
+            autostart.click()
             session.find_element(By.ID, "settings-save").click()
             wait_for("the settings to be saved", 15,
                      lambda: text_of(session, "settings-status").startswith("Saved"))
@@ -407,6 +429,14 @@ def first_launch(args, env, upstream):
             if shown["cache"]["max_size"] != "128MiB":
                 raise Failure(f"the gateway did not take the new cache size: {shown['cache']}")
             log(f"settings saved: {text_of(session, 'settings-status')!r}")
+            # The autostart crate writes to $HOME/.config/autostart (run.sh gives a
+            # throwaway HOME), whatever XDG_CONFIG_HOME says.
+            entry = os.path.join(env["HOME"], ".config", "autostart", "Warmline.desktop")
+            text = wait_for("the autostart entry", 10,
+                            lambda: os.path.exists(entry) and open(entry, encoding="utf-8").read())
+            if "--autostart" not in text:
+                raise Failure(f"the autostart entry does not start hidden: {text}")
+            log("start at login wrote an autostart entry that launches with --autostart")
             screenshot(session, os.path.join(args.screenshots, "settings.png"))
 
             # 7. Quit from the window: the gateway and the daemon it started stop.
@@ -454,6 +484,45 @@ def second_launch(args, env, upstream):
             if not any(m["name"] == model and m["warm"] for m in models):
                 raise Failure(f"{model} is no longer warm after a restart: {models}")
             log("after a restart: cache size 128MiB, and the warm model loaded again")
+        finally:
+            close_session(session)
+    except Exception:
+        print(f"--- {driver.log_path} ---\n{tail(driver.log_path)}", file=sys.stderr)
+        raise
+    finally:
+        driver.stop()
+
+
+def no_ollama(args, env):
+    """No `ollama` anywhere and none answering: the window says so, offers demo
+    mode, and demo mode gives models to pull and chat with."""
+    path = ":".join(d for d in env["PATH"].split(":") if not os.path.exists(os.path.join(d, "ollama")))
+    data = os.path.join(args.log_dir, "no-ollama")
+    bare = {**env, "PATH": path, "XDG_DATA_HOME": os.path.join(data, "data"),
+            "XDG_CONFIG_HOME": os.path.join(data, "config"),
+            "WARMLINE_UPSTREAMS": f"http://127.0.0.1:{free_port()}"}
+    wait_for(f"port {args.port} to be free again", 10, lambda: not port_open(args.port))
+    log("launching the app on a machine without Ollama")
+    driver, session = launch(args, "no-ollama", bare, listen_port=args.port)
+    try:
+        try:
+            banner = wait_for("the 'Ollama is not installed' banner", 30, lambda: (
+                (b := session.find_element(By.ID, "ollama-missing")).is_displayed() and b))
+            if "ollama.com" not in banner.text:
+                raise Failure(f"the banner does not say how to install Ollama: {banner.text!r}")
+            screenshot(session, os.path.join(args.screenshots, "no-ollama.png"))
+            session.find_element(By.ID, "start-demo").click()
+            wait_for("demo mode", 20, lambda: session.find_element(By.ID, "demo-banner").is_displayed())
+            nav(session, "models")
+            wait_for("the demo's models", 20, lambda: model_row(session, "llama3.2:latest"))
+            # Pull a model the demo does not have: a streamed progress, then listed.
+            session.find_element(By.ID, "pull-name").send_keys("tinyllama")
+            session.find_element(By.ID, "pull-start").click()
+            wait_for("the pull to finish", 30,
+                     lambda: text_of(session, "pull-status").startswith("Pulled tinyllama"))
+            wait_for("the pulled model to be listed", 20, lambda: model_row(session, "tinyllama:latest"))
+            log("no Ollama: the window said how to install it; demo mode pulled tinyllama")
+            screenshot(session, os.path.join(args.screenshots, "demo.png"))
         finally:
             close_session(session)
     except Exception:
@@ -515,6 +584,17 @@ def direct_launch(args, env):
             status, _ = http_get(f"{listen_url}/warmline/health")
             if status != 200:
                 raise Failure(f"/warmline/health answered {status} after the ready line")
+            # A second launch hands over to the first (which shows its window) and exits.
+            second = subprocess.Popen([args.app], stdout=subprocess.DEVNULL, stderr=err_file,
+                                      env=env, start_new_session=True)
+            try:
+                code = second.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                stop_group(second)
+                raise Failure("a second launch kept running beside the first") from None
+            if code != 0 or app.poll() is not None:
+                raise Failure(f"second launch exited {code}; first still running: {app.poll() is None}")
+            log("a second launch handed over to the first and exited")
             app.send_signal(signal.SIGTERM)
             try:
                 code = app.wait(timeout=20)
@@ -564,6 +644,7 @@ def main():
     try:
         first_launch(args, env, upstream)
         second_launch(args, env, upstream)
+        no_ollama(args, env)
         port_taken(args, env)
         direct_launch(args, env)
     except Exception as err:  # noqa: BLE001 - any error is a failed run, said in one line
