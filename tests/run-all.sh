@@ -67,6 +67,9 @@ cargo test --workspace --locked
 stage "official client libraries"
 WARMLINE_BIN_DIR="$ROOT/target/debug" ./tests/clients/run.sh
 
+stage "webview helpers (node --test)"
+node --test tests/ui/
+
 if [ -z "${SKIP_E2E:-}" ]; then
   stage "desktop app end to end (Xvfb + WebDriver)"
   ./tests/e2e/run.sh "$ROOT/target/debug/warmline-app"

@@ -14,8 +14,9 @@
 // Stable hooks for end-to-end (WebDriver) tests
 // ---------------------------------------------------------------------------
 // <body>       data-state = AppStatus.state ("starting" before the first one),
-//              data-pushes = number of warmline://status events received,
 //              data-view = the open view
+// WL.pushes   number of warmline://status events received (a script property:
+//              a body attribute would be one more DOM write a second)
 // Header       #health-pill (text OK / Degraded / Down / Paused / Not running / Stopped;
 //              data-status = ok|degraded|down|paused|failed|stopped|starting),
 //              #pause-toggle (Pause/Resume), #quit, #demo-badge
@@ -131,17 +132,17 @@
   let pauseBusy = false;
 
   function renderHeader(status) {
-    document.body.dataset.state = status.state;
+    WL.setData(document.body, "state", status.state);
     const pill = $("health-pill");
     const [label, tone, key] = pillFor(status);
     setText(pill, label);
-    pill.className = `pill ${tone}`;
-    pill.dataset.status = key;
+    WL.setClass(pill, `pill ${tone}`);
+    WL.setData(pill, "status", key);
 
     const toggle = $("pause-toggle");
     const paused = status.state === "paused";
     setText(toggle, paused ? "Resume" : "Pause");
-    toggle.dataset.title = paused ? "Accept requests again" : "Stop accepting requests until resumed";
+    WL.setData(toggle, "title", paused ? "Accept requests again" : "Stop accepting requests until resumed");
     let reason = null;
     if (pauseBusy) reason = "Working…";
     else if (status.state !== "running" && !paused) reason = "The gateway is not running";
@@ -291,7 +292,7 @@
     await Promise.all([
       WL.listen("warmline://status", (status) => {
         pushed.status = true;
-        document.body.dataset.pushes = String(Number(document.body.dataset.pushes || 0) + 1);
+        WL.pushes += 1;
         WL.set("status", status);
       }),
       WL.listen("warmline://models", (models) => {

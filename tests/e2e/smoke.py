@@ -195,6 +195,11 @@ def body_attr(session, name):
     return session.find_element(By.TAG_NAME, "body").get_attribute(name)
 
 
+def pushes(session):
+    """How many warmline://status events the page has received."""
+    return int(session.execute_script("return window.WL ? WL.pushes : 0") or 0)
+
+
 def text_of(session, element_id):
     return session.find_element(By.ID, element_id).text.strip()
 
@@ -313,7 +318,7 @@ def first_launch(args, env, upstream):
 
             # 2. Pushes: the page counts events, and numbers follow new traffic.
             wait_for("two pushed status events", 10,
-                     lambda: int(body_attr(session, "data-pushes") or 0) >= 2)
+                     lambda: pushes(session) >= 2)
             before_charts = svg_of(session, "throughput")
             for _ in range(5):
                 status, body = http_get(f"{listen_url}/api/version")
@@ -322,7 +327,7 @@ def first_launch(args, env, upstream):
             wait_for("#m-requests to count the 5 proxied requests", 10,
                      lambda: int(text_of(session, "m-requests") or 0) >= 5)
             log(f"pushed updates: {text_of(session, 'm-requests')} requests, "
-                f"{body_attr(session, 'data-pushes')} events so far")
+                f"{pushes(session)} events so far")
 
             # 3. Keep warm: the toggle loads the model in the simulator, for good.
             nav(session, "models")

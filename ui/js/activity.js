@@ -42,7 +42,7 @@
         `Redis ${redis.url} — ${redis.up ? "up" : "down"} · ${fmt.count(redis.hits)} hits · ` +
           `${fmt.count(redis.misses)} misses · ${fmt.count(redis.errors)} errors`,
       );
-      $("c-redis").className = redis.up ? "muted small" : "bad-text small";
+      WL.setClass($("c-redis"), redis.up ? "muted small" : "bad-text small");
     }
     setUnavailable($("purge-cache"), cache.enabled ? (purging ? "Purging…" : null) : "The cache is off");
   }
@@ -108,12 +108,12 @@
     setText(c[2].firstChild, r.model || WL.DASH);
     setHidden(c[2].lastChild, !r.cold_start);
     setText(c[3], String(r.status));
-    c[3].className = r.failed || r.status >= 500 ? "num bad-text" : r.status >= 400 ? "num warn-text" : "num";
+    WL.setClass(c[3], r.failed || r.status >= 500 ? "num bad-text" : r.status >= 400 ? "num warn-text" : "num");
     setText(c[4], fmt.ms(r.latency_ms));
     setText(c[5], fmt.ms(r.ttft_ms));
     const tag = c[6].firstChild;
     setText(tag, r.cache || WL.DASH);
-    tag.className = r.cache ? `cache-tag ${r.cache}` : "cache-tag";
+    WL.setClass(tag, r.cache ? `cache-tag ${r.cache}` : "cache-tag");
     // host:port is what tells hosts apart; the whole URL is in the tooltip.
     setText(c[7], r.host ? r.host.replace(/^[a-z]+:\/\/([^@/]*@)?/i, "").replace(/\/$/, "") : WL.DASH);
     WL.setAttr(c[7], "title", r.host || null);

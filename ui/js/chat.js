@@ -45,7 +45,7 @@
         select.value = loaded ? loaded.name : names[0];
       }
     }
-    select.disabled = names.length === 0 || Boolean(streaming);
+    WL.setDisabled(select, names.length === 0 || Boolean(streaming));
   }
 
   // ---------------------------------------------------------- controls ------
@@ -61,10 +61,10 @@
   function renderControls() {
     const reason = blocker();
     const send = $("chat-send");
-    send.disabled = Boolean(reason) || Boolean(streaming);
+    WL.setDisabled(send, Boolean(reason) || Boolean(streaming));
     setAttr(send, "title", reason);
-    $("chat-stop").disabled = !streaming;
-    $("chat-temperature").disabled = Boolean(streaming);
+    WL.setDisabled($("chat-stop"), !streaming);
+    WL.setDisabled($("chat-temperature"), Boolean(streaming));
 
     const empty = $("chat-empty");
     const model = $("chat-model").value;

@@ -9,6 +9,7 @@
 
 (function () {
   const WL = (window.WL = window.WL || {});
+  WL.pushes = 0; // warmline://status events received (app.js counts; e2e tests read it)
   const tauri = window.__TAURI__;
 
   // ---------------------------------------------------------------- DOM -------
@@ -44,6 +45,10 @@
     if (el.hidden !== Boolean(hidden)) el.hidden = Boolean(hidden);
   }
 
+  function setDisabled(el, disabled) {
+    if (el.disabled !== Boolean(disabled)) el.disabled = Boolean(disabled);
+  }
+
   function setAttr(el, name, value) {
     if (value == null || value === false) {
       if (el.hasAttribute(name)) el.removeAttribute(name);
@@ -51,6 +56,18 @@
       const text = value === true ? "" : String(value);
       if (el.getAttribute(name) !== text) el.setAttribute(name, text);
     }
+  }
+
+  /** Sets the whole class attribute, only when it differs: an unchanged write
+   *  still invalidates style and costs the idle window a repaint. */
+  function setClass(el, value) {
+    if (el.className !== value) el.className = value;
+  }
+
+  /** Sets `data-<key>` only when it differs (see setClass). */
+  function setData(el, key, value) {
+    const text = String(value);
+    if (el.dataset[key] !== text) el.dataset[key] = text;
   }
 
   function toggleClass(el, name, on) {
@@ -143,6 +160,28 @@
       if (s < 3600) return `${Math.floor(s / 60)} m ${pad(s % 60)} s`;
       if (s < 86_400) return `${Math.floor(s / 3600)} h ${pad(Math.floor((s % 3600) / 60))} m`;
       return `${Math.floor(s / 86_400)} d ${Math.floor((s % 86_400) / 3600)} h`;
+    },
+    /** How long something has been up, to the minute: < 1 min, 4 min, 3 h 12 m.
+     *  Minutes are what a person reads here, and a label that changes once a
+     *  minute instead of every second spares the idle window a repaint. */
+    uptime(seconds) {
+      if (!isNum(seconds)) return DASH;
+      if (seconds < 60) return "< 1 min";
+      if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+      return fmt.duration(seconds);
+    },
+    /** A health probe's round trip as a bound on a 1-2-5 ladder (< 1 ms,
+     *  < 2 ms, < 5 ms, < 10 ms, …): the order of magnitude is what a probe
+     *  tells, and a bound does not flicker with every probe a second. */
+    probe(ms) {
+      if (!isNum(ms)) return DASH;
+      for (let decade = 1; decade < 1e6; decade *= 10) {
+        for (const step of [1, 2, 5]) {
+          const bound = step * decade;
+          if (ms < bound) return bound < 1000 ? `< ${bound} ms` : `< ${bound / 1000} s`;
+        }
+      }
+      return fmt.ms(ms);
     },
     /** Wall-clock time of a Unix millisecond stamp, 24 h with seconds. */
     clock(ms) {
@@ -394,12 +433,15 @@
   function logTail(box, { key, make, empty }) {
     const follow = follower(box);
     let lastKey = null;
+    let showsEmpty = false;
     const update = (lines) => {
       if (!lines.length) {
         lastKey = null;
-        box.replaceChildren(h("p", { class: "empty" }, empty));
+        if (!showsEmpty) box.replaceChildren(h("p", { class: "empty" }, empty));
+        showsEmpty = true;
         return;
       }
+      showsEmpty = false;
       let start = 0;
       if (lastKey != null) {
         let i = lines.length - 1;
@@ -460,6 +502,9 @@
     setText,
     setHidden,
     setAttr,
+    setClass,
+    setData,
+    setDisabled,
     toggleClass,
     setUnavailable,
     isUnavailable,

@@ -71,8 +71,8 @@
     const pill = $("daemon-state");
     const [label, tone, explain] = daemon ? STATES[daemon.state] || [daemon.state, "", ""] : ["Unknown", "", ""];
     setText(pill, label);
-    pill.className = `pill ${tone}`;
-    pill.dataset.state = daemon ? daemon.state : "unknown";
+    WL.setClass(pill, `pill ${tone}`);
+    WL.setData(pill, "state", daemon ? daemon.state : "unknown");
 
     let text = daemon ? explain : "Ollama’s state appears while the gateway runs.";
     if (daemon && daemon.state === "restarting" && isNum(daemon.retry_in_ms)) {
@@ -104,7 +104,7 @@
     const daemon = store.status && store.status.daemon;
     const since = daemon && daemon.up_since_ms;
     const up = since && (daemon.state === "running" || daemon.state === "external");
-    setText($("d-uptime"), up ? fmt.duration((now - since) / 1000) : WL.DASH);
+    setText($("d-uptime"), up ? fmt.uptime((now - since) / 1000) : WL.DASH);
   }
 
   function renderResources(daemon) {
@@ -154,7 +154,7 @@
         setText(tr.children[0], `${label} (${env})`);
         setText(tr.children[1], asked[key] != null ? String(asked[key]) : WL.DASH);
         setText(tr.children[2], reported[env] != null ? reported[env] : WL.DASH);
-        tr.className = mismatched.some((m) => m.includes(env) || m.includes(key)) ? "mismatch" : "";
+        WL.setClass(tr, mismatched.some((m) => m.includes(env) || m.includes(key)) ? "mismatch" : "");
       },
     );
     const note = $("daemon-mismatch");

@@ -139,7 +139,7 @@
     // count (tests read it), #m-requests-sub the words around it.
     tile("m-rps", fmt.rate(requestsPerSecond()));
     setText($("m-requests"), fmt.count(stats.requests));
-    setText($("m-requests-sub"), `request${stats.requests === 1 ? "" : "s"} in ${fmt.duration(stats.uptime_s)}`);
+    setText($("m-requests-sub"), `request${stats.requests === 1 ? "" : "s"} in ${fmt.uptime(stats.uptime_s)}`);
 
     const busiest = busiestRoute(stats, false);
     const scope = busiest ? `${busiest[0]} route` : "no requests yet";
@@ -192,7 +192,7 @@
     const health = status.health;
     const parts = [];
     if (health && health.version) parts.push(`v${health.version}`);
-    if (status.stats && running) parts.push(`up ${fmt.duration(status.stats.uptime_s)}`);
+    if (status.stats && running) parts.push(`up ${fmt.uptime(status.stats.uptime_s)}`);
     setText($("gateway-meta"), parts.join(" · "));
 
     const alerts = (health && health.alerts) || [];
@@ -241,13 +241,13 @@
     setText(host.lastChild, `weight ${u.weight} · ${u.parallel} parallel · ${loaded}`);
     const dot = reachable.firstChild;
     setText(dot, u.reachable ? "yes" : "no");
-    dot.className = u.reachable ? "yes" : "no";
+    WL.setClass(dot, u.reachable ? "yes" : "no");
     const [state, detail, tone] = breakerText(u.breaker);
     setText(breaker.firstChild, state);
-    breaker.firstChild.className = tone;
+    WL.setClass(breaker.firstChild, tone);
     setText(breaker.lastChild, detail);
     setText(inFlight, fmt.count(u.in_flight));
-    setText(probe, fmt.ms(u.last_latency_ms));
+    setText(probe, fmt.probe(u.last_latency_ms));
     setText(error, u.last_error || "");
   }
 

@@ -114,7 +114,7 @@
     const [state, expiry] = stateCell.children;
     const [stateText, tone] = stateOf(model);
     setText(state, stateText);
-    state.className = `state ${tone}`;
+    WL.setClass(state, `state ${tone}`);
     setText(expiry, expiryText(model, Date.now()));
     const where = (model.hosts || []).filter((x) => x.loaded).map((x) => x.url);
     setAttr(stateCell, "title", where.length ? `Loaded on ${where.join(", ")}` : null);
@@ -228,7 +228,7 @@
   function pullStatus(text, tone) {
     const el = $("pull-status");
     setText(el, text);
-    el.className = `small ${tone || ""}`;
+    WL.setClass(el, `small ${tone || ""}`);
   }
 
   /** Sums every layer's progress: Ollama reports one layer (digest) at a time. */

@@ -195,7 +195,7 @@
 
   function status(text, tone, notes) {
     const box = $("settings-status");
-    box.className = `settings-status ${tone || ""}`;
+    WL.setClass(box, `settings-status ${tone || ""}`);
     const parts = [h("p", {}, text)];
     if (notes && notes.length) parts.push(h("ul", { class: "notes" }, notes.map((n) => h("li", {}, n))));
     box.replaceChildren(...parts);
