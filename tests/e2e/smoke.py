@@ -251,6 +251,33 @@ def launch(args, name, env, listen_port=None):
     raise AssertionError("unreachable")
 
 
+class AppWindow:
+    """One phase's app, launched through WebDriver: `with AppWindow(...) as window:`
+    gives `window.session`. Leaving closes the session and stops the driver with
+    the app it started, after printing the driver's log tail if the phase failed.
+    A phase that quits the app itself sets `window.gone`, so a failure to close
+    its dead session is not reported."""
+
+    def __init__(self, args, name, env, listen_port=None):
+        self.launch = (args, name, env, listen_port)
+        self.gone = False
+        self.driver = self.session = None
+
+    def __enter__(self):
+        args, name, env, listen_port = self.launch
+        self.driver, self.session = launch(args, name, env, listen_port=listen_port)
+        return self
+
+    def __exit__(self, kind, err, tb):
+        try:
+            close_session(self.session, expect_gone=self.gone)
+        finally:
+            if kind is not None:
+                print(f"--- {self.driver.log_path} ---\n{tail(self.driver.log_path)}", file=sys.stderr)
+            self.driver.stop()
+        return False
+
+
 # --- phases ----------------------------------------------------------------------
 
 
@@ -295,176 +322,167 @@ def first_launch(args, env, upstream):
     listen_url = f"http://127.0.0.1:{args.port}"
     model = "llama3.2:latest"
     log(f"launching the app through WebDriver (listen {listen_url}, Ollama at {upstream})")
-    driver, session = launch(args, "first", env, listen_port=args.port)
-    quit_clicked = False
-    try:
+    with AppWindow(args, "first", env, listen_port=args.port) as window:
+        session = window.session
+        # 1. The dashboard shows the listen URL (first paint via app_status),
+        #    and the app started the daemon with its tuned environment.
         try:
-            # 1. The dashboard shows the listen URL (first paint via app_status),
-            #    and the app started the daemon with its tuned environment.
-            try:
-                wait_for(f"#listen-url to read {listen_url}", 30,
-                         lambda: text_of(session, "listen-url") == listen_url)
-            except Failure:
-                raise Failure(
-                    f"the dashboard never showed {listen_url}; page state={body_attr(session, 'data-state')!r}"
-                    f" error={text_of(session, 'error-message')!r}"
-                ) from None
-            daemon = wait_for("the app to start Ollama (the simulator)", 30, lambda: (
-                (d := http_json(f"{listen_url}/warmline/daemon")[1]).get("state") == "running" and d))
-            status, counters = http_json(f"{upstream}/_sim/counters")
-            if counters.get("env", {}).get("OLLAMA_NUM_PARALLEL") != "2":
-                raise Failure(f"the daemon did not get the tuned environment: {counters.get('env')}")
-            log(f"dashboard shows {listen_url}; Ollama started by the app (pid {daemon['pid']})")
+            wait_for(f"#listen-url to read {listen_url}", 30,
+                     lambda: text_of(session, "listen-url") == listen_url)
+        except Failure:
+            raise Failure(
+                f"the dashboard never showed {listen_url}; page state={body_attr(session, 'data-state')!r}"
+                f" error={text_of(session, 'error-message')!r}"
+            ) from None
+        daemon = wait_for("the app to start Ollama (the simulator)", 30, lambda: (
+            (d := http_json(f"{listen_url}/warmline/daemon")[1]).get("state") == "running" and d))
+        status, counters = http_json(f"{upstream}/_sim/counters")
+        if counters.get("env", {}).get("OLLAMA_NUM_PARALLEL") != "2":
+            raise Failure(f"the daemon did not get the tuned environment: {counters.get('env')}")
+        log(f"dashboard shows {listen_url}; Ollama started by the app (pid {daemon['pid']})")
 
-            # 2. Pushes: the page counts events, and numbers follow new traffic.
-            wait_for("two pushed status events", 10,
-                     lambda: pushes(session) >= 2)
-            before_charts = svg_of(session, "throughput")
-            for _ in range(5):
-                status, body = http_get(f"{listen_url}/api/version")
-                if status != 200:
-                    raise Failure(f"GET /api/version through the gateway answered {status}: {body}")
-            wait_for("#m-requests to count the 5 proxied requests", 10,
-                     lambda: int(text_of(session, "m-requests") or 0) >= 5)
-            log(f"pushed updates: {text_of(session, 'm-requests')} requests, "
-                f"{pushes(session)} events so far")
+        # 2. Pushes: the page counts events, and numbers follow new traffic.
+        wait_for("two pushed status events", 10,
+                 lambda: pushes(session) >= 2)
+        before_charts = svg_of(session, "throughput")
+        for _ in range(5):
+            status, body = http_get(f"{listen_url}/api/version")
+            if status != 200:
+                raise Failure(f"GET /api/version through the gateway answered {status}: {body}")
+        wait_for("#m-requests to count the 5 proxied requests", 10,
+                 lambda: int(text_of(session, "m-requests") or 0) >= 5)
+        log(f"pushed updates: {text_of(session, 'm-requests')} requests, "
+            f"{pushes(session)} events so far")
 
-            # 3. Keep warm: the toggle loads the model in the simulator, for good.
-            nav(session, "models")
-            wait_for(f"the {model} row", 20, lambda: model_row(session, model))
-            toggle = model_row(session, model).find_element(By.CSS_SELECTOR, '[data-testid="warm-toggle"]')
-            if toggle.get_attribute("aria-checked") != "false":
-                raise Failure(f"{model} starts warm? aria-checked={toggle.get_attribute('aria-checked')}")
-            toggle.click()
-            resident = wait_for(f"the simulator to load {model}", 20, lambda: loaded_on(upstream, model))
-            if not resident.get("expires_at", "").startswith(("2", "3")) or resident["expires_at"] < "2100":
-                raise Failure(f"a warm model should stay loaded for good, expires_at={resident.get('expires_at')}")
-            wait_for("the row to say loaded", 10, lambda: model_row(session, model).find_element(
-                By.CSS_SELECTOR, '[data-testid="model-loaded"]').text.strip() == "loaded")
-            wait_for("the switch to read on", 10, lambda: model_row(session, model).find_element(
-                By.CSS_SELECTOR, '[data-testid="warm-toggle"]').get_attribute("aria-checked") == "true")
-            log(f"Keep warm loaded {model} in the simulator (expires {resident['expires_at']})")
-            screenshot(session, os.path.join(args.screenshots, "models.png"))
+        # 3. Keep warm: the toggle loads the model in the simulator, for good.
+        nav(session, "models")
+        wait_for(f"the {model} row", 20, lambda: model_row(session, model))
+        toggle = model_row(session, model).find_element(By.CSS_SELECTOR, '[data-testid="warm-toggle"]')
+        if toggle.get_attribute("aria-checked") != "false":
+            raise Failure(f"{model} starts warm? aria-checked={toggle.get_attribute('aria-checked')}")
+        toggle.click()
+        resident = wait_for(f"the simulator to load {model}", 20, lambda: loaded_on(upstream, model))
+        if not resident.get("expires_at", "").startswith(("2", "3")) or resident["expires_at"] < "2100":
+            raise Failure(f"a warm model should stay loaded for good, expires_at={resident.get('expires_at')}")
+        wait_for("the row to say loaded", 10, lambda: model_row(session, model).find_element(
+            By.CSS_SELECTOR, '[data-testid="model-loaded"]').text.strip() == "loaded")
+        wait_for("the switch to read on", 10, lambda: model_row(session, model).find_element(
+            By.CSS_SELECTOR, '[data-testid="warm-toggle"]').get_attribute("aria-checked") == "true")
+        log(f"Keep warm loaded {model} in the simulator (expires {resident['expires_at']})")
+        screenshot(session, os.path.join(args.screenshots, "models.png"))
 
-            # 4. Chat: a reply streams in through the local endpoint, with its TTFT.
-            nav(session, "chat")
-            wait_for("the chat's model list", 10, lambda: session.execute_script(
-                "return [...document.querySelectorAll('#chat-model option')].some(o => o.value === arguments[0]);",
-                model))
-            session.execute_script(
-                "const s = document.getElementById('chat-model'); s.value = arguments[0];"
-                "s.dispatchEvent(new Event('change', {bubbles: true}));", model)
-            box = session.find_element(By.ID, "chat-input")
-            box.click()
-            box.send_keys("Why keep a model warm?")
-            session.find_element(By.ID, "chat-send").click()
-            partial = wait_for("partial reply text while it streams", 15, lambda: session.execute_script(
-                "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
-                "const t = m && m.querySelector('.msg-text');"
-                "return t && m.dataset.done !== 'true' && t.textContent.trim().length > 0"
-                " ? t.textContent : null;"),
-                interval=0.02)
-            wait_for("the reply to finish", 30, lambda: session.execute_script(
-                "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
-                "return m && m.dataset.done === 'true' && m.dataset.outcome === 'done';"))
-            final = session.execute_script(
-                "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
-                "return m.querySelector('.msg-text').textContent;")
-            if len(final) <= len(partial) or not final.startswith(partial.strip()[:5]):
-                raise Failure(f"the reply did not grow from {partial!r} to its end ({final!r})")
-            ttft = session.execute_script(
-                "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
-                "const t = m.querySelector('[data-testid=\"reply-ttft\"]'); return t ? t.textContent : '';")
-            if not ttft.startswith("TTFT "):
-                raise Failure(f"the reply does not show its time to first token: {ttft!r}")
-            log(f"chat streamed a reply (partial text seen: {partial.strip()[:30]!r}...), {ttft}")
-            screenshot(session, os.path.join(args.screenshots, "chat.png"))
+        # 4. Chat: a reply streams in through the local endpoint, with its TTFT.
+        nav(session, "chat")
+        wait_for("the chat's model list", 10, lambda: session.execute_script(
+            "return [...document.querySelectorAll('#chat-model option')].some(o => o.value === arguments[0]);",
+            model))
+        session.execute_script(
+            "const s = document.getElementById('chat-model'); s.value = arguments[0];"
+            "s.dispatchEvent(new Event('change', {bubbles: true}));", model)
+        box = session.find_element(By.ID, "chat-input")
+        box.click()
+        box.send_keys("Why keep a model warm?")
+        session.find_element(By.ID, "chat-send").click()
+        partial = wait_for("partial reply text while it streams", 15, lambda: session.execute_script(
+            "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
+            "const t = m && m.querySelector('.msg-text');"
+            "return t && m.dataset.done !== 'true' && t.textContent.trim().length > 0"
+            " ? t.textContent : null;"),
+            interval=0.02)
+        wait_for("the reply to finish", 30, lambda: session.execute_script(
+            "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
+            "return m && m.dataset.done === 'true' && m.dataset.outcome === 'done';"))
+        final = session.execute_script(
+            "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
+            "return m.querySelector('.msg-text').textContent;")
+        if len(final) <= len(partial) or not final.startswith(partial.strip()[:5]):
+            raise Failure(f"the reply did not grow from {partial!r} to its end ({final!r})")
+        ttft = session.execute_script(
+            "const m = [...document.querySelectorAll('.msg.assistant')].pop();"
+            "const t = m.querySelector('[data-testid=\"reply-ttft\"]'); return t ? t.textContent : '';")
+        if not ttft.startswith("TTFT "):
+            raise Failure(f"the reply does not show its time to first token: {ttft!r}")
+        log(f"chat streamed a reply (partial text seen: {partial.strip()[:30]!r}...), {ttft}")
+        screenshot(session, os.path.join(args.screenshots, "chat.png"))
 
-            # 5. Charts change after traffic.
-            nav(session, "dashboard")
-            for i in range(40):
-                http_json(f"{listen_url}/api/chat", {
-                    "model": model, "stream": False,
-                    "messages": [{"role": "user", "content": f"chart traffic {i % 8}"}],
-                    "options": {"temperature": 0},
-                })
-            wait_for("the throughput chart to draw the traffic", 20, lambda: (
-                (svg := svg_of(session, "throughput")) and svg != before_charts
-                and "no traffic yet" not in svg and "<svg" in svg))
-            wait_for("the latency chart to draw the traffic", 20,
-                     lambda: "no traffic yet" not in svg_of(session, "latency"))
-            log("the charts redrew with the traffic")
-            # One more round of pushes, so every tile shows the whole burst.
-            time.sleep(2.5)
-            screenshot(session, os.path.join(args.screenshots, "dashboard.png"))
-            session.execute_script(
-                "document.querySelector('[data-testid=\"chart-latency\"]').scrollIntoView();")
-            screenshot(session, os.path.join(args.screenshots, "charts.png"))
-            session.execute_script("window.scrollTo(0, 0);"
-                                   "document.querySelector('main') && document.querySelector('main').scrollTo(0, 0);")
+        # 5. Charts change after traffic.
+        nav(session, "dashboard")
+        for i in range(40):
+            http_json(f"{listen_url}/api/chat", {
+                "model": model, "stream": False,
+                "messages": [{"role": "user", "content": f"chart traffic {i % 8}"}],
+                "options": {"temperature": 0},
+            })
+        wait_for("the throughput chart to draw the traffic", 20, lambda: (
+            (svg := svg_of(session, "throughput")) and svg != before_charts
+            and "no traffic yet" not in svg and "<svg" in svg))
+        wait_for("the latency chart to draw the traffic", 20,
+                 lambda: "no traffic yet" not in svg_of(session, "latency"))
+        log("the charts redrew with the traffic")
+        # One more round of pushes, so every tile shows the whole burst.
+        time.sleep(2.5)
+        screenshot(session, os.path.join(args.screenshots, "dashboard.png"))
+        session.execute_script(
+            "document.querySelector('[data-testid=\"chart-latency\"]').scrollIntoView();")
+        screenshot(session, os.path.join(args.screenshots, "charts.png"))
+        session.execute_script("window.scrollTo(0, 0);"
+                               "document.querySelector('main') && document.querySelector('main').scrollTo(0, 0);")
 
-            # 6. A setting changed in the window applies at once; an invalid one is
-            #    refused with the core's message next to its field; start at login
-            #    writes the desktop's autostart entry.
-            nav(session, "settings")
-            field = wait_for("the cache size field", 10, lambda: session.find_element(
-                By.CSS_SELECTOR, '[name="cache.max_size"]'))
-            field.clear()
-            field.send_keys("lots")
-            session.find_element(By.ID, "settings-save").click()
-            refusal = wait_for("the refusal next to the field", 10, lambda: next(
-                (e.text for e in session.find_elements(
-                    By.CSS_SELECTOR, '.field-error[data-field="cache.max_size"]')
-                 if e.is_displayed() and e.text.strip()), None))
-            if "lots" not in refusal:
-                raise Failure(f"the field's error does not quote the value: {refusal!r}")
-            if http_json(f"{listen_url}/warmline/settings")[1]["cache"]["max_size"] != "256MiB":
-                raise Failure("an invalid value changed the settings in force")
-            log(f"an invalid size was refused: {refusal!r}")
-            field.clear()
-            field.send_keys("128MiB")
-            autostart = session.find_element(By.CSS_SELECTOR, '[name="autostart"]')
-            if autostart.is_selected():
-                raise Failure("start at login is on before anyone turned it on")
-            autostart.click()
-            session.find_element(By.ID, "settings-save").click()
-            wait_for("the settings to be saved", 15,
-                     lambda: text_of(session, "settings-status").startswith("Saved"))
-            shown = http_json(f"{listen_url}/warmline/settings")[1]
-            if shown["cache"]["max_size"] != "128MiB":
-                raise Failure(f"the gateway did not take the new cache size: {shown['cache']}")
-            log(f"settings saved: {text_of(session, 'settings-status')!r}")
-            # The autostart crate writes to $HOME/.config/autostart (run.sh gives a
-            # throwaway HOME), whatever XDG_CONFIG_HOME says.
-            entry = os.path.join(env["HOME"], ".config", "autostart", "Warmline.desktop")
-            text = wait_for("the autostart entry", 10,
-                            lambda: os.path.exists(entry) and open(entry, encoding="utf-8").read())
-            if "--autostart" not in text:
-                raise Failure(f"the autostart entry does not start hidden: {text}")
-            log("start at login wrote an autostart entry that launches with --autostart")
-            screenshot(session, os.path.join(args.screenshots, "settings.png"))
+        # 6. A setting changed in the window applies at once; an invalid one is
+        #    refused with the core's message next to its field; start at login
+        #    writes the desktop's autostart entry.
+        nav(session, "settings")
+        field = wait_for("the cache size field", 10, lambda: session.find_element(
+            By.CSS_SELECTOR, '[name="cache.max_size"]'))
+        field.clear()
+        field.send_keys("lots")
+        session.find_element(By.ID, "settings-save").click()
+        refusal = wait_for("the refusal next to the field", 10, lambda: next(
+            (e.text for e in session.find_elements(
+                By.CSS_SELECTOR, '.field-error[data-field="cache.max_size"]')
+             if e.is_displayed() and e.text.strip()), None))
+        if "lots" not in refusal:
+            raise Failure(f"the field's error does not quote the value: {refusal!r}")
+        if http_json(f"{listen_url}/warmline/settings")[1]["cache"]["max_size"] != "256MiB":
+            raise Failure("an invalid value changed the settings in force")
+        log(f"an invalid size was refused: {refusal!r}")
+        field.clear()
+        field.send_keys("128MiB")
+        autostart = session.find_element(By.CSS_SELECTOR, '[name="autostart"]')
+        if autostart.is_selected():
+            raise Failure("start at login is on before anyone turned it on")
+        autostart.click()
+        session.find_element(By.ID, "settings-save").click()
+        wait_for("the settings to be saved", 15,
+                 lambda: text_of(session, "settings-status").startswith("Saved"))
+        shown = http_json(f"{listen_url}/warmline/settings")[1]
+        if shown["cache"]["max_size"] != "128MiB":
+            raise Failure(f"the gateway did not take the new cache size: {shown['cache']}")
+        log(f"settings saved: {text_of(session, 'settings-status')!r}")
+        # The autostart crate writes to $HOME/.config/autostart (run.sh gives a
+        # throwaway HOME), whatever XDG_CONFIG_HOME says.
+        entry = os.path.join(env["HOME"], ".config", "autostart", "Warmline.desktop")
+        text = wait_for("the autostart entry", 10,
+                        lambda: os.path.exists(entry) and open(entry, encoding="utf-8").read())
+        if "--autostart" not in text:
+            raise Failure(f"the autostart entry does not start hidden: {text}")
+        log("start at login wrote an autostart entry that launches with --autostart")
+        screenshot(session, os.path.join(args.screenshots, "settings.png"))
 
-            # 7. Quit from the window: the gateway and the daemon it started stop.
-            nav(session, "dashboard")
-            quit_button = session.find_element(By.ID, "quit")
-            quit_clicked = True
-            try:
-                quit_button.click()
-            except WebDriverException as err:
-                # The app may exit before WebKitWebDriver answers the click itself.
-                log(f"the click on Quit got no clean answer, the app went away ({type(err).__name__})")
-            wait_for(f"the gateway to stop listening on {listen_url} after Quit", 20,
-                     lambda: not port_open(args.port))
-            sim_port = int(upstream.rsplit(":", 1)[1])
-            wait_for("the daemon the app started to stop with it", 20, lambda: not port_open(sim_port))
-            log("Quit stopped the gateway and the daemon it started")
-        finally:
-            close_session(session, expect_gone=quit_clicked)
-    except Exception:
-        print(f"--- {driver.log_path} ---\n{tail(driver.log_path)}", file=sys.stderr)
-        raise
-    finally:
-        driver.stop()
+        # 7. Quit from the window: the gateway and the daemon it started stop.
+        nav(session, "dashboard")
+        quit_button = session.find_element(By.ID, "quit")
+        window.gone = True  # closing the session may now fail: not worth a line
+        try:
+            quit_button.click()
+        except WebDriverException as err:
+            # The app may exit before WebKitWebDriver answers the click itself.
+            log(f"the click on Quit got no clean answer, the app went away ({type(err).__name__})")
+        wait_for(f"the gateway to stop listening on {listen_url} after Quit", 20,
+                 lambda: not port_open(args.port))
+        sim_port = int(upstream.rsplit(":", 1)[1])
+        wait_for("the daemon the app started to stop with it", 20, lambda: not port_open(sim_port))
+        log("Quit stopped the gateway and the daemon it started")
 
 
 def second_launch(args, env, upstream):
@@ -473,29 +491,21 @@ def second_launch(args, env, upstream):
     model = "llama3.2:latest"
     wait_for(f"port {args.port} to be free again", 10, lambda: not port_open(args.port))
     log("launching the app again on the same data")
-    driver, session = launch(args, "second", env, listen_port=args.port)
-    try:
-        try:
-            wait_for(f"#listen-url to read {listen_url}", 30,
-                     lambda: text_of(session, "listen-url") == listen_url)
-            shown = http_json(f"{listen_url}/warmline/settings")[1]
-            if shown["cache"]["max_size"] != "128MiB":
-                raise Failure(f"the cache size did not survive a restart: {shown['cache']}")
-            nav(session, "settings")
-            wait_for("the form to show the saved cache size", 10, lambda: session.find_element(
-                By.CSS_SELECTOR, '[name="cache.max_size"]').get_attribute("value") == "128MiB")
-            wait_for(f"{model} to be loaded again (it is warm)", 30, lambda: loaded_on(upstream, model))
-            models = http_json(f"{listen_url}/warmline/models")[1]
-            if not any(m["name"] == model and m["warm"] for m in models):
-                raise Failure(f"{model} is no longer warm after a restart: {models}")
-            log("after a restart: cache size 128MiB, and the warm model loaded again")
-        finally:
-            close_session(session)
-    except Exception:
-        print(f"--- {driver.log_path} ---\n{tail(driver.log_path)}", file=sys.stderr)
-        raise
-    finally:
-        driver.stop()
+    with AppWindow(args, "second", env, listen_port=args.port) as window:
+        session = window.session
+        wait_for(f"#listen-url to read {listen_url}", 30,
+                 lambda: text_of(session, "listen-url") == listen_url)
+        shown = http_json(f"{listen_url}/warmline/settings")[1]
+        if shown["cache"]["max_size"] != "128MiB":
+            raise Failure(f"the cache size did not survive a restart: {shown['cache']}")
+        nav(session, "settings")
+        wait_for("the form to show the saved cache size", 10, lambda: session.find_element(
+            By.CSS_SELECTOR, '[name="cache.max_size"]').get_attribute("value") == "128MiB")
+        wait_for(f"{model} to be loaded again (it is warm)", 30, lambda: loaded_on(upstream, model))
+        models = http_json(f"{listen_url}/warmline/models")[1]
+        if not any(m["name"] == model and m["warm"] for m in models):
+            raise Failure(f"{model} is no longer warm after a restart: {models}")
+        log("after a restart: cache size 128MiB, and the warm model loaded again")
 
 
 def no_ollama(args, env):
@@ -508,33 +518,25 @@ def no_ollama(args, env):
             "WARMLINE_UPSTREAMS": f"http://127.0.0.1:{free_port()}"}
     wait_for(f"port {args.port} to be free again", 10, lambda: not port_open(args.port))
     log("launching the app on a machine without Ollama")
-    driver, session = launch(args, "no-ollama", bare, listen_port=args.port)
-    try:
-        try:
-            banner = wait_for("the 'Ollama is not installed' banner", 30, lambda: (
-                (b := session.find_element(By.ID, "ollama-missing")).is_displayed() and b))
-            if "ollama.com" not in banner.text:
-                raise Failure(f"the banner does not say how to install Ollama: {banner.text!r}")
-            screenshot(session, os.path.join(args.screenshots, "no-ollama.png"))
-            session.find_element(By.ID, "start-demo").click()
-            wait_for("demo mode", 20, lambda: session.find_element(By.ID, "demo-banner").is_displayed())
-            nav(session, "models")
-            wait_for("the demo's models", 20, lambda: model_row(session, "llama3.2:latest"))
-            # Pull a model the demo does not have: a streamed progress, then listed.
-            session.find_element(By.ID, "pull-name").send_keys("tinyllama")
-            session.find_element(By.ID, "pull-start").click()
-            wait_for("the pull to finish", 30,
-                     lambda: text_of(session, "pull-status").startswith("Pulled tinyllama"))
-            wait_for("the pulled model to be listed", 20, lambda: model_row(session, "tinyllama:latest"))
-            log("no Ollama: the window said how to install it; demo mode pulled tinyllama")
-            screenshot(session, os.path.join(args.screenshots, "demo.png"))
-        finally:
-            close_session(session)
-    except Exception:
-        print(f"--- {driver.log_path} ---\n{tail(driver.log_path)}", file=sys.stderr)
-        raise
-    finally:
-        driver.stop()
+    with AppWindow(args, "no-ollama", bare, listen_port=args.port) as window:
+        session = window.session
+        banner = wait_for("the 'Ollama is not installed' banner", 30, lambda: (
+            (b := session.find_element(By.ID, "ollama-missing")).is_displayed() and b))
+        if "ollama.com" not in banner.text:
+            raise Failure(f"the banner does not say how to install Ollama: {banner.text!r}")
+        screenshot(session, os.path.join(args.screenshots, "no-ollama.png"))
+        session.find_element(By.ID, "start-demo").click()
+        wait_for("demo mode", 20, lambda: session.find_element(By.ID, "demo-banner").is_displayed())
+        nav(session, "models")
+        wait_for("the demo's models", 20, lambda: model_row(session, "llama3.2:latest"))
+        # Pull a model the demo does not have: a streamed progress, then listed.
+        session.find_element(By.ID, "pull-name").send_keys("tinyllama")
+        session.find_element(By.ID, "pull-start").click()
+        wait_for("the pull to finish", 30,
+                 lambda: text_of(session, "pull-status").startswith("Pulled tinyllama"))
+        wait_for("the pulled model to be listed", 20, lambda: model_row(session, "tinyllama:latest"))
+        log("no Ollama: the window said how to install it; demo mode pulled tinyllama")
+        screenshot(session, os.path.join(args.screenshots, "demo.png"))
 
 
 def port_taken(args, env):
@@ -542,11 +544,10 @@ def port_taken(args, env):
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     taken = blocker.getsockname()[1]
-    driver = None
     try:
         log(f"launching the app with its port {taken} already taken")
-        driver, session = launch(args, "port-taken", {**env, "WARMLINE_LISTEN": f"127.0.0.1:{taken}"})
-        try:
+        with AppWindow(args, "port-taken", {**env, "WARMLINE_LISTEN": f"127.0.0.1:{taken}"}) as window:
+            session = window.session
             wait_for("the page to report state 'failed'", 20,
                      lambda: body_attr(session, "data-state") == "failed")
             code = text_of(session, "error-code")
@@ -556,15 +557,7 @@ def port_taken(args, env):
                 raise Failure("the error card is not visible")
             log(f"the window explains: {text_of(session, 'error-message')!r}")
             screenshot(session, os.path.join(args.screenshots, "port-taken.png"))
-        finally:
-            close_session(session)
-    except Exception:
-        if driver is not None:
-            print(f"--- {driver.log_path} ---\n{tail(driver.log_path)}", file=sys.stderr)
-        raise
     finally:
-        if driver is not None:
-            driver.stop()
         blocker.close()
 
 
