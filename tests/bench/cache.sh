@@ -78,7 +78,7 @@ CONF
 /usr/sbin/nginx -c "$PWD/$OUT/nginx/nginx.conf" -p "$PWD/$OUT/nginx" 2>"$OUT/nginx/stderr.log" &
 spawned $!
 NGINX="http://127.0.0.1:$NGINX_PORT"
-for _ in $(seq 100); do curl -fs -o /dev/null "$NGINX/" && break; sleep 0.1; done
+wait_until 10 "nginx to answer at $NGINX" curl -fs -o /dev/null "$NGINX/"
 
 BODY='{"model":"llama3.2","messages":[{"role":"user","content":"Say hello in five words."}],"stream":false,"options":{"temperature":0}}'
 cat >"$OUT/post.lua" <<LUA

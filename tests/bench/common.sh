@@ -27,6 +27,15 @@ wait_line() { # FILE PATTERN → first match, within 20 s
   echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 
+wait_until() { # SECONDS WHAT COMMAND... → polls COMMAND every 0.1 s until it succeeds
+  local deadline=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then echo "timed out waiting for $what" >&2; return 1; fi
+    sleep 0.1
+  done
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

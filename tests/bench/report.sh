@@ -27,10 +27,10 @@ spawned $!
 GW=$(wait_line "$OUT/gw.out" 'http://[0-9.:]*')
 
 # The day starts once the warm model is loaded (at login, before the first chat).
-for _ in $(seq 200); do
-  curl -fs "$GW/warmline/models" | grep -q '"name":"llama3.2:latest","warm":true,"loading":false,"loaded":true' && break
-  sleep 0.1
-done
+warm_loaded() {
+  curl -fs "$GW/warmline/models" | grep -q '"name":"llama3.2:latest","warm":true,"loading":false,"loaded":true'
+}
+wait_until 20 "llama3.2 to be warm and loaded" warm_loaded
 bench() { "$BIN/warmline" bench --url "$GW" --scenario chat-stream --warmup 0s --timeout 30s "$@" >/dev/null; }
 echo "phase 1/3: 90 s of llama3.2 at 8 req/s, 70 % repeated questions" >&2
 bench --model llama3.2 --rate 8 --repeat 0.7 --distinct 40 --duration 90s

@@ -116,10 +116,8 @@ for url in (f"http://127.0.0.1:{nginx}/api/version", f"http://127.0.0.1:{litellm
         time.sleep(0.2)
 PY
 # Both LiteLLM workers up, not just the first.
-for _ in $(seq 600); do
-  [ "$(grep -c 'Application startup complete' "$OUT/litellm/litellm.log" || true)" -ge 2 ] && break
-  sleep 0.2
-done
+litellm_workers_up() { [ "$(grep -c 'Application startup complete' "$OUT/litellm/litellm.log" || true)" -ge 2 ]; }
+wait_until 120 "both LiteLLM workers to start" litellm_workers_up
 echo "hosts A=$A (flaky) B=$B; nginx :$NGINX_PORT; LiteLLM :$LITELLM_PORT; Warmline $WARMLINE" >&2
 
 # --- the run ------------------------------------------------------------------------
