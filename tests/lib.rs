@@ -391,3 +391,24 @@ pub fn pid_alive(pid: u32) -> bool {
             .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
     })
 }
+
+/// The admin credential every gateway of this user reads (the default
+/// `admin.token_file`), made if absent: what the `warmline` CLI sends.
+pub fn admin_token() -> String {
+    let path = warmline::os::state_dir()
+        .expect("HOME or XDG_STATE_HOME is set")
+        .join(warmline::config::ADMIN_TOKEN_FILE);
+    warmline::auth::AdminKey::load_or_create(&path).expect("admin credential");
+    warmline::auth::read_admin_token(&path).expect("admin token readable")
+}
+
+/// Adds the admin credential to a request for Warmline's control plane.
+pub trait AsAdmin {
+    fn admin(self) -> Self;
+}
+
+impl AsAdmin for reqwest::RequestBuilder {
+    fn admin(self) -> Self {
+        self.bearer_auth(admin_token())
+    }
+}

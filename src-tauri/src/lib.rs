@@ -82,6 +82,8 @@ pub fn configure<R: Runtime>(builder: Builder<R>) -> Builder<R> {
 pub fn run() {
     // Same logging as `warmline serve`: RUST_LOG, default `warmline=info`, on stderr.
     warmline::logging::init();
+    // As `warmline serve`: room for the connections the gateway may hold.
+    warmline::os::raise_fd_limit();
     let builder = Builder::default()
         // First, so a second launch hands over before anything else starts: it
         // focuses this one's window and exits.

@@ -87,7 +87,7 @@ pub fn load<R: Runtime, M: Manager<R>>(app: &M) -> Loaded {
                     .and_then(|d| keep_copy(&d.join(STORE_FILE), "invalid"));
                 if let Some(store) = &store {
                     store.set(KEY_SETTINGS, json!({}));
-                    let _ = store.save();
+                    let _ = persist(app, store);
                 }
                 notices.push(format!(
                     "Your saved settings could not be used ({err}), so the defaults are in use{}.",
@@ -133,6 +133,25 @@ fn open<R: Runtime, M: Manager<R>>(app: &M) -> tauri_plugin_store::Result<Arc<St
     app.store_builder(STORE_FILE).disable_auto_save().build()
 }
 
+/// Writes the store to its file the way Warmline writes every private file
+/// (`warmline::os::write_private`: unique temp file, fsync, rename, 0600, no link
+/// followed) instead of the plugin's plain overwrite: the settings may hold
+/// secrets (tokens, `daemon.env`), and a crash mid-save must not lose them.
+fn persist<R: Runtime, M: Manager<R>>(app: &M, store: &Store<R>) -> Result<(), String> {
+    let path = app
+        .path()
+        .app_data_dir()
+        .map_err(|e| e.to_string())?
+        .join(STORE_FILE);
+    write_store(&path, store)
+}
+
+fn write_store<R: Runtime>(path: &Path, store: &Store<R>) -> Result<(), String> {
+    let entries: serde_json::Map<String, Value> = store.entries().into_iter().collect();
+    let bytes = serde_json::to_vec_pretty(&entries).map_err(|e| e.to_string())?;
+    warmline::os::write_private(path, &bytes).map_err(|e| e.to_string())
+}
+
 /// Adds `patch` (already applied to the running gateway) to the stored settings.
 pub fn remember<R: Runtime, M: Manager<R>>(app: &M, patch: &Value) -> Result<(), String> {
     let store = open(app).map_err(|e| e.to_string())?;
@@ -142,7 +161,7 @@ pub fn remember<R: Runtime, M: Manager<R>>(app: &M, patch: &Value) -> Result<(),
         .unwrap_or_else(|| json!({}));
     merge_patch(&mut stored, patch);
     store.set(KEY_SETTINGS, stored);
-    store.save().map_err(|e| e.to_string())
+    persist(app, &store)
 }
 
 /// The stored settings patch (what the user changed).
@@ -166,18 +185,20 @@ pub fn autostart<R: Runtime, M: Manager<R>>(app: &M) -> bool {
 pub fn set_autostart<R: Runtime, M: Manager<R>>(app: &M, enabled: bool) -> Result<(), String> {
     let store = open(app).map_err(|e| e.to_string())?;
     store.set(KEY_AUTOSTART, enabled);
-    store.save().map_err(|e| e.to_string())
+    persist(app, &store)
 }
 
 /// The warm set, kept in the app's store (the core reads and writes it through
 /// [`StateStore`]).
 pub struct WarmSet<R: Runtime> {
     store: Arc<Store<R>>,
+    path: PathBuf,
 }
 
 impl<R: Runtime> WarmSet<R> {
     pub fn open<M: Manager<R>>(app: &M) -> Option<WarmSet<R>> {
-        open(app).ok().map(|store| WarmSet { store })
+        let path = app.path().app_data_dir().ok()?.join(STORE_FILE);
+        open(app).ok().map(|store| WarmSet { store, path })
     }
 }
 
@@ -203,7 +224,7 @@ impl<R: Runtime> StateStore for WarmSet<R> {
 
     fn save(&self, state: &Persisted) -> Result<(), String> {
         self.store.set(KEY_WARM, state.warm.clone());
-        self.store.save().map_err(|e| e.to_string())
+        write_store(&self.path, &self.store)
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use warmline::auth::Token;
-use warmline_tests::{bin, gateway, simulator};
+use warmline_tests::{AsAdmin as _, bin, gateway, simulator};
 
 fn token(name: &str, secret: &str) -> Token {
     Token {
@@ -48,19 +48,29 @@ async fn requests_need_a_valid_token_and_identities_never_share_entries() {
         "{body}"
     );
     assert_eq!(chat(&url, Some("nope")).await.status(), 401);
-    let admin = reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .no_proxy()
         .build()
-        .expect("client")
-        .delete(format!("{url}/warmline/cache"))
+        .expect("client");
+    let purge = |client: &reqwest::Client| client.delete(format!("{url}/warmline/cache"));
+    let without = purge(&client).send().await.expect("response");
+    assert_eq!(
+        without.status(),
+        401,
+        "the control plane needs the admin credential, even from this machine"
+    );
+    let with_data_token = purge(&client)
+        .bearer_auth("alice-secret")
         .send()
         .await
         .expect("response");
     assert_eq!(
-        admin.status(),
-        200,
-        "Warmline's own routes are open to this machine (remote clients: auth unit tests)"
+        with_data_token.status(),
+        403,
+        "a data-plane token does not open the control plane"
     );
+    let admin = purge(&client).admin().send().await.expect("response");
+    assert_eq!(admin.status(), 200, "the admin credential does");
     assert_eq!(
         sim.counters().generations.started,
         0,
@@ -164,6 +174,7 @@ tokens = [{{ name = "alice", token = "tok-SECRET-alice" }}]
     }
     let settings = reqwest::Client::new()
         .get(format!("{url}/warmline/settings"))
+        .admin()
         .send()
         .await
         .expect("settings")

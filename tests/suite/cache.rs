@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use warmline::GatewayHandle;
-use warmline_tests::{gateway, simulator_with};
+use warmline_tests::{AsAdmin as _, gateway, simulator_with};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -239,6 +239,7 @@ async fn embeddings_and_show_are_cached_and_purgeable() {
     // The HTTP admin routes are the same handle methods.
     let stats: serde_json::Value = client()
         .get(format!("{}/warmline/cache", gw.url()))
+        .admin()
         .send()
         .await
         .expect("response")
@@ -248,6 +249,7 @@ async fn embeddings_and_show_are_cached_and_purgeable() {
     assert_eq!(stats["entries"], 2);
     let purged: serde_json::Value = client()
         .delete(format!("{}/warmline/cache", gw.url()))
+        .admin()
         .send()
         .await
         .expect("response")

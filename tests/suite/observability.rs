@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use warmline_tests::{bin, eventually, gateway, sim_daemon, simulator, simulator_with, temp_dir};
+use warmline_tests::{
+    AsAdmin as _, bin, eventually, gateway, sim_daemon, simulator, simulator_with, temp_dir,
+};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -186,6 +188,7 @@ async fn history_and_recent_requests_follow_the_traffic() {
 
     let recent: serde_json::Value = client()
         .get(format!("{}/warmline/requests?limit=3", gw.url()))
+        .admin()
         .send()
         .await
         .expect("requests")
@@ -345,6 +348,7 @@ async fn report_and_bench_write_charts() {
     // Warmline's own log tail, as the app shows it.
     let logs: serde_json::Value = client()
         .get(format!("{}/warmline/logs", gateway.url))
+        .admin()
         .send()
         .await
         .expect("logs")

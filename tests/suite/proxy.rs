@@ -15,7 +15,7 @@ use axum::routing::{any, post};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc};
-use warmline_tests::{Mock, dead_url, gateway, ndjson};
+use warmline_tests::{AsAdmin as _, Mock, dead_url, gateway, ndjson};
 
 /// Sets a flag when dropped: tells a test that the mock's work was abandoned.
 struct DropFlag(Arc<AtomicBool>);
@@ -594,6 +594,7 @@ async fn unknown_warmline_paths_are_not_forwarded() {
     let gw = gateway(std::slice::from_ref(&mock.url), |_| {}).await;
     let response = client()
         .get(format!("{}/warmline/nope", gw.url()))
+        .admin()
         .send()
         .await
         .expect("response");

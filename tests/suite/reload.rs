@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use warmline::ConfigSource;
-use warmline_tests::{Daemon, bin, eventually, gateway, simulator, simulator_with, temp_dir};
+use warmline_tests::{
+    AsAdmin as _, Daemon, bin, eventually, gateway, simulator, simulator_with, temp_dir,
+};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -74,6 +76,7 @@ async fn sighup_rereads_the_file_and_an_invalid_one_changes_nothing() {
     assert_eq!(b.counters().generations.started, before + 1, "still on b");
     let settings: serde_json::Value = client()
         .get(format!("{url}/warmline/settings"))
+        .admin()
         .send()
         .await
         .expect("settings")
@@ -110,6 +113,7 @@ async fn the_reload_route_names_what_changed_or_the_invalid_field() {
     let reload = async || {
         let response = client()
             .post(format!("{}/warmline/reload", gw.url()))
+            .admin()
             .send()
             .await
             .expect("reload");
@@ -169,6 +173,7 @@ async fn settings_changes_apply_live_and_invalid_ones_are_refused() {
     let put = async |url: &str, patch: serde_json::Value| {
         let response = client()
             .put(format!("{url}/warmline/settings"))
+            .admin()
             .json(&patch)
             .send()
             .await

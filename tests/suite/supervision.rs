@@ -9,7 +9,8 @@ use std::time::Duration;
 use warmline::supervisor::DaemonState;
 use warmline::{Config, GatewayHandle};
 use warmline_tests::{
-    eventually, free_port, gateway, ollama_link, pid_alive, sim_daemon, spawn_ready, temp_dir,
+    AsAdmin as _, eventually, free_port, gateway, ollama_link, pid_alive, sim_daemon, spawn_ready,
+    temp_dir,
 };
 
 fn client() -> reqwest::Client {
@@ -19,9 +20,11 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// GETs `url` as JSON, with the admin credential (ignored by the simulator).
 async fn get_json(url: &str) -> serde_json::Value {
     client()
         .get(url)
+        .admin()
         .send()
         .await
         .expect("answer")
@@ -133,6 +136,7 @@ async fn a_running_ollama_is_adopted_never_stopped() {
 
     let refused = client()
         .post(format!("{}/warmline/daemon/stop", gw.url()))
+        .admin()
         .send()
         .await
         .expect("answer");

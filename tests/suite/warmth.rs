@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use warmline_tests::{
-    Mock, bin, eventually, gateway, sim_daemon, simulator_with, spawn_ready, temp_dir,
+    AsAdmin as _, Mock, bin, eventually, gateway, sim_daemon, simulator_with, spawn_ready, temp_dir,
 };
 
 fn client() -> reqwest::Client {
@@ -164,6 +164,7 @@ async fn a_new_warm_keep_alive_reaches_the_loaded_models() {
     eventually("the warm load", Duration::from_secs(10), loaded_with("-1")).await;
     let response = client()
         .put(format!("{}/warmline/settings", gw.url()))
+        .admin()
         .body(r#"{"warmth":{"keep_alive":"2h"}}"#)
         .send()
         .await

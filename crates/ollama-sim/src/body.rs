@@ -238,16 +238,23 @@ fn quote_char(c: u8) -> String {
     }
 }
 
+/// The deepest nesting the scanner follows. Go's scanner stops at 10,000 with
+/// "exceeded max depth"; this one is recursive, so it stops far sooner (a
+/// 100,000-deep body would otherwise overflow a server thread's stack), with Go's
+/// wording. No real request nests more than a few levels.
+const MAX_DEPTH: usize = 512;
+
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    depth: usize,
 }
 
 type Scan = Result<(), ScanError>;
 
 impl<'a> Scanner<'a> {
     fn new(b: &'a [u8]) -> Self {
-        Self { b, i: 0 }
+        Self { b, i: 0, depth: 0 }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -275,8 +282,19 @@ impl<'a> Scanner<'a> {
         self.skip_space();
         match self.peek() {
             None => Err(ScanError::Eof),
-            Some(b'{') => self.object(),
-            Some(b'[') => self.array(),
+            Some(c @ (b'{' | b'[')) => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(ScanError::Char(c, "exceeded max depth"));
+                }
+                self.depth += 1;
+                let scanned = if c == b'{' {
+                    self.object()
+                } else {
+                    self.array()
+                };
+                self.depth -= 1;
+                scanned
+            }
             Some(b'"') => self.string(),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b't') => self.literal(b"true"),
@@ -465,6 +483,19 @@ mod tests {
             Err(BindError::Empty) => "EMPTY".to_owned(),
             Err(BindError::Decode(m)) => m,
         }
+    }
+
+    #[test]
+    fn a_hundred_thousand_deep_body_is_refused_not_a_stack_overflow() {
+        let body = format!("{{\"model\":{}", "[".repeat(100_000));
+        // Run on a thread with a small stack, as a server's worker has.
+        let message = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || err(&body))
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(message, "invalid character '[' exceeded max depth");
     }
 
     #[test]

@@ -21,6 +21,15 @@ pub struct Target {
     /// Bearer token, when the gateway needs one off this machine [env: WARMLINE_TOKEN]
     #[arg(long, global = true, env = "WARMLINE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The admin credential for Warmline's control plane [env: WARMLINE_ADMIN_TOKEN]
+    /// [default: read from $XDG_STATE_HOME/warmline/admin-token]
+    #[arg(
+        long,
+        global = true,
+        env = "WARMLINE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
     /// Print the gateway's JSON as it is
     #[arg(long, global = true)]
     json: bool,
@@ -61,7 +70,14 @@ impl Target {
     ) -> Result<Value, String> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
         let mut request = self.client().request(method, &url);
-        if let Some(token) = &self.token {
+        let control = warmline::auth::Plane::of(path.split('?').next().unwrap_or(path))
+            == warmline::auth::Plane::Control;
+        let token = if control {
+            self.admin_token.clone().or_else(local_admin_token)
+        } else {
+            self.token.clone()
+        };
+        if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
@@ -101,6 +117,13 @@ impl Target {
         }
         ExitCode::SUCCESS
     }
+}
+
+/// The admin credential of gateways run by this user on this machine: the file
+/// `warmline serve` and the app create (see `warmline::auth`).
+fn local_admin_token() -> Option<String> {
+    let path = warmline::os::state_dir()?.join(warmline::config::ADMIN_TOKEN_FILE);
+    warmline::auth::read_admin_token(&path)
 }
 
 fn failed(err: String) -> ExitCode {

@@ -119,6 +119,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    // Before the configuration is read: the default connection cap follows it.
+    warmline::os::raise_fd_limit();
     let overrides = Overrides {
         listen: args.listen,
         upstreams: args.upstreams,
@@ -155,6 +157,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(file) = &gateway.config().admin.token_file {
+        tracing::info!(
+            "control plane: admin credential in {} (the warmline CLI reads it)",
+            file.display()
+        );
+    }
     gateway.set_source(source);
     // One machine-readable line, so scripts and tests can find a port-0 gateway.
     let mut stdout = std::io::stdout().lock();

@@ -69,7 +69,7 @@ pub async fn update_settings(
         }
     };
     match shared.handle() {
-        Some(handle) => applied(handle.update_settings(&patch).await),
+        Some(handle) => applied(handle.update_settings_remotely(&patch).await),
         None => gone(),
     }
 }

@@ -75,13 +75,18 @@ pub enum ProxyError {
 #[derive(Debug, thiserror::Error)]
 pub enum OriginError {
     #[error(
-        "host {0:?} is not allowed: Warmline listens on loopback and refuses non-local Host names (DNS-rebinding protection); listen on a non-loopback address to serve other names"
+        "host {0:?} is not allowed: Warmline refuses Host names that are not this machine's (DNS-rebinding protection); use localhost or an address of this machine"
     )]
     HostNotAllowed(String),
     #[error(
         "origin {0:?} is not allowed; add it to `origins` in Warmline's config (the equivalent of OLLAMA_ORIGINS)"
     )]
     NotAllowed(String),
+    #[error(
+        "origin {0:?} may not use Warmline's control plane: web pages reach only Ollama's API \
+         (list an origin in admin.origins to let it manage Warmline)"
+    )]
+    NotAllowedOnControl(String),
 }
 
 /// Every error Warmline produces.
@@ -100,6 +105,8 @@ pub enum Error {
     Origin(#[from] OriginError),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    AdminKey(#[from] crate::auth::AdminKeyError),
     #[error(transparent)]
     Queue(#[from] crate::admission::Rejected),
     #[error(transparent)]
@@ -125,7 +132,8 @@ impl Error {
             Error::Proxy(ProxyError::BodyTimeout { .. }) => StatusCode::REQUEST_TIMEOUT,
             Error::Proxy(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Error::Origin(_) => StatusCode::FORBIDDEN,
-            Error::Auth(_) => StatusCode::UNAUTHORIZED,
+            Error::Auth(e) => e.status(),
+            Error::AdminKey(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Config(_) => StatusCode::BAD_REQUEST,
@@ -156,10 +164,14 @@ impl Error {
                 ProxyError::BodyTimeout { .. } => "body_timeout",
                 ProxyError::ClientBody(_) => "client_body",
             },
+            Error::Auth(e) if e.status() == StatusCode::FORBIDDEN => "forbidden",
             Error::Auth(_) => "unauthorized",
+            Error::AdminKey(_) => "admin_credential",
             Error::Queue(rejected) => rejected.kind(),
             Error::RateLimited(limited) => limited.kind(),
-            Error::Origin(OriginError::NotAllowed(_)) => "origin_forbidden",
+            Error::Origin(OriginError::NotAllowed(_) | OriginError::NotAllowedOnControl(_)) => {
+                "origin_forbidden"
+            }
             Error::Daemon(_) => "daemon",
             Error::Warmth(_) => "warmth",
             Error::Origin(OriginError::HostNotAllowed(_)) => "host_forbidden",

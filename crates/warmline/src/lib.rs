@@ -46,6 +46,7 @@ pub mod logging;
 pub mod metrics;
 pub mod models;
 pub mod origin;
+pub mod os;
 pub mod proxy;
 pub mod route;
 pub mod server;

@@ -1,15 +1,21 @@
 //! Browser `Origin` checks, CORS, and the `Host` check, answered by Warmline alone.
 //!
-//! **Host** (DNS-rebinding protection): when Warmline listens on a loopback address,
-//! a request whose `Host` is not a local name is refused with 403, as Ollama does —
-//! otherwise a web page on `evil.example`, re-pointed at 127.0.0.1 by its DNS, could
-//! drive the local models. Allowed: no `Host`, `localhost`, names ending in
-//! `.localhost`, `.local` or `.internal`, the machine's hostname, and IP literals that
-//! are loopback, private (RFC 1918, ULA), link-local or unspecified. (Ollama also
-//! accepts the addresses of local interfaces; Warmline does not list interfaces,
-//! so a client that addresses this machine by a public IP is refused — bind to that
-//! address explicitly to allow it.) Listening on a non-loopback address turns the
-//! check off, as in Ollama.
+//! **Host** (DNS-rebinding protection): a request whose `Host` is not a name of this
+//! machine is refused with 403 — otherwise a web page on `evil.example`, re-pointed
+//! at 127.0.0.1 by its DNS, could drive the local models. Allowed: no `Host`,
+//! `localhost`, names ending in `.localhost`, `.local` or `.internal`, the machine's
+//! hostname, IP literals that are loopback, private (RFC 1918, ULA), link-local or
+//! unspecified, the listen address itself, and — when listening on every interface
+//! (`0.0.0.0`, `::`) — the addresses of the machine's interfaces. Ollama turns the
+//! check off for a non-loopback listen address; Warmline keeps it on, because a
+//! browser on the same machine reaches `0.0.0.0` through 127.0.0.1 too. A client
+//! that names this machine by another DNS name must use an address instead.
+//!
+//! **The control plane** (see `auth`) takes no browser requests at all unless an
+//! origin is listed in `admin.origins`: any request to a control route that carries
+//! an `Origin`, and any preflight for one, is refused with 403 — the built-in
+//! origins (`http://localhost:*` and the like) and `origins`/`OLLAMA_ORIGINS` admit
+//! a page to Ollama's API only.
 //!
 //! Ollama refuses cross-origin requests from pages it does not know (a web page must
 //! not be able to drive a local model server). Warmline applies the same allow-list —
@@ -66,8 +72,19 @@ const MAX_AGE: &str = "43200";
 pub struct OriginPolicy {
     allow_all: bool,
     patterns: Vec<String>,
-    /// `Some` when listening on loopback: the machine's hostname (lower case).
-    host_check: Option<String>,
+    /// Origins allowed on the control plane (`admin.origins`; none by default).
+    control: Vec<String>,
+    /// `Some` while the `Host` check is on.
+    host_check: Option<HostCheck>,
+}
+
+/// What the `Host` check accepts besides local names and private addresses.
+#[derive(Debug, Clone)]
+struct HostCheck {
+    /// The machine's hostname, lower case.
+    hostname: String,
+    /// The listen address and, listening on every interface, the interfaces' own.
+    addresses: Vec<std::net::IpAddr>,
 }
 
 impl OriginPolicy {
@@ -83,24 +100,54 @@ impl OriginPolicy {
         OriginPolicy {
             allow_all,
             patterns,
+            control: Vec::new(),
             host_check: None,
         }
     }
 
-    /// Turns the `Host` check on or off (on when listening on loopback).
-    pub fn with_host_check(mut self, on: bool) -> OriginPolicy {
-        self.host_check = on.then(machine_hostname);
+    /// The origins the control plane admits (`admin.origins`).
+    pub fn with_control_origins(mut self, origins: &[String]) -> OriginPolicy {
+        self.control = origins
+            .iter()
+            .map(|o| o.trim().to_ascii_lowercase())
+            .filter(|o| !o.is_empty() && o != "*")
+            .collect();
         self
+    }
+
+    /// Turns the `Host` check on for a gateway listening on `listen`.
+    pub fn with_host_check(mut self, listen: std::net::SocketAddr) -> OriginPolicy {
+        let mut addresses = vec![listen.ip().to_canonical()];
+        if listen.ip().is_unspecified() {
+            addresses.extend(interface_addresses());
+        }
+        self.host_check = Some(HostCheck {
+            hostname: machine_hostname(),
+            addresses,
+        });
+        self
+    }
+
+    /// Turns the `Host` check off (a policy for tests and embedders).
+    pub fn without_host_check(mut self) -> OriginPolicy {
+        self.host_check = None;
+        self
+    }
+
+    /// Whether a control-plane request from `origin` may proceed.
+    pub fn allows_control(&self, origin: &str) -> bool {
+        let origin = origin.to_ascii_lowercase();
+        self.control.iter().any(|p| glob_match(p, &origin))
     }
 
     /// Whether a request carrying `Host: host` may proceed.
     pub fn allows_host(&self, host: &str) -> bool {
-        let Some(hostname) = &self.host_check else {
+        let Some(check) = &self.host_check else {
             return true;
         };
         let host = host.trim().to_ascii_lowercase();
         let name = strip_port(&host);
-        if name.is_empty() || name == "localhost" || name == hostname.as_str() {
+        if name.is_empty() || name == "localhost" || name == check.hostname.as_str() {
             return true;
         }
         if [".localhost", ".local", ".internal"]
@@ -109,11 +156,16 @@ impl OriginPolicy {
         {
             return true;
         }
-        match name
+        let ip = name
             .trim_start_matches('[')
             .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
+            .parse::<std::net::IpAddr>();
+        if let Ok(ip) = ip
+            && check.addresses.contains(&ip.to_canonical())
         {
+            return true;
+        }
+        match ip {
             Ok(std::net::IpAddr::V4(ip)) => {
                 ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
             }
@@ -172,6 +224,25 @@ fn machine_hostname() -> String {
         .unwrap_or_default()
 }
 
+/// The addresses of this machine's network interfaces (empty if they cannot be
+/// listed).
+fn interface_addresses() -> Vec<std::net::IpAddr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|interface| {
+            let address = interface.address?;
+            if let Some(v4) = address.as_sockaddr_in() {
+                return Some(std::net::IpAddr::V4(v4.ip()));
+            }
+            address
+                .as_sockaddr_in6()
+                .map(|v6| std::net::IpAddr::V6(v6.ip()).to_canonical())
+        })
+        .collect()
+}
+
 /// Matches `text` against a pattern where `*` stands for any run of characters.
 fn glob_match(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
@@ -196,6 +267,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 /// Middleware: refuses disallowed origins, answers preflights, strips `Origin` before
 /// forwarding and adds CORS headers to the response of an allowed cross-origin request.
 pub async fn check(policy: &OriginPolicy, mut request: Request, next: Next) -> Response {
+    let control = crate::auth::Plane::of(request.uri().path()) == crate::auth::Plane::Control;
     if let Some(host) = request.headers().get(header::HOST)
         && !host.to_str().is_ok_and(|h| policy.allows_host(h))
     {
@@ -211,10 +283,19 @@ pub async fn check(policy: &OriginPolicy, mut request: Request, next: Next) -> R
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
-    let allowed = origin.to_str().is_ok_and(|o| policy.allows(o, host));
+    let allowed = if control {
+        origin.to_str().is_ok_and(|o| policy.allows_control(o))
+    } else {
+        origin.to_str().is_ok_and(|o| policy.allows(o, host))
+    };
     if !allowed {
         let shown = String::from_utf8_lossy(origin.as_bytes()).into_owned();
-        return Error::from(OriginError::NotAllowed(shown)).to_response(flavor);
+        let err = if control {
+            OriginError::NotAllowedOnControl(shown)
+        } else {
+            OriginError::NotAllowed(shown)
+        };
+        return Error::from(err).to_response(flavor);
     }
 
     let is_preflight = request.method() == Method::OPTIONS
@@ -320,8 +401,40 @@ mod tests {
     }
 
     #[test]
-    fn foreign_hosts_are_refused_on_loopback_only() {
-        let policy = OriginPolicy::new(&[]).with_host_check(true);
+    fn foreign_hosts_are_refused_on_every_listen_address() {
+        for listen in [
+            "127.0.0.1:11435",
+            "0.0.0.0:11435",
+            "[::]:11435",
+            "10.0.0.5:11435",
+        ] {
+            let policy = OriginPolicy::new(&[]).with_host_check(listen.parse().expect("addr"));
+            assert!(!policy.allows_host("evil.example:11435"), "{listen}");
+            assert!(policy.allows_host("localhost:11435"), "{listen}");
+        }
+        // The listen address itself, public or not, names this machine.
+        let public =
+            OriginPolicy::new(&[]).with_host_check("203.0.113.7:11435".parse().expect("addr"));
+        assert!(public.allows_host("203.0.113.7:11435"));
+        assert!(!public.allows_host("203.0.113.8:11435"));
+    }
+
+    #[test]
+    fn the_control_plane_admits_only_listed_origins() {
+        let policy = OriginPolicy::new(&["*".into()]);
+        assert!(policy.allows("https://anything", None));
+        assert!(!policy.allows_control("https://anything"));
+        assert!(!policy.allows_control("http://localhost:3000"));
+        assert!(!policy.allows_control("null"));
+        let policy = policy.with_control_origins(&["https://admin.example".into(), "*".into()]);
+        assert!(policy.allows_control("https://admin.example"));
+        assert!(!policy.allows_control("https://other.example"));
+    }
+
+    #[test]
+    fn local_names_and_private_addresses_pass_the_host_check() {
+        let policy =
+            OriginPolicy::new(&[]).with_host_check("127.0.0.1:11435".parse().expect("addr"));
         for host in [
             "localhost:11435",
             "127.0.0.1:11435",
@@ -345,11 +458,7 @@ mod tests {
         ] {
             assert!(!policy.allows_host(host), "{host}");
         }
-        assert!(
-            OriginPolicy::new(&[])
-                .with_host_check(false)
-                .allows_host("evil.example")
-        );
+        assert!(OriginPolicy::new(&[]).allows_host("evil.example"));
     }
 
     #[test]

@@ -11,14 +11,25 @@
 //! - **431** when more than `limits.max_header` bytes of head arrive without the head
 //!   being complete.
 //!
+//! And it closes connections that hold a descriptor without using it: a new
+//! connection that sends nothing within `timeouts.header` of being accepted, and a
+//! keep-alive connection idle for `timeouts.client_idle` between two requests.
+//! At most `limits.max_connections` are open at once: at the cap, the connection
+//! idle the longest is shed to make room, and only when none is idle is the new
+//! one refused (503 in Ollama's shape). So ten thousand idle sockets cannot keep
+//! `/warmline/health` or a real client out.
+//!
 //! The guard sits in the connection's IO ([`Guarded`]) because that is the only
 //! place that sees a head before hyper has parsed it. It knows the phase of the
 //! connection from the service: [`Peer`] marks the head complete when hyper hands the
 //! request over, and the response body marks the connection idle again when it ends,
 //! so the next bytes read are the next request's head. Request *bodies* are not this
-//! module's business (the proxy times out a stalled body, see `timeouts.body`), and
-//! HTTP/2 connections (prior knowledge, no TLS) are not guarded: their frames
-//! interleave streams, and hyper's h2 has its own limits.
+//! module's business (the proxy times out a stalled body, see `timeouts.body`).
+//! An HTTP/2 connection (prior knowledge, no TLS) is guarded until its whole
+//! 24-byte preface has arrived — a client sending `P` and nothing more is still
+//! timed out — and not after: its frames interleave streams, and hyper's h2 has
+//! its own limits. Recognising a head ([`HeadReader`]) is a pure function of the
+//! bytes, fuzzed in `fuzz/`.
 //!
 //! A refused head gets its response written straight to the socket, then the write
 //! side is shut and whatever the client still sends is read and dropped for a moment
@@ -62,14 +73,19 @@ use crate::error::{Flavor, error_response};
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
 
-/// What the head guard enforces; read for each new connection, so a reload applies
-/// to connections accepted after it.
+/// What the connection guard enforces; read for each new connection, so a reload
+/// applies to connections accepted after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadLimits {
-    /// From a request's first byte to its complete head.
+    /// From a request's first byte to its complete head; also from accept to a
+    /// new connection's first byte.
     pub timeout: Duration,
     /// Bytes of head (request line and headers).
     pub max_bytes: usize,
+    /// Longest pause between two requests of a keep-alive connection.
+    pub idle: Duration,
+    /// Client connections open at once.
+    pub max_connections: usize,
 }
 
 /// Told the metric kind (`header_timeout`, `header_too_large`) of each request
@@ -119,15 +135,23 @@ pub fn spawn(
         // ~80 µs of CPU per request. More than 100 headers get hyper's own 431.
         let builder = auto::Builder::new(TokioExecutor::new());
         let mut connections = JoinSet::new();
+        let open = Arc::new(Registry::default());
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, addr)) => {
+                        let limits = limits();
+                        let phase = Arc::new(AtomicU8::new(IDLE));
+                        let Some(slot) = open.admit(&phase, limits.max_connections) else {
+                            (refused)("too_many_connections");
+                            refuse_connection(tcp);
+                            continue;
+                        };
                         // Streams are many small writes: never let Nagle hold a token back.
                         let _ = tcp.set_nodelay(true);
-                        let peer = Peer { addr, phase: Arc::new(AtomicU8::new(IDLE)) };
-                        let io = Guarded::new(tcp, Arc::clone(&peer.phase), limits(), refused.clone());
-                        serve_connection(&builder, io, peer, &router, &stop, &mut connections);
+                        let peer = Peer { addr, phase };
+                        let io = Guarded::new(tcp, Arc::clone(&peer.phase), limits, refused.clone());
+                        serve_connection(&builder, io, peer, &router, &stop, slot, &mut connections);
                     }
                     Err(err) => accept_failed(err).await,
                 },
@@ -148,6 +172,7 @@ fn serve_connection(
     peer: Peer,
     router: &Router,
     stop: &watch::Receiver<bool>,
+    slot: Slot,
     connections: &mut JoinSet<()>,
 ) {
     let router = router.clone();
@@ -174,17 +199,83 @@ fn serve_connection(
     let mut stop = stop.clone();
     connections.spawn(async move {
         let mut conn = std::pin::pin!(conn);
+        let shed = Arc::clone(&slot.shed);
         let result = tokio::select! {
             result = conn.as_mut() => result,
             () = stopped(&mut stop) => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
+            // Idle and the oldest at the cap: closed to make room (dropping an
+            // idle HTTP/1 connection is an orderly close).
+            () = shed.notified() => Ok(()),
         };
+        drop(slot);
         if let Err(err) = result {
             tracing::trace!("connection ended: {err}");
         }
     });
+}
+
+/// An open connection: its phase, and how to tell it to close.
+type Open = (Arc<AtomicU8>, Arc<tokio::sync::Notify>);
+
+/// The open connections, for the cap and for shedding idle ones.
+#[derive(Debug, Default)]
+struct Registry {
+    open: std::sync::Mutex<std::collections::BTreeMap<u64, Open>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// A connection's place in the [`Registry`]; dropping it frees the place.
+struct Slot {
+    id: u64,
+    registry: Arc<Registry>,
+    shed: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.registry.open.lock() {
+            open.remove(&self.id);
+        }
+    }
+}
+
+impl Registry {
+    /// A place for a new connection whose phase is `phase`: at once under `max`;
+    /// at the cap, after shedding the oldest idle connection; `None` when every
+    /// connection is busy.
+    fn admit(self: &Arc<Self>, phase: &Arc<AtomicU8>, max: usize) -> Option<Slot> {
+        let mut open = self.open.lock().ok()?;
+        if open.len() >= max.max(1) {
+            // Ids grow with time, so the first idle one found is the oldest.
+            let victim = open
+                .iter()
+                .find(|(_, (phase, _))| phase.load(Relaxed) == IDLE)
+                .map(|(id, _)| *id)?;
+            if let Some((_, shed)) = open.remove(&victim) {
+                shed.notify_one();
+            }
+        }
+        let id = self.next.fetch_add(1, Relaxed);
+        let shed = Arc::new(tokio::sync::Notify::new());
+        open.insert(id, (Arc::clone(phase), Arc::clone(&shed)));
+        Some(Slot {
+            id,
+            registry: Arc::clone(self),
+            shed,
+        })
+    }
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+fn refuse_connection(tcp: TcpStream) {
+    let bytes = raw_response(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "Warmline has too many open connections (limits.max_connections); try again shortly",
+    );
+    let _ = tcp.try_write(&bytes);
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).
@@ -257,14 +348,16 @@ struct Guarded {
     tcp: TcpStream,
     phase: Arc<AtomicU8>,
     limits: HeadLimits,
-    /// Head bytes read so far for the current request.
-    head_bytes: usize,
     /// The head deadline; allocated with the first head and reused.
     deadline: Option<Pin<Box<Sleep>>>,
     /// Set once the connection was refused: the lingering close.
     lingering: Option<Lingering>,
-    /// Whether the first bytes have been looked at (to tell HTTP/2 apart).
-    sniffed: bool,
+    /// Recognises the current request head (and an HTTP/2 preface).
+    reader: HeadReader,
+    /// Whether the idle deadline is armed for the current idle spell.
+    idle_armed: bool,
+    /// No request has begun on this connection yet.
+    fresh: bool,
     refused: Refused,
 }
 
@@ -274,24 +367,102 @@ struct Lingering {
 }
 
 /// The HTTP/2 connection preface a prior-knowledge client opens with.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-impl Guarded {
-    fn new(tcp: TcpStream, phase: Arc<AtomicU8>, limits: HeadLimits, refused: Refused) -> Guarded {
-        Guarded {
-            tcp,
-            phase,
-            limits,
-            head_bytes: 0,
-            deadline: None,
-            lingering: None,
-            sniffed: false,
-            refused,
+/// What the bytes of a request head amount to so far (see [`HeadReader`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Part of a head, within the limit: keep the deadline armed.
+    Head,
+    /// The whole HTTP/2 preface: not an HTTP/1 head; stop guarding.
+    Http2,
+    /// More than the limit of head bytes.
+    TooLarge,
+}
+
+/// Recognises one request head as its bytes arrive: counts them against the
+/// limit, and tells a complete HTTP/2 preface from an HTTP/1 head that merely
+/// starts with `P`. Pure, so it can be fuzzed without sockets.
+#[derive(Debug, Clone)]
+pub struct HeadReader {
+    max_bytes: usize,
+    bytes: usize,
+    /// How much of [`H2_PREFACE`] the connection's first bytes matched; `None`
+    /// once they cannot be a preface (or this is not the connection's first head).
+    preface: Option<usize>,
+}
+
+impl HeadReader {
+    /// A reader for a connection's first head (which may be an HTTP/2 preface).
+    pub fn first(max_bytes: usize) -> HeadReader {
+        HeadReader {
+            max_bytes,
+            bytes: 0,
+            preface: Some(0),
         }
     }
 
-    fn arm(&mut self) {
-        let at = Instant::now() + self.limits.timeout;
+    /// Starts the next head of an HTTP/1 keep-alive connection.
+    pub fn next_head(&mut self) {
+        self.bytes = 0;
+        self.preface = None;
+    }
+
+    /// Takes the next bytes read from the client.
+    pub fn observe(&mut self, read: &[u8]) -> Seen {
+        self.bytes = self.bytes.saturating_add(read.len());
+        if let Some(matched) = self.preface {
+            let want = &H2_PREFACE[matched..];
+            let n = want.len().min(read.len());
+            if read[..n] == want[..n] {
+                let matched = matched + n;
+                if matched == H2_PREFACE.len() {
+                    self.preface = None;
+                    return Seen::Http2;
+                }
+                self.preface = Some(matched);
+            } else {
+                self.preface = None;
+            }
+        }
+        if self.bytes > self.max_bytes {
+            Seen::TooLarge
+        } else {
+            Seen::Head
+        }
+    }
+
+    /// Bytes of the current head read so far.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Guarded {
+    fn new(tcp: TcpStream, phase: Arc<AtomicU8>, limits: HeadLimits, refused: Refused) -> Guarded {
+        let mut guarded = Guarded {
+            tcp,
+            phase,
+            limits,
+            deadline: None,
+            lingering: None,
+            reader: HeadReader::first(limits.max_bytes),
+            idle_armed: true,
+            fresh: true,
+            refused,
+        };
+        // From accept: a connection that never sends a byte is closed too.
+        guarded.arm(limits.timeout);
+        guarded
+    }
+
+    fn arm(&mut self, after: Duration) {
+        let now = Instant::now();
+        // Settings are bounded (30 days), so this never overflows; if it did, the
+        // deadline would simply be far away.
+        let at = now
+            .checked_add(after)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
         match &mut self.deadline {
             Some(sleep) => sleep.as_mut().reset(at),
             None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
@@ -353,63 +524,100 @@ impl AsyncRead for Guarded {
             return this.poll_linger(cx);
         }
         match this.phase.load(Relaxed) {
-            HEAD => {
-                if this.head_bytes > this.limits.max_bytes {
-                    let message = format!(
-                        "request headers are larger than the configured limit of {} bytes \
-                         (limits.max_header)",
-                        this.limits.max_bytes
-                    );
-                    this.refuse(
-                        http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        &message,
-                        cx,
-                    );
-                    return this.poll_linger(cx);
-                }
-                let before = buf.filled().len();
-                match Pin::new(&mut this.tcp).poll_read(cx, buf) {
-                    Poll::Ready(result) => {
-                        this.head_bytes += buf.filled().len() - before;
-                        Poll::Ready(result)
-                    }
-                    Poll::Pending => {
-                        let expired = this
-                            .deadline
-                            .as_mut()
-                            .is_some_and(|d| d.as_mut().poll(cx).is_ready());
-                        if !expired {
-                            return Poll::Pending;
-                        }
-                        let message = format!(
-                            "the request's headers did not arrive within {} (timeouts.header)",
-                            humantime::format_duration(this.limits.timeout)
-                        );
-                        this.refuse(http::StatusCode::REQUEST_TIMEOUT, &message, cx);
-                        this.poll_linger(cx)
-                    }
-                }
+            HEAD => this.poll_head(cx, buf),
+            IDLE => this.poll_idle(cx, buf),
+            _ => Pin::new(&mut this.tcp).poll_read(cx, buf),
+        }
+    }
+}
+
+impl Guarded {
+    /// Whether the armed deadline has passed (registering for its wake-up if not).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline
+            .as_mut()
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready())
+    }
+
+    /// Reading a request head: 431 past the size limit, 408 past the deadline.
+    fn poll_head(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.reader.bytes() > self.limits.max_bytes {
+            let message = format!(
+                "request headers are larger than the configured limit of {} bytes \
+                 (limits.max_header)",
+                self.limits.max_bytes
+            );
+            self.refuse(
+                http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                &message,
+                cx,
+            );
+            return self.poll_linger(cx);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut self.tcp).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                self.observe(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
             }
-            IDLE => {
-                let before = buf.filled().len();
-                ready!(Pin::new(&mut this.tcp).poll_read(cx, buf))?;
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => {
+                if !self.expired(cx) {
+                    return Poll::Pending;
+                }
+                let message = format!(
+                    "the request's headers did not arrive within {} (timeouts.header)",
+                    humantime::format_duration(self.limits.timeout)
+                );
+                self.refuse(http::StatusCode::REQUEST_TIMEOUT, &message, cx);
+                self.poll_linger(cx)
+            }
+        }
+    }
+
+    /// Between requests (or before the first): the first byte starts a head; a
+    /// connection that stays silent past its deadline is closed quietly.
+    fn poll_idle(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.idle_armed {
+            // A response just ended: the keep-alive idle spell starts now.
+            self.idle_armed = true;
+            self.arm(self.limits.idle);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut self.tcp).poll_read(cx, buf) {
+            Poll::Pending => {
+                if self.expired(cx) {
+                    // End of stream for hyper: it closes the connection.
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Ready(Ok(())) => {
                 let read = &buf.filled()[before..];
                 if read.is_empty() {
                     return Poll::Ready(Ok(()));
                 }
-                if !this.sniffed {
-                    this.sniffed = true;
-                    if read.starts_with(&H2_PREFACE[..read.len().min(H2_PREFACE.len())]) {
-                        this.phase.store(HTTP2, Relaxed);
-                        return Poll::Ready(Ok(()));
-                    }
+                if self.fresh {
+                    // The first head's deadline runs from accept, already armed.
+                    self.fresh = false;
+                } else {
+                    self.reader.next_head();
+                    self.arm(self.limits.timeout);
                 }
-                this.head_bytes = read.len();
-                this.phase.store(HEAD, Relaxed);
-                this.arm();
+                self.idle_armed = false;
+                self.phase.store(HEAD, Relaxed);
+                self.observe(read);
                 Poll::Ready(Ok(()))
             }
-            _ => Pin::new(&mut this.tcp).poll_read(cx, buf),
+        }
+    }
+
+    /// Feeds bytes of a head to the reader; a complete HTTP/2 preface ends the
+    /// guarding of this connection.
+    fn observe(&mut self, read: &[u8]) {
+        if !read.is_empty() && self.reader.observe(read) == Seen::Http2 {
+            self.phase.store(HTTP2, Relaxed);
         }
     }
 }
@@ -493,7 +701,130 @@ mod tests {
     const LIMITS: HeadLimits = HeadLimits {
         timeout: Duration::from_millis(300),
         max_bytes: 1024,
+        idle: Duration::from_millis(900),
+        max_connections: 1000,
     };
+
+    async fn get(stream: &mut TcpStream) -> String {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).await.expect("read");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
+        let (addr, _stop) = server(LIMITS).await;
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let started = std::time::Instant::now();
+        assert_eq!(read_all(&mut stream).await, "", "closed quietly");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lone_p_does_not_lift_the_deadline() {
+        // `P` could begin an HTTP/2 preface; only all 24 bytes of one lift the guard.
+        let (addr, _stop) = server(LIMITS).await;
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n")
+            .await
+            .expect("write");
+        let text = read_all(&mut stream).await;
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_closes_after_client_idle() {
+        let (addr, _stop) = server(LIMITS).await;
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        assert!(get(&mut stream).await.starts_with("HTTP/1.1 200"));
+        let started = std::time::Instant::now();
+        assert_eq!(read_all(&mut stream).await, "");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_oldest_idle_connection_makes_room() {
+        let limits = HeadLimits {
+            max_connections: 3,
+            timeout: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+            ..LIMITS
+        };
+        let (addr, _stop) = server(limits).await;
+        let mut idle = Vec::new();
+        for _ in 0..3 {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            assert!(get(&mut stream).await.starts_with("HTTP/1.1 200"));
+            idle.push(stream);
+        }
+        // A fourth client is served; the oldest idle connection was shed for it.
+        let mut fourth = TcpStream::connect(addr).await.expect("connect");
+        assert!(get(&mut fourth).await.starts_with("HTTP/1.1 200"));
+        assert_eq!(read_all(&mut idle[0]).await, "", "the oldest was closed");
+        assert!(
+            get(&mut idle[2]).await.starts_with("HTTP/1.1 200"),
+            "the newest stays"
+        );
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_with_nothing_idle_a_new_connection_gets_503() {
+        let limits = HeadLimits {
+            max_connections: 1,
+            timeout: Duration::from_secs(30),
+            ..LIMITS
+        };
+        let (addr, _stop) = server(limits).await;
+        // Busy: in the middle of sending a head.
+        let mut busy = TcpStream::connect(addr).await.expect("connect");
+        busy.write_all(b"GET / HTTP/1.1\r\n").await.expect("write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut refused = TcpStream::connect(addr).await.expect("connect");
+        let text = read_all(&mut refused).await;
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(text.contains("limits.max_connections"), "{text}");
+    }
+
+    #[test]
+    fn only_a_whole_preface_is_http2() {
+        let mut reader = HeadReader::first(1024);
+        for byte in H2_PREFACE[..23].chunks(5) {
+            assert_eq!(reader.observe(byte), Seen::Head);
+        }
+        assert_eq!(reader.observe(&H2_PREFACE[23..]), Seen::Http2);
+
+        let mut reader = HeadReader::first(1024);
+        assert_eq!(reader.observe(b"P"), Seen::Head);
+        assert_eq!(reader.observe(b"OST / HTTP/1.1\r\n"), Seen::Head);
+        assert_eq!(
+            reader.observe(H2_PREFACE),
+            Seen::Head,
+            "too late for a preface"
+        );
+
+        let mut reader = HeadReader::first(10);
+        assert_eq!(reader.observe(b"GET / HTTP"), Seen::Head);
+        assert_eq!(reader.observe(b"/"), Seen::TooLarge);
+        reader.next_head();
+        assert_eq!(
+            reader.observe(H2_PREFACE),
+            Seen::TooLarge,
+            "a second head is never h2"
+        );
+    }
 
     #[tokio::test]
     async fn keep_alive_requests_are_served_and_see_their_peer() {

@@ -8,8 +8,9 @@
 //!
 //! A file that cannot be read as this document is not fatal: the gateway starts
 //! from the configured warm set, says so in its log, and the next change rewrites
-//! the file whole. Writes go to a temporary file that is renamed over the old
-//! one, so a crash mid-write never leaves half a document.
+//! the file whole. The file is private and written atomically (see `os`): a
+//! crash mid-write never leaves half a document, and a link planted in its place
+//! is refused rather than followed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -80,12 +81,12 @@ impl FileState {
 
 impl StateStore for FileState {
     fn load(&self) -> Result<Option<Persisted>, String> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(format!("cannot read {}: {err}", self.path.display())),
+        let bytes = match crate::os::read_private(&self.path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(err) => return Err(format!("cannot read the state file: {err}")),
         };
-        serde_json::from_str(&text).map(Some).map_err(|err| {
+        serde_json::from_slice(&bytes).map(Some).map_err(|err| {
             format!(
                 "{} is not a Warmline state file: {err}",
                 self.path.display()
@@ -94,16 +95,9 @@ impl StateStore for FileState {
     }
 
     fn save(&self, state: &Persisted) -> Result<(), String> {
-        let shown = self.path.display();
-        if let Some(dir) = self.path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {shown}: {e}"))?;
-        }
         let text = serde_json::to_string_pretty(state).map_err(|e| e.to_string())?;
-        let temp = self.path.with_extension("json.tmp");
-        std::fs::write(&temp, text + "\n").map_err(|e| format!("cannot write {shown}: {e}"))?;
-        std::fs::rename(&temp, &self.path).map_err(|e| format!("cannot write {shown}: {e}"))
+        crate::os::write_private(&self.path, (text + "\n").as_bytes())
+            .map_err(|e| format!("cannot write the state file: {e}"))
     }
 }
 

@@ -127,12 +127,12 @@ use std::time::Duration;
 use url::Url;
 
 pub use raw::{
-    ByteSize, RawAlerts, RawAuth, RawBreaker, RawCache, RawCompression, RawConcurrency, RawConfig,
-    RawDaemon, RawFailover, RawLimits, RawPool, RawRateLimit, RawTimeouts, RawToken, RawUpstream,
-    RawWarmth, merge_patch,
+    ByteSize, RawAdmin, RawAlerts, RawAuth, RawBreaker, RawCache, RawCompression, RawConcurrency,
+    RawConfig, RawDaemon, RawFailover, RawLimits, RawPool, RawRateLimit, RawTimeouts, RawToken,
+    RawUpstream, RawWarmth, merge_patch,
 };
-pub use values::KeepAlive;
 pub use values::redacted;
+pub use values::{KeepAlive, MAX_DURATION, MAX_SIZE};
 
 /// The address the gateway listens on when nothing else is configured: Ollama's
 /// port plus one, so clients change only the port.
@@ -153,6 +153,19 @@ pub const DEFAULT_STAGED: usize = 0;
 /// The largest `limits.max_header` accepted: the connection guard must see an
 /// oversized head before hyper's own read buffer (about 400 KiB) is full.
 pub const MAX_HEADER_LIMIT: u64 = 256 * 1024;
+
+/// The most client connections, and idle upstream connections per host, accepted.
+pub const MAX_CONNECTIONS: usize = 1 << 20;
+/// The largest count accepted for queues, rates, weights and failure counts.
+pub const MAX_COUNT: u32 = 1_000_000;
+/// The largest per-host or per-model parallelism accepted.
+pub const MAX_PARALLEL: usize = 1024;
+/// The most lines of the daemon's output kept in memory.
+pub const MAX_LOG_LINES: usize = 100_000;
+/// The shortest bearer token accepted (`auth.token`, `auth.tokens[]`).
+pub const MIN_TOKEN_LEN: usize = 8;
+/// The admin credential's file name in Warmline's state directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// Environment variable naming the listen address.
 pub const ENV_LISTEN: &str = "WARMLINE_LISTEN";
@@ -227,6 +240,20 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// The access log (one line per request), if any.
     pub access_log: Option<PathBuf>,
+    /// The control plane: its credential's file and the browser origins it admits.
+    pub admin: AdminConfig,
+}
+
+/// Who may use the control plane (`/warmline/*` routes that change anything or
+/// show prompts, logs or settings; see `auth`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// The file holding the admin credential, created (0600) on first start;
+    /// `None` closes the control plane to HTTP (only the in-process handle may
+    /// use it).
+    pub token_file: Option<PathBuf>,
+    /// Browser origins allowed to call the control plane (none by default).
+    pub origins: Vec<String>,
 }
 
 /// How Warmline runs `ollama serve` when it supervises (see `supervisor`).
@@ -376,6 +403,8 @@ pub struct Timeouts {
     pub drain: Duration,
     /// How often each upstream is probed with `HEAD /`.
     pub health_interval: Duration,
+    /// How long a client's keep-alive connection may stay idle between requests.
+    pub client_idle: Duration,
 }
 
 /// Request size limits.
@@ -390,6 +419,9 @@ pub struct Limits {
     pub retry_body: u64,
     /// Largest accepted request line plus headers, in bytes.
     pub max_header: usize,
+    /// Client connections open at once; beyond it idle ones are shed, then new
+    /// ones refused (see `server`).
+    pub max_connections: usize,
 }
 
 impl Default for Config {

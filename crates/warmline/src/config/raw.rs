@@ -51,6 +51,8 @@ pub struct RawConfig {
     pub warmth: RawWarmth,
     #[serde(default)]
     pub alerts: RawAlerts,
+    #[serde(default)]
+    pub admin: RawAdmin,
     /// One line per finished request is appended here (none when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<String>,
@@ -111,11 +113,18 @@ section!(
         body: String,
         drain: String,
         health_interval: String,
+        client_idle: String,
     }
 );
 section!(
     /// `[limits]`
-    RawLimits { max_body: ByteSize, max_blob_body: ByteSize, retry_body: ByteSize, max_header: ByteSize }
+    RawLimits {
+        max_body: ByteSize,
+        max_blob_body: ByteSize,
+        retry_body: ByteSize,
+        max_header: ByteSize,
+        max_connections: usize,
+    }
 );
 section!(
     /// `[compression]`
@@ -185,6 +194,10 @@ section!(
         min_lookups: u64,
         window: String,
     }
+);
+section!(
+    /// `[admin]`: the control plane's credential and browser origins
+    RawAdmin { token_file: String, origins: Vec<String> }
 );
 section!(
     /// `[rate_limit]`

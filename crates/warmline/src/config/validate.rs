@@ -28,7 +28,12 @@ impl RawConfig {
         }
 
         let pool = PoolConfig {
-            max_idle_per_host: self.pool.max_idle_per_host.unwrap_or(256),
+            max_idle_per_host: count(
+                "pool.max_idle_per_host",
+                self.pool.max_idle_per_host,
+                256,
+                MAX_CONNECTIONS,
+            )?,
             idle_timeout: duration(
                 "pool.idle_timeout",
                 self.pool.idle_timeout.as_deref(),
@@ -48,13 +53,19 @@ impl RawConfig {
                 t.health_interval.as_deref(),
                 "1s",
             )?,
+            client_idle: nonzero_duration("timeouts.client_idle", t.client_idle.as_deref(), "75s")?,
         };
         let limits = self.limits.validate()?;
         let cache = self.cache.validate()?;
         let breaker = crate::breaker::BreakerConfig {
             enabled: self.breaker.enabled.unwrap_or(true),
-            failures: NonZeroU32::new(self.breaker.failures.unwrap_or(5))
-                .ok_or_else(|| ConfigError::invalid("breaker.failures", "must be at least 1"))?,
+            failures: NonZeroU32::new(count(
+                "breaker.failures",
+                self.breaker.failures,
+                5,
+                MAX_COUNT,
+            )?)
+            .ok_or_else(|| ConfigError::invalid("breaker.failures", "must be at least 1"))?,
             open_for: nonzero_duration(
                 "breaker.open_for",
                 self.breaker.open_for.as_deref(),
@@ -63,11 +74,25 @@ impl RawConfig {
         };
         let concurrency = Concurrency {
             enabled: self.concurrency.enabled.unwrap_or(true),
-            per_model: NonZeroUsize::new(self.concurrency.per_model.unwrap_or(1)).ok_or_else(
-                || ConfigError::invalid("concurrency.per_model", "must be at least 1"),
+            per_model: NonZeroUsize::new(count(
+                "concurrency.per_model",
+                self.concurrency.per_model,
+                1,
+                MAX_PARALLEL,
+            )?)
+            .ok_or_else(|| ConfigError::invalid("concurrency.per_model", "must be at least 1"))?,
+            staged: count(
+                "concurrency.staged",
+                self.concurrency.staged,
+                DEFAULT_STAGED,
+                MAX_PARALLEL,
             )?,
-            staged: self.concurrency.staged.unwrap_or(DEFAULT_STAGED),
-            queue: self.concurrency.queue.unwrap_or(64),
+            queue: count(
+                "concurrency.queue",
+                self.concurrency.queue,
+                64,
+                MAX_COUNT as usize,
+            )?,
             max_wait: nonzero_duration(
                 "concurrency.max_wait",
                 self.concurrency.max_wait.as_deref(),
@@ -76,11 +101,20 @@ impl RawConfig {
         };
         let rate_limit = crate::admission::RateConfig {
             enabled: self.rate_limit.enabled.unwrap_or(true),
-            per_second: NonZeroU32::new(self.rate_limit.per_second.unwrap_or(10)).ok_or_else(
-                || ConfigError::invalid("rate_limit.per_second", "must be at least 1"),
-            )?,
-            burst: NonZeroU32::new(self.rate_limit.burst.unwrap_or(20))
-                .ok_or_else(|| ConfigError::invalid("rate_limit.burst", "must be at least 1"))?,
+            per_second: NonZeroU32::new(count(
+                "rate_limit.per_second",
+                self.rate_limit.per_second,
+                10,
+                MAX_COUNT,
+            )?)
+            .ok_or_else(|| ConfigError::invalid("rate_limit.per_second", "must be at least 1"))?,
+            burst: NonZeroU32::new(count(
+                "rate_limit.burst",
+                self.rate_limit.burst,
+                20,
+                MAX_COUNT,
+            )?)
+            .ok_or_else(|| ConfigError::invalid("rate_limit.burst", "must be at least 1"))?,
             exempt_loopback: !self.rate_limit.loopback.unwrap_or(false),
             ..crate::admission::RateConfig::default()
         };
@@ -110,6 +144,7 @@ impl RawConfig {
         }
         let warmth = self.warmth.validate()?;
         let alerts = self.alerts.validate()?;
+        let admin = self.admin.validate()?;
         let path = |text: Option<&str>| {
             text.map(str::trim)
                 .filter(|p| !p.is_empty())
@@ -136,6 +171,31 @@ impl RawConfig {
             alerts,
             state_file,
             access_log,
+            admin,
+        })
+    }
+}
+
+impl RawAdmin {
+    fn validate(self) -> Result<AdminConfig, ConfigError> {
+        let origins = self.origins.unwrap_or_default();
+        for (i, origin) in origins.iter().enumerate() {
+            if origin.trim().is_empty() || origin.trim() == "*" {
+                return Err(ConfigError::invalid(
+                    format!("admin.origins[{i}]"),
+                    "name each origin that may use the control plane; \"*\" and empty \
+                     patterns are not accepted",
+                ));
+            }
+        }
+        let token_file = match self.token_file.as_deref().map(str::trim) {
+            Some("") => None,
+            Some(path) => Some(std::path::PathBuf::from(path)),
+            None => crate::os::state_dir().map(|dir| dir.join(ADMIN_TOKEN_FILE)),
+        };
+        Ok(AdminConfig {
+            token_file,
+            origins,
         })
     }
 }
@@ -202,9 +262,19 @@ impl RawDaemon {
                 self.keep_alive.as_deref(),
                 DAEMON_KEEP_ALIVE,
             )?,
-            num_parallel: NonZeroUsize::new(self.num_parallel.unwrap_or(DAEMON_NUM_PARALLEL))
-                .ok_or_else(|| ConfigError::invalid("daemon.num_parallel", "must be at least 1"))?,
-            max_loaded_models: self.max_loaded_models.unwrap_or(0),
+            num_parallel: NonZeroUsize::new(count(
+                "daemon.num_parallel",
+                self.num_parallel,
+                DAEMON_NUM_PARALLEL,
+                MAX_PARALLEL,
+            )?)
+            .ok_or_else(|| ConfigError::invalid("daemon.num_parallel", "must be at least 1"))?,
+            max_loaded_models: count(
+                "daemon.max_loaded_models",
+                self.max_loaded_models,
+                0,
+                MAX_PARALLEL,
+            )?,
             env: self.env.unwrap_or_default(),
             ready_timeout: nonzero_duration(
                 "daemon.ready_timeout",
@@ -214,14 +284,20 @@ impl RawDaemon {
             stop_grace: duration("daemon.stop_grace", self.stop_grace.as_deref(), "10s")?,
             restart_backoff,
             restart_backoff_max,
-            crash_loop_restarts: self.crash_loop_restarts.unwrap_or(5).max(1),
+            crash_loop_restarts: count(
+                "daemon.crash_loop_restarts",
+                self.crash_loop_restarts,
+                5,
+                MAX_COUNT,
+            )?
+            .max(1),
             crash_loop_window: nonzero_duration(
                 "daemon.crash_loop_window",
                 self.crash_loop_window.as_deref(),
                 "60s",
             )?,
             log_file: path(self.log_file),
-            log_lines: self.log_lines.unwrap_or(1000).max(10),
+            log_lines: count("daemon.log_lines", self.log_lines, 1000, MAX_LOG_LINES)?.max(10),
         })
     }
 }
@@ -343,13 +419,21 @@ fn upstreams(raw: Option<Vec<RawUpstream>>) -> Result<Vec<UpstreamConfig>, Confi
                 format!("{} is listed twice", redacted(&url)),
             ));
         }
-        let weight = NonZeroU32::new(weight.unwrap_or(1))
+        let weight = NonZeroU32::new(count(&format!("{field}.weight"), weight, 1, MAX_COUNT)?)
             .ok_or_else(|| ConfigError::invalid(format!("{field}.weight"), "must be at least 1"))?;
         let parallel = match parallel {
             None => None,
-            Some(n) => Some(NonZeroUsize::new(n).ok_or_else(|| {
-                ConfigError::invalid(format!("{field}.parallel"), "must be at least 1")
-            })?),
+            Some(n) => Some(
+                NonZeroUsize::new(count(
+                    &format!("{field}.parallel"),
+                    Some(n),
+                    1,
+                    MAX_PARALLEL,
+                )?)
+                .ok_or_else(|| {
+                    ConfigError::invalid(format!("{field}.parallel"), "must be at least 1")
+                })?,
+            ),
         };
         upstreams.push(UpstreamConfig {
             url,
@@ -383,11 +467,22 @@ impl RawLimits {
                 format!("must be between 1KiB and {}KiB", MAX_HEADER_LIMIT >> 10),
             ));
         }
+        let max_connections = match self.max_connections {
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    "limits.max_connections",
+                    "must be at least 1",
+                ));
+            }
+            Some(n) => count("limits.max_connections", Some(n), n, MAX_CONNECTIONS)?,
+            None => crate::os::default_max_connections(),
+        };
         Ok(Limits {
             max_body,
             max_blob_body,
             retry_body,
             max_header: usize::try_from(max_header).unwrap_or(usize::MAX),
+            max_connections,
         })
     }
 }
@@ -401,6 +496,12 @@ impl RawAuth {
             .map(str::trim)
             .filter(|t| !t.is_empty())
         {
+            if token.len() < MIN_TOKEN_LEN {
+                return Err(ConfigError::invalid(
+                    "auth.token",
+                    "a token needs at least 8 characters",
+                ));
+            }
             tokens.push(crate::auth::Token {
                 name: "default".into(),
                 secret: token.to_owned(),
@@ -408,7 +509,7 @@ impl RawAuth {
         }
         for (i, raw) in self.tokens.iter().enumerate() {
             let field = format!("auth.tokens[{i}]");
-            if raw.name.trim().is_empty() || raw.token.trim().len() < 8 {
+            if raw.name.trim().is_empty() || raw.token.trim().len() < MIN_TOKEN_LEN {
                 return Err(ConfigError::invalid(
                     field,
                     "each token needs a name and a secret of at least 8 characters",
@@ -480,6 +581,9 @@ impl RawCache {
     }
 }
 
+/// What a secret is shown as.
+const MASK: &str = "***";
+
 impl Config {
     /// The configuration written out with every value explicit: validating the
     /// result gives this configuration back. Secrets are included; callers that
@@ -521,12 +625,14 @@ impl Config {
                 body: d(t.body),
                 drain: d(t.drain),
                 health_interval: d(t.health_interval),
+                client_idle: d(t.client_idle),
             },
             limits: RawLimits {
                 max_body: Some(format_size(self.limits.max_body)),
                 max_blob_body: Some(format_size(self.limits.max_blob_body.unwrap_or(0))),
                 retry_body: Some(format_size(self.limits.retry_body)),
                 max_header: Some(format_size(self.limits.max_header as u64)),
+                max_connections: Some(self.limits.max_connections),
             },
             compression: RawCompression {
                 enabled: Some(self.compression),
@@ -610,6 +716,16 @@ impl Config {
             },
             state_file: self.state_file.as_ref().map(|p| p.display().to_string()),
             access_log: self.access_log.as_ref().map(|p| p.display().to_string()),
+            admin: RawAdmin {
+                token_file: Some(
+                    self.admin
+                        .token_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                ),
+                origins: Some(self.admin.origins.clone()),
+            },
         }
     }
 
@@ -656,10 +772,31 @@ impl Config {
         if let Some(redis) = patch.pointer_mut("/cache/redis") {
             real(redis);
         }
+        // `daemon.env` is shown masked: a value sent back as `***` keeps the one
+        // in force.
+        if let Some(env) = patch
+            .pointer_mut("/daemon/env")
+            .and_then(|e| e.as_object_mut())
+        {
+            for (name, value) in env.iter_mut() {
+                if value.as_str() == Some(MASK)
+                    && let Some(real) = self.daemon.env.get(name)
+                {
+                    *value = serde_json::Value::String(real.clone());
+                }
+            }
+        }
     }
 
     pub fn to_raw_redacted(&self) -> RawConfig {
         let mut raw = self.to_raw();
+        // The daemon's extra variables may hold credentials (a proxy URL with a
+        // password, an API key): their names are shown, never their values.
+        if let Some(env) = &mut raw.daemon.env {
+            for value in env.values_mut() {
+                *value = MASK.to_owned();
+            }
+        }
         if raw.auth.token.is_some() {
             raw.auth.token = Some("***".into());
         }

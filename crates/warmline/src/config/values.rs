@@ -59,18 +59,55 @@ pub fn redacted(url: &Url) -> String {
     shown.as_str().trim_end_matches('/').to_owned()
 }
 
+/// The longest duration any setting accepts (30 days). Every deadline Warmline
+/// computes is "now + a setting"; bounding the settings keeps that arithmetic far
+/// from the end of the clock's range, and nothing useful takes longer.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The largest byte size any setting accepts (1 TiB).
+pub const MAX_SIZE: u64 = 1 << 40;
+
 pub(super) fn duration(
     field: &str,
     text: Option<&str>,
     default: &str,
 ) -> Result<Duration, ConfigError> {
     let text = text.unwrap_or(default);
-    humantime::parse_duration(text.trim()).map_err(|e| {
+    let value = humantime::parse_duration(text.trim()).map_err(|e| {
         ConfigError::invalid(
             field,
             format!("{text:?} is not a duration such as \"500ms\" or \"5m\": {e}"),
         )
-    })
+    })?;
+    bounded_duration(field, value)
+}
+
+/// `value`, or an error naming `field` when it is longer than [`MAX_DURATION`].
+fn bounded_duration(field: &str, value: Duration) -> Result<Duration, ConfigError> {
+    if value > MAX_DURATION {
+        return Err(ConfigError::invalid(
+            field,
+            format!(
+                "{} is longer than the longest accepted duration, 30 days",
+                humantime::format_duration(value)
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+/// A count setting: `value` (or `default`) when it is at most `max`.
+pub(super) fn count<T>(field: &str, value: Option<T>, default: T, max: T) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    let value = value.unwrap_or(default);
+    if value > max {
+        return Err(ConfigError::invalid(
+            field,
+            format!("{value} is more than the largest accepted value, {max}"),
+        ));
+    }
+    Ok(value)
 }
 
 pub(super) fn nonzero_duration(
@@ -95,7 +132,7 @@ pub(super) fn size(field: &str, size: Option<&ByteSize>, default: u64) -> Result
         return Ok(default);
     };
     let text = match size {
-        ByteSize::Bytes(n) => return Ok(*n),
+        ByteSize::Bytes(n) => return bounded_size(field, *n),
         ByteSize::Text(text) => text.trim(),
     };
     let split = text
@@ -117,11 +154,22 @@ pub(super) fn size(field: &str, size: Option<&ByteSize>, default: u64) -> Result
             ));
         }
     };
-    digits
+    let bytes = digits
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| ConfigError::invalid(field, format!("{text:?} is not a byte size")))
+        .ok_or_else(|| ConfigError::invalid(field, format!("{text:?} is not a byte size")))?;
+    bounded_size(field, bytes)
+}
+
+fn bounded_size(field: &str, bytes: u64) -> Result<u64, ConfigError> {
+    if bytes > MAX_SIZE {
+        return Err(ConfigError::invalid(
+            field,
+            format!("{bytes} bytes is more than the largest accepted size, 1TiB"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A byte count in the largest binary unit that divides it (`"64MiB"`), or bytes.
@@ -194,5 +242,8 @@ pub(super) fn keep_alive(
     text: Option<&str>,
     default: &str,
 ) -> Result<KeepAlive, ConfigError> {
-    KeepAlive::parse(text.unwrap_or(default)).map_err(|m| ConfigError::invalid(field, m))
+    match KeepAlive::parse(text.unwrap_or(default)).map_err(|m| ConfigError::invalid(field, m))? {
+        KeepAlive::For(d) => bounded_duration(field, d).map(KeepAlive::For),
+        forever => Ok(forever),
+    }
 }

@@ -204,6 +204,40 @@ pub struct Applied {
     pub notes: Vec<String>,
 }
 
+/// Settings that only the config file (or the in-process app) may change: each
+/// makes Warmline run a program or write a file as the user running it, so an
+/// HTTP client — even one holding the admin credential, which a group of
+/// administrators may share — must not be able to set them. Listen address,
+/// hosts and origins stay changeable with the credential: they move traffic, and
+/// moving traffic is what an administrator of the gateway is for.
+pub const FILE_ONLY: &[&str] = &[
+    "daemon.executable",
+    "daemon.env",
+    "daemon.log_file",
+    "access_log",
+    "state_file",
+    "admin",
+    "auth",
+];
+
+/// Who changed the settings, for the log line of each change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Changer {
+    /// The desktop app or an embedder, in-process (or a reload of the file).
+    App,
+    /// An HTTP request with the admin credential.
+    Admin,
+}
+
+impl Changer {
+    fn as_str(self) -> &'static str {
+        match self {
+            Changer::App => "in-process",
+            Changer::Admin => "admin credential",
+        }
+    }
+}
+
 /// Starts gateways.
 #[derive(Debug)]
 pub struct Gateway;
@@ -312,6 +346,8 @@ impl Server {
                 HeadLimits {
                     timeout: config.timeouts.header,
                     max_bytes: config.limits.max_header,
+                    idle: config.timeouts.client_idle,
+                    max_connections: config.limits.max_connections,
                 }
             }
         };
@@ -535,8 +571,26 @@ impl GatewayHandle {
     }
 
     /// Applies a JSON merge patch to the settings in force (see
-    /// [`RawConfig::patched`]). Secrets (`auth`) are changed in the config file only.
+    /// [`RawConfig::patched`]), as the desktop app does, in-process. Secrets
+    /// (`auth`) are changed in the config file only.
     pub async fn update_settings(&self, patch: &serde_json::Value) -> Result<Applied, Error> {
+        self.update_settings_by(patch, Changer::App).await
+    }
+
+    /// [`GatewayHandle::update_settings`] for a request with the admin credential:
+    /// settings that run a program or write a file ([`FILE_ONLY`]) are refused.
+    pub async fn update_settings_remotely(
+        &self,
+        patch: &serde_json::Value,
+    ) -> Result<Applied, Error> {
+        self.update_settings_by(patch, Changer::Admin).await
+    }
+
+    async fn update_settings_by(
+        &self,
+        patch: &serde_json::Value,
+        by: Changer,
+    ) -> Result<Applied, Error> {
         if patch.get("auth").is_some() {
             return Err(ConfigError::invalid(
                 "auth",
@@ -548,13 +602,26 @@ impl GatewayHandle {
         let mut patch = patch.clone();
         current.unmask(&mut patch);
         let config = current.to_raw().patched(&patch)?.validate()?;
-        self.apply(config).await
+        if by == Changer::Admin
+            && let Some(field) = stack::changes(&current, &config).into_iter().find(|c| {
+                FILE_ONLY
+                    .iter()
+                    .any(|f| c == f || c.starts_with(&format!("{f}.")))
+            })
+        {
+            return Err(crate::auth::AuthError::FileOnly(field).into());
+        }
+        self.apply_by(config, by).await
     }
 
     /// Switches to `config` at once: requests already running finish under the old
     /// one. A new listen address is bound first (its error refuses the change); the
     /// old listener then stops accepting and drains.
     pub async fn apply(&self, config: Config) -> Result<Applied, Error> {
+        self.apply_by(config, Changer::App).await
+    }
+
+    async fn apply_by(&self, config: Config, by: Changer) -> Result<Applied, Error> {
         let _one_at_a_time = self.inner.applying.lock().await;
         let shared = &self.inner.shared;
         let current = shared.stack.load_full();
@@ -628,7 +695,7 @@ impl GatewayHandle {
             }
             tracing::info!(listen = %addr, "now listening on a new address");
         }
-        tracing::info!(changed = ?changed, "configuration applied");
+        tracing::info!(by = by.as_str(), changed = ?changed, "configuration applied");
         Ok(Applied {
             changed,
             listen: self.url(),

@@ -66,6 +66,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/warmline/daemon/{action}", post(admin::daemon_action))
         // The whole /warmline/ namespace is ours: a typo there must not reach Ollama.
         .route("/warmline/{*rest}", any(admin::not_found))
+        // Warmline's own routes answer every refusal in Ollama's JSON shape, also
+        // those axum's extractors produce (a bad query, a body over the limit, a
+        // wrong method): a client parses one error shape, whatever went wrong.
+        .route_layer(from_fn(json_errors))
         // Everything else is Ollama's, native or OpenAI-compatible, known or not.
         .fallback(forward)
         // Tells the compression layer around it whether this request's
@@ -148,6 +152,37 @@ async fn observe(request: Request, next: Next) -> Response {
         });
     }
     response
+}
+
+/// Middleware: rewrites a plain-text (or empty) error answer into Ollama's JSON
+/// error shape, keeping its status.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Extractor rejections are a line of text: read a little, never a stream.
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_ascii_lowercase(),
+    };
+    let mut json = crate::error::error_response(status, &text, Flavor::Ollama);
+    for (name, value) in &parts.headers {
+        if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
+            json.headers_mut().insert(name, value.clone());
+        }
+    }
+    json
 }
 
 /// The stack a request runs under.

@@ -24,6 +24,8 @@ pub(crate) struct Stack {
     pub(crate) proxy: Arc<Proxy>,
     pub(crate) limiter: Arc<ClientLimiter>,
     pub(crate) tokens: Arc<Tokens>,
+    /// The admin credential, read from `admin.token_file` (kept while it is unchanged).
+    pub(crate) admin: Option<crate::auth::AdminKey>,
     pub(crate) origins: Arc<OriginPolicy>,
 }
 
@@ -52,12 +54,24 @@ impl Stack {
             }
             _ => Arc::new(ClientLimiter::new(config.rate_limit)),
         };
-        let origins =
-            OriginPolicy::new(&config.origins).with_host_check(config.listen.ip().is_loopback());
+        let admin = match (&config.admin.token_file, previous) {
+            (None, _) => None,
+            // The same file: the same credential (the file is read once).
+            (Some(file), Some(previous))
+                if previous.config.admin.token_file.as_ref() == Some(file) =>
+            {
+                previous.admin.clone()
+            }
+            (Some(file), _) => Some(crate::auth::AdminKey::load_or_create(file)?),
+        };
+        let origins = OriginPolicy::new(&config.origins)
+            .with_control_origins(&config.admin.origins)
+            .with_host_check(config.listen);
         Ok(Stack {
             proxy: Arc::new(proxy),
             limiter,
-            tokens: Arc::new(Tokens::new(config.tokens.clone())),
+            tokens: Arc::new(Tokens::new(config.tokens.clone(), admin.clone())),
+            admin,
             origins: Arc::new(origins),
             config: Arc::new(config),
         })

@@ -387,7 +387,18 @@ impl Machine {
             }
         };
         let env = self.target.env();
-        let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // Only Warmline's own settings are shown with their values: `daemon.env`
+        // may carry credentials (a proxy URL with a password, an API key).
+        let shown: Vec<String> = env
+            .iter()
+            .map(|(k, v)| {
+                if k.starts_with("OLLAMA_") && !self.target.config.env.contains_key(k) {
+                    format!("{k}={v}")
+                } else {
+                    format!("{k}=***")
+                }
+            })
+            .collect();
         self.logs.note(&format!(
             "starting {} serve with {}",
             executable.display(),
@@ -757,9 +768,23 @@ impl Machine {
         let settings = Arc::clone(&self.settings);
         let asked = self.target.config.clone();
         tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(config) = ServerConfig::parse(&line) {
+            // Bytes, not `String` lines: one line that is not UTF-8 must neither
+            // stop the reader nor close the pipe (the daemon's next write would
+            // then fail, and a real Ollama dies of SIGPIPE). Read to the end,
+            // whatever comes, decoded lossily.
+            let mut reader = tokio::io::BufReader::new(stream);
+            let mut raw = Vec::new();
+            loop {
+                raw.clear();
+                match reader.read_until(b'\n', &mut raw).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    // A read error on a pipe: nothing more will come.
+                    Err(_) => break,
+                }
+                let text = String::from_utf8_lossy(&raw);
+                let line = text.trim_end_matches(['\n', '\r']);
+                if let Some(config) = ServerConfig::parse(line) {
                     let confirmed = confirm(&asked, &config);
                     if !confirmed.mismatched.is_empty() {
                         logs.note(&format!(
@@ -772,7 +797,7 @@ impl Machine {
                         *seen = Some(config);
                     }
                 }
-                logs.push(name, &line);
+                logs.push(name, line);
             }
         });
     }

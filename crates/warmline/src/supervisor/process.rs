@@ -103,12 +103,30 @@ pub(crate) fn find_executable(configured: Option<&Path>) -> Result<PathBuf, Stri
         })
 }
 
-/// Starts `executable serve` with `env` added to Warmline's own environment.
-pub(crate) fn spawn(executable: &Path, env: &[(String, String)]) -> io::Result<(Daemon, Outputs)> {
+/// The command line and environment of `executable serve` (see [`spawn`]), for
+/// a process whose own variables are named by `inherited`.
+fn command(
+    executable: &Path,
+    env: &[(String, String)],
+    inherited: impl Iterator<Item = std::ffi::OsString>,
+) -> Command {
     let mut command = Command::new(executable);
+    command.arg("serve");
+    for name in inherited {
+        if name.to_string_lossy().starts_with("WARMLINE_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     command
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (k, v)))
+}
+
+/// Starts `executable serve` with `env` added to Warmline's own environment, less
+/// Warmline's own variables (`WARMLINE_TOKEN`, `WARMLINE_REDIS`, ...: the daemon
+/// has no business with Warmline's secrets).
+pub(crate) fn spawn(executable: &Path, env: &[(String, String)]) -> io::Result<(Daemon, Outputs)> {
+    let mut command = command(executable, env, std::env::vars_os().map(|(name, _)| name));
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -317,5 +335,42 @@ wait
                 .is_some_and(|rest| rest.trim_start().starts_with('Z'))
         });
         assert!(gone, "the stubborn runner outlived its daemon");
+    }
+
+    #[test]
+    fn the_daemon_gets_none_of_warmlines_own_variables() {
+        // Every WARMLINE_* variable of this process is removed from the child's
+        // environment (`Command` lists a removal as `None`).
+        let name = "WARMLINE_TOKEN";
+        let inherited = ["PATH", name, "WARMLINE_REDIS", "HOME"].map(std::ffi::OsString::from);
+        let command = command(
+            Path::new("ollama"),
+            &[("OLLAMA_HOST".into(), "127.0.0.1:1".into())],
+            inherited.into_iter(),
+        );
+        let envs: Vec<(String, Option<String>)> = command
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        assert!(envs.contains(&(name.to_owned(), None)), "{envs:?}");
+        assert!(
+            envs.contains(&("WARMLINE_REDIS".to_owned(), None)),
+            "{envs:?}"
+        );
+        assert!(
+            !envs.iter().any(|(k, _)| k == "PATH" || k == "HOME"),
+            "{envs:?}"
+        );
+        assert!(envs.contains(&("OLLAMA_HOST".to_owned(), Some("127.0.0.1:1".to_owned()))));
+        assert!(
+            envs.iter()
+                .all(|(k, v)| !k.starts_with("WARMLINE_") || v.is_none()),
+            "{envs:?}"
+        );
     }
 }

@@ -1,0 +1,340 @@
+//! What Warmline asks of the operating system: where its private state lives,
+//! files only this user may read, written so that no crash, race or planted link
+//! can corrupt or redirect them, and how many connections the process can hold.
+//!
+//! **Private files** (the admin credential, the state file, the app's settings)
+//! are written atomically: a temporary file with a unique name is created next to
+//! the target (`O_EXCL`, mode 0600, never through a link), written, flushed to
+//! disk (`fsync`), then renamed over the target, and the directory is flushed too.
+//! A reader therefore sees the old document or the new one, never half of one; a
+//! symbolic link planted where the file should be is refused, not followed, so
+//! another local user cannot make Warmline overwrite a file of their choosing.
+//!
+//! **The fd limit**: every client connection is a file descriptor, and a proxied
+//! request holds a second one upstream. [`raise_fd_limit`] lifts the soft limit to
+//! the hard one at start (as Go's runtime and most servers do), and the default
+//! `limits.max_connections` ([`default_max_connections`]) is half of what remains
+//! after a reserve for the process's own files, so the gateway sheds connections
+//! itself before the kernel refuses `accept` or an upstream socket.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// File descriptors kept for everything that is not a client connection: log
+/// files, the listener, Redis, the daemon's pipes, sysinfo's reads.
+const FD_RESERVE: u64 = 128;
+
+/// Warmline's state directory: `$XDG_STATE_HOME/warmline`, or
+/// `~/.local/state/warmline`; `None` with neither variable set.
+pub fn state_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".local").join("state"))
+        })?;
+    Some(base.join("warmline"))
+}
+
+/// The process's file-descriptor limit (soft), if it can be read.
+pub fn fd_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit};
+    getrlimit(Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
+/// Raises the soft file-descriptor limit to the hard limit; returns the limit
+/// now in force. A server holding thousands of connections needs more than the
+/// usual soft limit of 1024, and the hard limit is what the administrator allows.
+pub fn raise_fd_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
+/// The default `limits.max_connections`: half the descriptors left after
+/// [`FD_RESERVE`] (a busy connection also holds one upstream), at least 64.
+pub fn default_max_connections() -> usize {
+    let limit = fd_limit().unwrap_or(1024);
+    let usable = limit.saturating_sub(FD_RESERVE) / 2;
+    usize::try_from(usable)
+        .unwrap_or(usize::MAX)
+        .clamp(64, crate::config::MAX_CONNECTIONS)
+}
+
+/// Why a private file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is a symbolic link; Warmline keeps its private files only in regular files")]
+    Link { path: String },
+    #[error(
+        "{path} can be read by other users (mode {mode:o}); run `chmod 600 {path}` \
+         (or 640 for a group of administrators)"
+    )]
+    Exposed { path: String, mode: u32 },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+    move |source| FileError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Creates `dir` (and its parents) with mode 0700 where it does not exist.
+fn private_dir(dir: &Path) -> Result<(), FileError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))
+}
+
+/// Refuses a symbolic link at `path` (a missing file is fine).
+fn not_a_link(path: &Path) -> Result<(), FileError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(FileError::Link {
+            path: path.display().to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` into a new, unique, 0600 temporary file beside `path`, flushed
+/// to disk; returns its path.
+fn temp_beside(path: &Path, bytes: &[u8]) -> Result<PathBuf, FileError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(
+        ".{name}.{}.{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temp)
+        .map_err(io(&temp))?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io(&temp)(err));
+    }
+    Ok(temp)
+}
+
+/// Flushes a directory entry change (a rename or link) to disk.
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+}
+
+/// Replaces `path` with `bytes`, atomically, mode 0600 (see the module docs).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    if let Some(dir) = path.parent() {
+        private_dir(dir)?;
+    }
+    not_a_link(path)?;
+    let temp = temp_beside(path, bytes)?;
+    if let Err(err) = std::fs::rename(&temp, path) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io(path)(err));
+    }
+    sync_dir(path);
+    Ok(())
+}
+
+/// Reads `path` without following a link; `Ok(None)` when it does not exist.
+pub fn read_private(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    let mut file = match file {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // ELOOP: the last component is a link.
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(FileError::Link {
+                path: path.display().to_string(),
+            });
+        }
+        Err(err) => return Err(io(path)(err)),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io(path))?;
+    Ok(Some(bytes))
+}
+
+/// Creates `path` holding `bytes` only if it does not exist yet, atomically: of
+/// two processes racing to create it, exactly one wins and both then read the
+/// winner's bytes. Returns the bytes the file holds afterwards.
+pub fn create_private_once(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileError> {
+    if let Some(existing) = read_private(path)? {
+        return Ok(existing);
+    }
+    if let Some(dir) = path.parent() {
+        private_dir(dir)?;
+    }
+    let temp = temp_beside(path, bytes)?;
+    // A hard link fails if `path` exists: the atomic "create if absent".
+    let linked = std::fs::hard_link(&temp, path);
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => {
+            sync_dir(path);
+            Ok(bytes.to_vec())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => read_private(path)?
+            .ok_or_else(|| io(path)(std::io::Error::from(std::io::ErrorKind::NotFound))),
+        Err(err) => Err(io(path)(err)),
+    }
+}
+
+/// Refuses a file that users other than its owner (and its group) may read.
+pub fn check_private(path: &Path) -> Result<(), FileError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::symlink_metadata(path).map_err(io(path))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o007 != 0 {
+        return Err(FileError::Exposed {
+            path: path.display().to_string(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "warmline-os-{}-{:x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn a_private_file_is_0600_and_replaced_whole() {
+        let dir = temp_dir();
+        let path = dir.join("sub").join("state.json");
+        write_private(&path, b"one").expect("write");
+        write_private(&path, b"two").expect("rewrite");
+        assert_eq!(
+            read_private(&path).expect("read").as_deref(),
+            Some(&b"two"[..])
+        );
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = std::fs::metadata(path.parent().expect("dir"))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_planted_link_is_refused_not_followed() {
+        let dir = temp_dir();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").expect("victim");
+        let path = dir.join("state.json");
+        std::os::unix::fs::symlink(&victim, &path).expect("link");
+        assert!(matches!(
+            write_private(&path, b"evil"),
+            Err(FileError::Link { .. })
+        ));
+        assert!(matches!(read_private(&path), Err(FileError::Link { .. })));
+        assert!(matches!(
+            create_private_once(&path, b"evil"),
+            Err(FileError::Link { .. })
+        ));
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn of_two_creators_one_wins_and_both_read_its_bytes() {
+        let dir = temp_dir();
+        let path = dir.join("admin-token");
+        let results: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let path = &path;
+                    s.spawn(move || create_private_once(path, &[b'a' + i; 16]).expect("create"))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("join"))
+                .collect()
+        });
+        let on_disk = std::fs::read(&path).expect("read");
+        assert!(results.iter().all(|r| *r == on_disk), "{results:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_file_others_may_read_is_refused() {
+        let dir = temp_dir();
+        let path = dir.join("admin-token");
+        write_private(&path, b"secret").expect("write");
+        check_private(&path).expect("0600 is private");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        check_private(&path).expect("a group may read it");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(matches!(
+            check_private(&path),
+            Err(FileError::Exposed { .. })
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_default_connection_cap_leaves_room_for_upstream_sockets() {
+        let cap = default_max_connections();
+        let limit = fd_limit().expect("limit");
+        assert!(cap >= 64);
+        assert!((cap as u64) <= limit.max(256), "{cap} vs {limit}");
+    }
+}
