@@ -10,6 +10,7 @@
 //!   killed mid-stream) and one time budget per request.
 //! - `limits`: per-model concurrency and queue, per-client rate limit.
 //! - `auth`: bearer tokens and identities.
+//! - `hostile`: the security review's attacks and malformed input, replayed.
 //! - `reload`: SIGHUP, the reload route and live settings changes.
 //! - `supervision`: starting, adopting, restarting and stopping `ollama serve`.
 //! - `warmth`: warm models, keep_alive pinning, cold-start masking.
@@ -53,3 +54,6 @@ mod warmth;
 
 #[path = "suite/observability.rs"]
 mod observability;
+
+#[path = "suite/hostile.rs"]
+mod hostile;

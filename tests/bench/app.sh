@@ -18,11 +18,16 @@ mkdir -p "$OUT"
 [ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q -p warmline-app -p warmline-cli -p ollama-sim
 BIN=$PWD/target/release
 
+# The app's gateway keeps its admin credential (which /warmline/daemon needs) in
+# the state directory of the environment it inherits.
+ADMIN_TOKEN_FILE=${XDG_STATE_HOME:-$HOME/.local/state}/warmline/admin-token
+
 exec xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
-  python3 - "$BIN" "$OUT" "$IDLE" "$LOAD" <<'PY'
+  python3 - "$BIN" "$OUT" "$IDLE" "$LOAD" "$ADMIN_TOKEN_FILE" <<'PY'
 import json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
 
 BIN, OUT, IDLE, LOAD = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+TOKEN_FILE = sys.argv[5]
 TICK = os.sysconf("SC_CLK_TCK")
 
 def free_port():
@@ -31,7 +36,11 @@ def free_port():
         return s.getsockname()[1]
 
 def get(url, timeout=1.0):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+    """GET a control route, with the admin credential (read when sent: the app
+    writes the file when its gateway first starts)."""
+    with open(TOKEN_FILE) as f:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {f.read().strip()}"})
+    with urllib.request.urlopen(request, timeout=timeout) as r:
         return json.load(r)
 
 def children(pid):

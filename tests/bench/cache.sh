@@ -113,7 +113,7 @@ done
 curl -fs -X PUT -d '{"token_delay_ms":20,"tokens_per_reply":40}' "$SIM/_sim/knobs" >/dev/null
 coalesce_rows=()
 for n in 10 100; do
-  curl -fs -X DELETE "$GW/warmline/cache" >/dev/null
+  admin_curl -fs -X DELETE "$GW/warmline/cache" >/dev/null
   prompt="coalesce-$n-$RANDOM"
   stream_body="{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"$prompt\"}],\"options\":{\"temperature\":0}}"
   before=$(generations)

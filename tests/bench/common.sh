@@ -5,7 +5,9 @@
 # Sets ROOT (the repository) and BIN (release binaries, built unless NO_BUILD
 # is set), and gives: `spawned PID` to have a background process killed when the
 # script exits, `wait_line FILE PATTERN` (the first match of PATTERN in FILE,
-# within 20 s), `free_port`, and `sim_url LOG` (the URL an ollama-sim prints).
+# within 20 s), `free_port`, `sim_url LOG` (the URL an ollama-sim prints), and
+# `admin_curl ARGS...` (curl with the admin credential, for Warmline's control
+# routes; ADMIN_TOKEN_FILE is where `warmline serve` keeps it).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN=$ROOT/target/release
@@ -42,4 +44,15 @@ free_port() {
 
 sim_url() { # LOG → http://HOST:PORT of the ollama-sim writing LOG
   echo "http://$(wait_line "$1" 'Listening on [0-9.:]*' | sed 's/Listening on //')"
+}
+
+# Control routes (/warmline/settings, daemon, models, cache, logs, requests,
+# reload) need the admin credential from loopback too: the token `warmline serve`
+# writes to its state directory on first start. Read at each call (the file
+# appears when the gateway starts) and passed on stdin, not in curl's arguments.
+ADMIN_TOKEN_FILE=${XDG_STATE_HOME:-$HOME/.local/state}/warmline/admin-token
+admin_curl() { # ARGS... → curl ARGS... with Authorization: Bearer <admin token>
+  local token
+  token=$(tr -d '[:space:]' <"$ADMIN_TOKEN_FILE") || return
+  printf 'Authorization: Bearer %s\n' "$token" | curl -H @- "$@"
 }

@@ -28,7 +28,7 @@ GW=$(wait_line "$OUT/gw.out" 'http://[0-9.:]*')
 
 # The day starts once the warm model is loaded (at login, before the first chat).
 warm_loaded() {
-  curl -fs "$GW/warmline/models" | grep -q '"name":"llama3.2:latest","warm":true,"loading":false,"loaded":true'
+  admin_curl -fs "$GW/warmline/models" | grep -q '"name":"llama3.2:latest","warm":true,"loading":false,"loaded":true'
 }
 wait_until 20 "llama3.2 to be warm and loaded" warm_loaded
 bench() { "$BIN/warmline" bench --url "$GW" --scenario chat-stream --warmup 0s --timeout 30s "$@" >/dev/null; }

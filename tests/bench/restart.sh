@@ -30,14 +30,21 @@ trap 'kill $GW_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q 'http://' "$OUT/gw.out" && break; sleep 0.1; done
 GW=$(grep -o 'http://[0-9.:]*' "$OUT/gw.out")
 
-python3 - "$GW" "$ROUNDS" "http://127.0.0.1:$PORT" <<'PY'
+# /warmline/daemon and /warmline/models need the admin credential, which the
+# gateway writes to its state directory on first start.
+ADMIN_TOKEN_FILE=${XDG_STATE_HOME:-$HOME/.local/state}/warmline/admin-token
+python3 - "$GW" "$ROUNDS" "http://127.0.0.1:$PORT" "$ADMIN_TOKEN_FILE" <<'PY'
 import json, os, signal, sys, time, urllib.request
-gw, rounds, daemon = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-def get(url):
-    with urllib.request.urlopen(url, timeout=2) as r:
+gw, rounds, daemon, token_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def admin():  # read when sent: the file appears when the gateway starts
+    with open(token_file) as f:
+        return {"Authorization": f"Bearer {f.read().strip()}"}
+def get(url, control=True):
+    req = urllib.request.Request(url, headers=admin() if control else {})
+    with urllib.request.urlopen(req, timeout=2) as r:
         return json.load(r)
 def post(url, body):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=admin())
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.load(r)
 def until(check, limit=30.0):
@@ -54,7 +61,7 @@ def until(check, limit=30.0):
 first, status = until(lambda: (s := get(f"{gw}/warmline/daemon"))["state"] == "running" and s)
 post(f"{gw}/warmline/models/warm", {"model": "llama3.2", "wait": True})
 def warm_loaded():
-    return any(m["name"] == "llama3.2:latest" for m in get(f"{daemon}/api/ps")["models"])
+    return any(m["name"] == "llama3.2:latest" for m in get(f"{daemon}/api/ps", control=False)["models"])
 rows = []
 for r in range(1, rounds + 1):
     time.sleep(4)

@@ -43,11 +43,14 @@ spawned $!
 GW=$(wait_line "$OUT/gw.out" 'http://[0-9.:]*')
 
 # The day starts once the warm models are loaded (at login, before the first chat).
-python3 - "$GW" <<'PY'
+python3 - "$GW" "$ADMIN_TOKEN_FILE" <<'PY'
 import json, sys, time, urllib.request
-gw = sys.argv[1]
+gw, token_file = sys.argv[1], sys.argv[2]
+def admin(url):  # a control route: the admin credential, read when sent
+    with open(token_file) as f:
+        return urllib.request.Request(url, headers={"Authorization": f"Bearer {f.read().strip()}"})
 for _ in range(300):
-    with urllib.request.urlopen(f"{gw}/warmline/models", timeout=2) as r:
+    with urllib.request.urlopen(admin(f"{gw}/warmline/models"), timeout=2) as r:
         models = json.load(r)
     if sum(1 for m in models if m["warm"] and m["loaded"]) == 2:
         break
@@ -62,7 +65,7 @@ for side in direct warmline; do
   "$BIN/warmline" bench --url "$url" --trace desktop-day --hours "$HOURS" --time-scale "$SCALE" \
     --timeout 60s --json >"$OUT/$side.json" &
   spawned $!
-  bench_spawned $!
+  bench_pids+=($!)
 done
 for p in "${bench_pids[@]}"; do wait "$p"; done
 

@@ -44,6 +44,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from selenium import webdriver
@@ -281,10 +282,34 @@ class AppWindow:
 # --- phases ----------------------------------------------------------------------
 
 
+# Warmline's routes that are open on loopback without a credential; every other
+# /warmline/* route is the control plane (as `warmline::auth::Plane::of` says).
+MONITORING = ("/warmline/health", "/warmline/ready", "/warmline/stats", "/warmline/history")
+
+
+def admin_token():
+    """The admin credential the app's gateway wrote on its first start, read at
+    each call (the file appears only then). The app writes it under its
+    $XDG_STATE_HOME, else $HOME/.local/state: main() passes the app this
+    process's HOME and XDG_STATE_HOME unchanged (run.sh's throwaway HOME)."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.environ["HOME"], ".local", "state")
+    with open(os.path.join(state, "warmline", "admin-token"), encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def is_control(url):
+    path = urllib.parse.urlsplit(url).path
+    return (path.startswith("/warmline/") and path not in MONITORING
+            and not path.startswith("/warmline/charts/"))
+
+
 def http_json(url, body=None, timeout=10.0):
-    """(status, parsed JSON) for a GET, or a POST of `body`."""
+    """(status, parsed JSON) for a GET, or a POST of `body`; a control route
+    (settings, daemon, models, ...) gets the admin credential, as the CLI sends it."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    headers = {"Authorization": f"Bearer {admin_token()}"} if is_control(url) else {}
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
+                                     headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"null")
