@@ -548,3 +548,123 @@ async fn control_plane_refusals_are_json_too() {
     still_healthy(&url).await;
     gw.shutdown().await;
 }
+
+/// Valid configurations at the bounds of every duration, size and count,
+/// generated: each drives a request, a stream, a breaker trip (a dead second
+/// host, opened for up to the longest accepted time) and a settings change
+/// through a running gateway. None panics: the gateway still answers after each.
+#[test]
+fn configurations_at_the_bounds_never_panic() {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    let duration = || select(vec!["1ms", "250ms", "30days"]);
+    let strategy = (
+        prop::collection::vec(duration(), 13),
+        select(vec![1u32, 1_000_000]),
+        select(vec![1usize, 1024]),
+        select(vec![0usize, 1024]),
+        select(vec![0usize, 1_000_000]),
+        select(vec!["1KiB", "1TiB"]),
+        select(vec![1usize, 8, 1 << 20]),
+        select(vec!["-1", "0", "30days"]),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sim = runtime.block_on(simulator());
+    let dead = runtime.block_on(warmline_tests::dead_url());
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 24,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    });
+    runner
+        .run(
+            &strategy,
+            |(d, count, parallel, staged, queue, size, connections, keep_alive)| {
+                let raw = json!({
+                    "listen": "127.0.0.1:0",
+                    "upstreams": [sim.url(), dead.clone()],
+                    "timeouts": {
+                        "connect": d[0], "first_byte": d[1], "idle": d[2], "header": d[3],
+                        "body": d[4], "drain": "1ms", "health_interval": d[5],
+                        "client_idle": d[6],
+                    },
+                    "pool": { "idle_timeout": d[7] },
+                    "breaker": { "failures": count.min(2), "open_for": d[8] },
+                    "concurrency": {
+                        "per_model": parallel, "staged": staged, "queue": queue, "max_wait": d[9],
+                    },
+                    "rate_limit": { "per_second": count, "burst": count, "loopback": true },
+                    "limits": {
+                        "max_body": size, "retry_body": size, "max_connections": connections,
+                    },
+                    "cache": {
+                        "max_size": size, "ttl_generation": d[10], "ttl_embedding": d[11],
+                        "ttl_show": d[12], "redis_timeout": d[0],
+                    },
+                    "warmth": { "keep_alive": keep_alive },
+                    "alerts": { "latency": d[1], "window": d[2] },
+                });
+                let config: warmline::config::RawConfig =
+                    serde_json::from_value(raw.clone()).expect("raw shape");
+                let config = config.validate().map_err(|e| {
+                    TestCaseError::fail(format!("a configuration at the bounds was refused: {e}"))
+                })?;
+                runtime.block_on(drive(config));
+                Ok(())
+            },
+        )
+        .expect("no configuration at the bounds panics");
+}
+
+/// A request, a stream, a breaker trip and a settings change through a gateway
+/// with `config`; whatever the answers, the gateway must still answer.
+async fn drive(config: warmline::Config) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let gw = warmline::Gateway::serve(listener, config)
+        .await
+        .expect("gateway starts");
+    let url = gw.url();
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let chat = |stream: bool| {
+        c.post(format!("{url}/api/chat"))
+            .body(
+                json!({
+                    "model": "llama3.2",
+                    "messages": [{ "role": "user", "content": "hi" }],
+                    "stream": stream,
+                    "options": { "temperature": 0 },
+                })
+                .to_string(),
+            )
+            .send()
+    };
+    // Both hosts get traffic: the dead one fails, trips its breaker.
+    for i in 0..4 {
+        if let Ok(response) = chat(i % 2 == 0).await {
+            let _ = response.bytes().await;
+        }
+    }
+    let _ = gw
+        .update_settings(
+            &json!({ "cache": { "sampled": true }, "breaker": { "open_for": "30days" } }),
+        )
+        .await;
+    if let Ok(response) = chat(true).await {
+        let _ = response.bytes().await;
+    }
+    let health = gw.health();
+    assert!(!health.upstreams.is_empty());
+    let answered = c.get(format!("{url}/warmline/health")).send().await;
+    assert!(answered.is_ok(), "the gateway still answers: {answered:?}");
+    gw.shutdown().await;
+}

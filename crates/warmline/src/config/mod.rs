@@ -13,6 +13,10 @@
 //! validates the whole new configuration first and either applies all of it or
 //! none of it.
 //!
+//! Every duration setting is at most 30 days ([`MAX_DURATION`]) and every size at
+//! most 1 TiB ([`MAX_SIZE`]); counts are bounded too ([`MAX_COUNT`],
+//! [`MAX_PARALLEL`], [`MAX_CONNECTIONS`], [`MAX_LOG_LINES`]).
+//!
 //! ```toml
 //! listen = "127.0.0.1:11435"
 //! upstreams = [
@@ -31,16 +35,19 @@
 //! connect = "500ms"
 //! first_byte = "5m"     # a cold model load can take minutes
 //! idle = "5m"           # longest gap between two chunks of a response stream
-//! header = "10s"        # a request's line and headers, from its first byte (408)
+//! header = "10s"        # a request's line and headers, from its first byte (408);
+//!                       # also a new connection's first byte, from accept
 //! body = "30s"          # longest gap between two chunks of a request body (408)
 //! drain = "10s"         # how long shutdown waits for in-flight requests
 //! health_interval = "1s"
+//! client_idle = "75s"   # a keep-alive client connection idle this long is closed
 //!
 //! [limits]
 //! max_body = "64MiB"    # request bodies, except blob uploads (413)
 //! max_blob_body = 0     # /api/blobs uploads; 0 means unlimited
 //! retry_body = "1MiB"   # bodies held for a retry on another upstream
 //! max_header = "64KiB"  # request line and headers (431)
+//! max_connections = 4032   # client connections; default (fd limit - 128) / 2, at least 64
 //!
 //! [compression]         # gzip/brotli of whole answers when the client asks
 //! enabled = true
@@ -80,6 +87,10 @@
 //! [auth]                # required when listening on a non-loopback address
 //! token = "..."         # identity "default" (also WARMLINE_TOKEN)
 //! tokens = [{ name = "alice", token = "..." }]   # one identity each; the cache keeps them apart
+//!
+//! [admin]               # the control plane (see `auth`); token_file = "" closes it to HTTP
+//! token_file = "/home/me/.local/state/warmline/admin-token"   # made (0600) on first start
+//! origins = []          # browser origins that may use it ("*" is refused)
 //!
 //! [daemon]              # `ollama serve` at the first upstream's address
 //! supervise = false     # `warmline serve --supervise`; the desktop app supervises

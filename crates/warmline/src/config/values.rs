@@ -147,10 +147,12 @@ pub(super) fn size(field: &str, size: Option<&ByteSize>, default: u64) -> Result
         "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
         _ => {
             return Err(ConfigError::invalid(
                 field,
-                format!("{text:?}: unknown unit (use B, KiB, MiB, GiB, KB, MB or GB)"),
+                format!("{text:?}: unknown unit (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"),
             ));
         }
     };
@@ -174,7 +176,7 @@ fn bounded_size(field: &str, bytes: u64) -> Result<u64, ConfigError> {
 
 /// A byte count in the largest binary unit that divides it (`"64MiB"`), or bytes.
 pub(super) fn format_size(bytes: u64) -> ByteSize {
-    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
         if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return ByteSize::Text(format!("{}{unit}", bytes >> shift));
         }
