@@ -664,7 +664,15 @@ async fn drive(config: warmline::Config) {
     }
     let health = gw.health();
     assert!(!health.upstreams.is_empty());
-    let answered = c.get(format!("{url}/warmline/health")).send().await;
+    // A fresh connection: with `client_idle` at 1 ms, a pooled one may close
+    // under the request, which is the setting doing its job.
+    let fresh = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let answered = fresh.get(format!("{url}/warmline/health")).send().await;
     assert!(answered.is_ok(), "the gateway still answers: {answered:?}");
     gw.shutdown().await;
 }

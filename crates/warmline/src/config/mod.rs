@@ -40,7 +40,7 @@
 //! body = "30s"          # longest gap between two chunks of a request body (408)
 //! drain = "10s"         # how long shutdown waits for in-flight requests
 //! health_interval = "1s"
-//! client_idle = "75s"   # a keep-alive client connection idle this long is closed
+//! client_idle = "5m"    # a keep-alive client connection idle this long is closed
 //!
 //! [limits]
 //! max_body = "64MiB"    # request bodies, except blob uploads (413)

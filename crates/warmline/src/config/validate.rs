@@ -53,7 +53,7 @@ impl RawConfig {
                 t.health_interval.as_deref(),
                 "1s",
             )?,
-            client_idle: nonzero_duration("timeouts.client_idle", t.client_idle.as_deref(), "75s")?,
+            client_idle: nonzero_duration("timeouts.client_idle", t.client_idle.as_deref(), "5m")?,
         };
         let limits = self.limits.validate()?;
         let cache = self.cache.validate()?;
