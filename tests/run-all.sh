@@ -7,7 +7,7 @@
 #   SKIP_E2E=1 ./tests/run-all.sh   everything but the webview end-to-end test
 #
 # Stages: system packages → format and lint → core has no GUI dependency → build →
-# cargo tests (unit, integration, Tauri mock runtime) → official client libraries
+# cargo tests (unit, integration, Tauri mock runtime) → fuzzing → official client libraries
 # (Python ollama/openai, JavaScript ollama) → the desktop app end to end under Xvfb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +63,9 @@ cargo build --workspace --bins --locked
 
 stage "cargo tests"
 cargo test --workspace --locked
+
+stage "fuzzing (every target, 45 s each)"
+./tests/fuzz.sh 45
 
 stage "official client libraries"
 WARMLINE_BIN_DIR="$ROOT/target/debug" ./tests/clients/run.sh
