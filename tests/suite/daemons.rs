@@ -145,3 +145,45 @@ fn the_simulator_answers_as_ollama_serve_through_a_link_named_ollama() {
     drop(sim);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The CLI manages a local gateway with nothing to set up: it finds the admin
+/// credential the gateway made; a wrong one is refused with the reason.
+#[test]
+fn the_cli_manages_a_local_gateway_without_setup() {
+    let sim = sim_daemon(&[]);
+    let gw = warmline_daemon(&sim.url, &[]);
+    let cli = |args: &[&str], admin: Option<&str>| {
+        let mut command = Command::new(bin("warmline"));
+        command.args(args).args(["--url", &gw.url]);
+        command
+            .env_remove("WARMLINE_ADMIN_TOKEN")
+            .env_remove("WARMLINE_TOKEN");
+        if let Some(token) = admin {
+            command.env("WARMLINE_ADMIN_TOKEN", token);
+        }
+        let output = command.output().expect("cli runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    for args in [
+        &["status"][..],
+        &["models"],
+        &["warm", "llama3.2"],
+        &["cool", "llama3.2"],
+        &["daemon", "status"],
+    ] {
+        let (ok, out, err) = cli(args, None);
+        assert!(ok, "warmline {args:?}: {out}{err}");
+    }
+    let (_, out, _) = cli(&["models", "--json"], None);
+    assert!(out.contains("llama3.2:latest"), "{out}");
+    let (ok, _, err) = cli(&["models"], Some("not-the-token"));
+    assert!(!ok);
+    assert!(
+        err.contains("401") && err.contains("admin credential"),
+        "{err}"
+    );
+}

@@ -479,7 +479,10 @@ async fn the_supervisor_survives_bad_bytes_and_keeps_secrets_from_the_daemon() {
 #[tokio::test]
 async fn malformed_deep_and_huge_bodies_are_answered_in_ollamas_shape() {
     let sim = sim_daemon(&[]);
-    let gw = gateway(&[sim.url.clone()], |c| c.limits.max_body = 1 << 20).await;
+    let gw = gateway(std::slice::from_ref(&sim.url), |c| {
+        c.limits.max_body = 1 << 20
+    })
+    .await;
     let url = gw.url();
     let deep = format!(
         "{{\"model\":\"llama3.2\",\"messages\":{}",

@@ -304,7 +304,7 @@ impl Breaker {
         let gate = match state {
             State::Closed => Gate::Closed { epoch: 0 },
             State::Open => Gate::Open {
-                until: Instant::now() + self.inner.config.open_for,
+                until: crate::clock::after(self.inner.config.open_for),
             },
             State::HalfOpen if probe_taken => Gate::Probing,
             State::HalfOpen => Gate::HalfOpen,
@@ -583,7 +583,7 @@ impl Machine {
                 tracing::info!("circuit breaker closed: probe succeeded");
             }
             State::Open => {
-                self.open_until = Instant::now() + self.config.open_for;
+                self.open_until = crate::clock::after(self.config.open_for);
                 self.gate.store(Gate::Open {
                     until: self.open_until,
                 });

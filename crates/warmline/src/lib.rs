@@ -37,6 +37,7 @@ pub mod breaker;
 pub mod cache;
 mod cached;
 pub mod charts;
+mod clock;
 pub mod coalesce;
 mod coldstart;
 pub mod config;

@@ -336,7 +336,7 @@ pub(crate) async fn send(
     };
 
     // One budget for the whole exchange, failover included: timeouts never stack.
-    let deadline = tokio::time::Instant::now() + proxy.first_byte_timeout;
+    let deadline = crate::clock::after(proxy.first_byte_timeout);
     let Some(first) = proxy.upstreams.pick(model).cloned() else {
         let (hosts, retry_after) = proxy.upstreams.all_open();
         return Err(ProxyError::BreakerOpen { hosts, retry_after }.into());
@@ -1003,7 +1003,7 @@ where
                     this.fault.0.store(FAULT_TOO_LARGE, Relaxed);
                     return Poll::Ready(Some(Err("request body exceeds the limit".into())));
                 }
-                let next = tokio::time::Instant::now() + *this.stall_after;
+                let next = crate::clock::after(*this.stall_after);
                 this.stall.as_mut().reset(next);
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -1137,7 +1137,7 @@ impl Stream for UpstreamBody {
         }
         match self.inner.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                let deadline = tokio::time::Instant::now() + self.idle_timeout;
+                let deadline = crate::clock::after(self.idle_timeout);
                 self.idle.as_mut().reset(deadline);
                 if let Some(tail) = &mut self.tail {
                     tail.push(&chunk);

@@ -63,7 +63,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tower::ServiceExt as _;
 
 use crate::error::{Flavor, error_response};
@@ -457,12 +457,7 @@ impl Guarded {
     }
 
     fn arm(&mut self, after: Duration) {
-        let now = Instant::now();
-        // Settings are bounded (30 days), so this never overflows; if it did, the
-        // deadline would simply be far away.
-        let at = now
-            .checked_add(after)
-            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+        let at = crate::clock::after(after);
         match &mut self.deadline {
             Some(sleep) => sleep.as_mut().reset(at),
             None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),

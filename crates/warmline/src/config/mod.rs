@@ -47,7 +47,7 @@
 //! max_blob_body = 0     # /api/blobs uploads; 0 means unlimited
 //! retry_body = "1MiB"   # bodies held for a retry on another upstream
 //! max_header = "64KiB"  # request line and headers (431)
-//! max_connections = 4032   # client connections; default (fd limit - 128) / 2, at least 64
+//! max_connections = 6048   # client connections; default from the fd limit (6048 of 8192)
 //!
 //! [compression]         # gzip/brotli of whole answers when the client asks
 //! enabled = true
