@@ -40,7 +40,7 @@ for target in $(fuzz list); do
   else
     failed=1
     echo "fuzz $target: FAILED" >&2
-    tail -40 "$log" >&2
+    grep -m1 -A8 'panicked at' "$log" >&2 || tail -40 "$log" >&2
     for crash in "$work/artifacts/$target"/*; do
       [ -e "$crash" ] || continue
       echo "crashing input ($crash), base64:" >&2

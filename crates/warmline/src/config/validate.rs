@@ -599,7 +599,7 @@ impl Config {
                 self.upstreams
                     .iter()
                     .map(|u| {
-                        let url = u.url.as_str().trim_end_matches('/').to_owned();
+                        let url = written(&u.url);
                         if u.weight == NonZeroU32::MIN && u.parallel.is_none() {
                             RawUpstream::Url(url)
                         } else {
@@ -742,7 +742,7 @@ impl Config {
             .map(|u| &u.url)
             .chain(&self.cache.redis)
             .filter(|url| url.password().is_some())
-            .map(|url| (redacted(url), url.as_str().trim_end_matches('/').to_owned()))
+            .map(|url| (redacted(url), written(url)))
             .collect();
         let real = |shown: &mut serde_json::Value| {
             // An inline upstream may carry options after its URL.

@@ -56,7 +56,19 @@ pub fn redacted(url: &Url) -> String {
     if shown.password().is_some() {
         let _ = shown.set_password(Some("***"));
     }
-    shown.as_str().trim_end_matches('/').to_owned()
+    written(&shown)
+}
+
+/// A URL as the configuration writes it: `http://host:port` for an empty path
+/// (the slash `Url` adds is dropped); any other path as it is, trailing slash
+/// included, so that reading it back gives the same URL.
+pub fn written(url: &Url) -> String {
+    let text = url.as_str();
+    if url.path() == "/" && url.query().is_none() && url.fragment().is_none() {
+        text.strip_suffix('/').unwrap_or(text).to_owned()
+    } else {
+        text.to_owned()
+    }
 }
 
 /// The longest duration any setting accepts (30 days). Every deadline Warmline
