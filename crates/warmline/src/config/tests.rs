@@ -215,7 +215,11 @@ fn to_raw_round_trips_every_setting() {
 /// lost the slash when written out, so a settings change started from another URL.
 #[test]
 fn an_upstream_path_keeps_its_trailing_slash_through_the_round_trip() {
-    for url in ["http://127.0.0.1:1/base/", "http://h/a/b:@1/", "http://127.0.0.1:2"] {
+    for url in [
+        "http://127.0.0.1:1/base/",
+        "http://h/a/b:@1/",
+        "http://127.0.0.1:2",
+    ] {
         let raw = RawConfig {
             upstreams: Some(vec![super::RawUpstream::Url(url.to_owned())]),
             ..RawConfig::default()
