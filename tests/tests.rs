@@ -11,6 +11,7 @@
 //! - `limits`: per-model concurrency and queue, per-client rate limit.
 //! - `auth`: bearer tokens and identities.
 //! - `hostile`: the security review's attacks and malformed input, replayed.
+//! - `parallelism`: each host's parallelism, read from its daemon or learned.
 //! - `reload`: SIGHUP, the reload route and live settings changes.
 //! - `supervision`: starting, adopting, restarting and stopping `ollama serve`.
 //! - `warmth`: warm models, keep_alive pinning, cold-start masking.
@@ -57,3 +58,6 @@ mod observability;
 
 #[path = "suite/hostile.rs"]
 mod hostile;
+
+#[path = "suite/parallelism.rs"]
+mod parallelism;

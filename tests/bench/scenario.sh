@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The latency report's scenario, end to end, side by side: the same chat
 # workload straight to Ollama, through nginx configured as the report describes,
-# through the LiteLLM proxy with its cache, and through Warmline with its
-# defaults. All on loopback, all started here, all measured in one run.
+# through the LiteLLM proxy with its cache, and through Warmline: with its
+# defaults (nothing stated: it reads the hosts' OLLAMA_NUM_PARALLEL from the
+# daemons' environment), with `parallel=4` stated for each host (what the
+# defaults must match), and with the hosts treated as remote ones
+# (`concurrency.discover = false`: their parallelism is learned from the
+# answers). All on loopback, all started here, all measured in one run.
 #
 # Two ollama-sim hosts behave as the report's machine did: 3 s model loads,
 # Ollama's keep-alive expiry, 20 ms per token (16 tokens, 40 ms prefill),
@@ -92,12 +96,20 @@ LITELLM_TELEMETRY_DISABLED=true LITELLM_LOCAL_MODEL_COST_MAP=True \
   --num_workers 2 >"$OUT/litellm/litellm.log" 2>&1 &
 spawned $!
 
-# --- Warmline, defaults (each host's OLLAMA_NUM_PARALLEL stated: Ollama cannot tell) --
-"$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "http://$A parallel=4" \
-  --upstream "http://$B parallel=4" --state-file "$OUT/warmline-state.json" \
-  >"$OUT/warmline.out" 2>"$OUT/warmline.log" &
-spawned $!
-WARMLINE=$(wait_line "$OUT/warmline.out" 'http://[0-9.:]*')
+# --- Warmline: defaults; parallel=4 stated; hosts learned as if remote ---------------
+start_warmline() { # NAME [CONFIG-FILE] UPSTREAM... → its URL
+  local name=$1 config=$2; shift 2
+  local args=(serve --listen 127.0.0.1:0 --state-file "$OUT/warmline-$name-state.json")
+  [ -n "$config" ] && args+=(--config "$config")
+  for upstream in "$@"; do args+=(--upstream "$upstream"); done
+  env -u WARMLINE_CONFIG "$BIN/warmline" "${args[@]}" >"$OUT/warmline-$name.out" 2>"$OUT/warmline-$name.log" &
+  spawned $!
+  wait_line "$OUT/warmline-$name.out" 'http://[0-9.:]*'
+}
+WARMLINE=$(start_warmline defaults "" "http://$A" "http://$B")
+STATED=$(start_warmline stated "" "http://$A parallel=4" "http://$B parallel=4")
+printf '[concurrency]\ndiscover = false\n' >"$OUT/remote.toml"
+REMOTE=$(start_warmline remote "$OUT/remote.toml" "http://$A" "http://$B")
 
 python3 - "$NGINX_PORT" "$LITELLM_PORT" <<'PY'
 import sys, time, urllib.request
@@ -118,21 +130,28 @@ PY
 # Both LiteLLM workers up, not just the first.
 litellm_workers_up() { [ "$(grep -c 'Application startup complete' "$OUT/litellm/litellm.log" || true)" -ge 2 ]; }
 wait_until 120 "both LiteLLM workers to start" litellm_workers_up
-echo "hosts A=$A (flaky) B=$B; nginx :$NGINX_PORT; LiteLLM :$LITELLM_PORT; Warmline $WARMLINE" >&2
+echo "hosts A=$A (flaky) B=$B; nginx :$NGINX_PORT; LiteLLM :$LITELLM_PORT; Warmline $WARMLINE, stated $STATED, remote $REMOTE" >&2
 
 # --- the run ------------------------------------------------------------------------
-python3 - "$BIN/warmline" "$OUT" "$A" "$B" "$NGINX_PORT" "$LITELLM_PORT" "$WARMLINE" "$OPEN" "$CLOSED" "$KEY" <<'PY'
+python3 - "$BIN/warmline" "$OUT" "$A" "$B" "$NGINX_PORT" "$LITELLM_PORT" "$WARMLINE" "$OPEN" "$CLOSED" "$KEY" "$STATED" "$REMOTE" <<'PY'
 import json, subprocess, sys, time, urllib.request
 
-warmline, out, A, B, nginx_port, litellm_port, gw, OPEN, CLOSED, KEY = sys.argv[1:]
+warmline, out, A, B, nginx_port, litellm_port, gw, OPEN, CLOSED, KEY, stated, remote = sys.argv[1:]
 OPEN, CLOSED = int(OPEN), int(CLOSED)
 HOSTS = [f"http://{A}", f"http://{B}"]
 SYSTEMS = [
     ("direct", [f"http://{A}", f"http://{B}"], "Ollama direct (clients spread over both hosts)"),
     ("nginx", [f"http://127.0.0.1:{nginx_port}"], "nginx (the report's config)"),
     ("litellm", [f"http://127.0.0.1:{litellm_port}"], "LiteLLM proxy + cache"),
-    ("warmline", [gw], "Warmline (defaults)"),
+    ("warmline", [gw], "Warmline (defaults: nothing stated)"),
+    ("stated", [stated], "Warmline (`parallel=4` stated)"),
+    ("remote", [remote], "Warmline (hosts as remote: learned)"),
 ]
+
+def parallelism(url):
+    """How each host's parallelism is known to a gateway, as it says in its health."""
+    return [(u["parallel"], u["parallel_source"], u.get("parallel_learned", {}))
+            for u in call(f"{url}/warmline/health")["upstreams"]]
 HEADERS = ["Content-Type: application/json", f"Authorization: Bearer {KEY}"]
 
 def call(url, body=None, timeout=60):
@@ -208,6 +227,8 @@ for name, urls, label in SYSTEMS:
     closed = bench(name, urls, "closed", ["--concurrency", "48", "--duration", f"{CLOSED}s"])
     print(f"{label}: one cold start", file=sys.stderr)
     results[name] = {"open": open_loop, "closed": closed, "cold": cold(name, urls)}
+    if name in ("warmline", "stated", "remote"):
+        results[name]["parallelism"] = parallelism(urls[0])
     if name == "warmline":
         subprocess.run([warmline, "report", "--url", gw, "--out", f"{out}/report.png",
                         "--window", f"{OPEN + CLOSED + 30}s"], check=True)
@@ -265,5 +286,9 @@ print(f"Best hit rate possible for the open-loop workload: {best:.1f} % "
       f"({o['repeats']} of {o['requests']} requests repeated an earlier one).")
 print(f"Generation slots: 2 hosts x 4 = 8, about {1000 * generation_s:.0f} ms per generation, "
       f"so at the closed loop's miss share ({100 * miss:.1f} %) the hosts allow about {ceiling:.0f} req/s.")
+for name in ("warmline", "stated", "remote"):
+    hosts = "; ".join(f"{p} ({source}{', per model ' + json.dumps(learned) if learned else ''})"
+                      for p, source, learned in results[name]["parallelism"])
+    print(f"Parallelism as {name} knew it at the end, per host: {hosts}.")
 PY
 echo "raw results and Warmline's charts (report.png) in ${OUT#"$ROOT"/}/" >&2

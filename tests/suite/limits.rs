@@ -78,19 +78,19 @@ fn by_default_a_host_gets_exactly_its_parallelism() {
         .expect("toml")
         .validate()
         .expect("valid");
-    assert_eq!(config.concurrency.for_host(None).per_model.get(), 2);
+    assert_eq!(config.concurrency.for_host(None, None).per_model.get(), 2);
     let staged = warmline::config::RawConfig::from_toml("[concurrency]\nper_model = 2\nstaged = 3")
         .expect("toml")
         .validate()
         .expect("valid");
-    assert_eq!(staged.concurrency.for_host(None).per_model.get(), 5);
+    assert_eq!(staged.concurrency.for_host(None, None).per_model.get(), 5);
 }
 
 #[tokio::test]
 async fn queue_overflow_is_a_503_with_retry_after_in_ollamas_shape() {
     let sim = simulator_with(slow_sim()).await;
     let gw = gateway(&[sim.url()], |c| {
-        c.concurrency.per_model = NonZeroUsize::MIN;
+        c.concurrency.per_model = Some(NonZeroUsize::MIN);
         c.concurrency.staged = 0;
         c.concurrency.queue = 1;
     })

@@ -234,11 +234,21 @@
     return h("tr", {}, cells);
   }
 
+  /** "4 parallel (adopted)", or per model while learning: "learned: llama3.2 4, qwen 1". */
+  function parallelText(u) {
+    const learned = Object.entries(u.parallel_learned || {});
+    if (u.parallel_source === "learned" && learned.length) {
+      return `parallel learned: ${learned.map(([m, n]) => `${m} ${n}`).join(", ")}`;
+    }
+    const how = u.parallel_source === "learned" ? "learning" : u.parallel_source;
+    return `${u.parallel} parallel (${how || "stated"})`;
+  }
+
   function updateUpstreamRow(tr, u) {
     const [host, reachable, breaker, inFlight, probe, error] = tr.children;
     setText(host.firstChild, u.url);
     const loaded = (u.loaded || []).length ? `loaded: ${u.loaded.join(", ")}` : "no model loaded";
-    setText(host.lastChild, `weight ${u.weight} · ${u.parallel} parallel · ${loaded}`);
+    setText(host.lastChild, `weight ${u.weight} · ${parallelText(u)} · ${loaded}`);
     const dot = reachable.firstChild;
     setText(dot, u.reachable ? "yes" : "no");
     WL.setClass(dot, u.reachable ? "yes" : "no");

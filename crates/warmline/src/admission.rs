@@ -104,6 +104,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::parallelism::{Learner, Source};
+
 /// What a 503 from [`Slots`] suggests as `Retry-After`. The bounded queue, not this
 /// hint, is what protects Ollama; one second (the header's resolution) lets a client
 /// come back as soon as a place may have opened, and clients that retry with backoff
@@ -113,6 +115,9 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Limits for one host's [`Slots`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConcurrencyConfig {
+    /// Where `parallel` came from; [`Source::Learned`] learns it per model (see
+    /// `parallelism`), starting from `parallel`.
+    pub source: Source,
     /// Requests the host runs at once per model (its `OLLAMA_NUM_PARALLEL`); shown
     /// in health, while `per_model` is what is enforced.
     pub parallel: NonZeroUsize,
@@ -130,6 +135,7 @@ pub struct ConcurrencyConfig {
 impl Default for ConcurrencyConfig {
     fn default() -> ConcurrencyConfig {
         ConcurrencyConfig {
+            source: Source::Stated,
             parallel: NonZeroUsize::MIN,
             per_model: NonZeroUsize::MIN,
             queue: 64,
@@ -147,43 +153,84 @@ pub struct Slots {
 }
 
 struct Shared {
-    parallel: NonZeroUsize,
+    /// As made (for telling whether a reload changed anything).
+    configured: ConcurrencyConfig,
     queue: usize,
     max_wait: Duration,
     state: Mutex<State>,
 }
 
 struct State {
+    /// The fixed per-model limit (parallel + staged), unless learning.
     per_model: NonZeroUsize,
+    /// The host's parallelism as known, and where it came from.
+    parallel: NonZeroUsize,
+    source: Source,
+    staged: usize,
+    /// Per model, while `source` is [`Source::Learned`].
+    learners: HashMap<Arc<str>, Learner, foldhash::fast::RandomState>,
     next_ticket: u64,
     models: HashMap<Arc<str>, Model, foldhash::fast::RandomState>,
 }
 
+/// The most models whose learned limits are kept per host; beyond it, those
+/// with nothing in flight are forgotten (arbitrary model names cost nothing).
+const MAX_LEARNERS: usize = 256;
+
 /// One model's slots. Invariant: it is in the map iff it is not idle, and while
-/// `waiters` is not empty, `in_use >= per_model`.
+/// `waiters` is not empty, `in_use >= limit`.
 struct Model {
     name: Arc<str>,
     in_use: usize,
+    /// A request above the learned limit is out (see `parallelism`).
+    probe: bool,
     waiters: VecDeque<Waiter>,
 }
 
 struct Waiter {
     ticket: u64,
-    grant: oneshot::Sender<()>,
+    grant: oneshot::Sender<Grant>,
+}
+
+/// How a slot was granted: as the `k`-th in flight, and whether as a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Grant {
+    k: usize,
+    probe: bool,
+}
+
+/// A model's limit now, and whether a probe above it may go.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    slots: usize,
+    may_probe: bool,
 }
 
 /// What [`Slots::acquire`] decided under the lock.
 enum Admission {
-    Granted(Arc<str>),
+    Granted(Arc<str>, Grant),
     Full(usize),
-    Queued(Arc<str>, u64, oneshot::Receiver<()>),
+    Queued(Arc<str>, u64, oneshot::Receiver<Grant>),
 }
 
 impl Model {
-    fn admit(&mut self, per_model: usize, queue: usize, next_ticket: &mut u64) -> Admission {
-        if self.in_use < per_model && self.waiters.is_empty() {
+    fn admit(&mut self, limit: Limit, queue: usize, next_ticket: &mut u64) -> Admission {
+        if self.in_use < limit.slots && self.waiters.is_empty() {
             self.in_use += 1;
-            return Admission::Granted(self.name.clone());
+            let grant = Grant {
+                k: self.in_use,
+                probe: false,
+            };
+            return Admission::Granted(self.name.clone(), grant);
+        }
+        if limit.may_probe && !self.probe && self.waiters.is_empty() && self.in_use == limit.slots {
+            self.in_use += 1;
+            self.probe = true;
+            let grant = Grant {
+                k: self.in_use,
+                probe: true,
+            };
+            return Admission::Granted(self.name.clone(), grant);
         }
         if self.waiters.len() >= queue {
             return Admission::Full(self.waiters.len());
@@ -195,16 +242,34 @@ impl Model {
         Admission::Queued(self.name.clone(), ticket, granted)
     }
 
-    /// Hands free slots to the oldest waiters.
-    fn grant_waiters(&mut self, per_model: usize) {
-        while self.in_use < per_model {
+    /// Hands free slots to the oldest waiters (and, where allowed, one probe).
+    fn grant_waiters(&mut self, limit: Limit) {
+        while self.in_use < limit.slots {
             let Some(waiter) = self.waiters.pop_front() else {
                 break;
             };
             // A waiter leaves the queue before its receiver is dropped, so this send
             // cannot fail; if it ever did, skipping that waiter is the right thing.
-            if waiter.grant.send(()).is_ok() {
+            let grant = Grant {
+                k: self.in_use + 1,
+                probe: false,
+            };
+            if waiter.grant.send(grant).is_ok() {
                 self.in_use += 1;
+            }
+        }
+        if limit.may_probe
+            && !self.probe
+            && self.in_use == limit.slots
+            && let Some(waiter) = self.waiters.pop_front()
+        {
+            let grant = Grant {
+                k: self.in_use + 1,
+                probe: true,
+            };
+            if waiter.grant.send(grant).is_ok() {
+                self.in_use += 1;
+                self.probe = true;
             }
         }
     }
@@ -223,13 +288,41 @@ impl Shared {
 }
 
 impl State {
+    /// `model`'s limit now.
+    fn limit(&self, model: &str) -> Limit {
+        match self.source {
+            Source::Learned => {
+                let learner = self.learners.get(model);
+                Limit {
+                    slots: learner.map_or(self.parallel.get(), Learner::limit) + self.staged,
+                    may_probe: learner.is_none_or(Learner::may_probe),
+                }
+            }
+            _ => Limit {
+                slots: self.per_model.get(),
+                may_probe: false,
+            },
+        }
+    }
+
+    /// Hands out what every model's limit now allows.
+    fn grant_all(&mut self) {
+        let names: Vec<Arc<str>> = self.models.keys().cloned().collect();
+        for name in names {
+            let limit = self.limit(&name);
+            if let Some(model) = self.models.get_mut(&name) {
+                model.grant_waiters(limit);
+            }
+        }
+    }
+
     /// Runs `f` on a model's entry, then drops the entry if that left it idle.
-    fn update(&mut self, model: &str, f: impl FnOnce(&mut Model, usize)) {
-        let per_model = self.per_model.get();
+    fn update(&mut self, model: &str, f: impl FnOnce(&mut Model, Limit)) {
+        let limit = self.limit(model);
         let Some(entry) = self.models.get_mut(model) else {
             return;
         };
-        f(entry, per_model);
+        f(entry, limit);
         if entry.is_idle() {
             self.models.remove(model);
         }
@@ -240,11 +333,15 @@ impl Slots {
     pub fn new(config: ConcurrencyConfig) -> Slots {
         Slots {
             shared: Arc::new(Shared {
-                parallel: config.parallel,
+                configured: config,
                 queue: config.queue,
                 max_wait: config.max_wait,
                 state: Mutex::new(State {
                     per_model: config.per_model,
+                    parallel: config.parallel,
+                    source: config.source,
+                    staged: config.per_model.get().saturating_sub(config.parallel.get()),
+                    learners: HashMap::default(),
                     next_ticket: 0,
                     models: HashMap::default(),
                 }),
@@ -252,19 +349,71 @@ impl Slots {
         }
     }
 
-    /// The settings these slots were made with (`per_model` as it is now).
+    /// The settings these slots were made with.
     pub fn config(&self) -> ConcurrencyConfig {
-        ConcurrencyConfig {
-            parallel: self.shared.parallel,
-            per_model: self.per_model(),
-            queue: self.shared.queue,
-            max_wait: self.shared.max_wait,
+        self.shared.configured
+    }
+
+    /// The host's own parallelism per model (its `OLLAMA_NUM_PARALLEL`): as
+    /// known, or, while learning, the largest learned for any model.
+    pub fn parallel(&self) -> NonZeroUsize {
+        let state = self.shared.lock();
+        match state.source {
+            Source::Learned => state
+                .learners
+                .values()
+                .map(Learner::limit)
+                .max()
+                .and_then(NonZeroUsize::new)
+                .unwrap_or(state.parallel),
+            _ => state.parallel,
         }
     }
 
-    /// The host's own parallelism per model (its `OLLAMA_NUM_PARALLEL`).
-    pub fn parallel(&self) -> NonZeroUsize {
-        self.shared.parallel
+    /// How the host's parallelism is known, with what was learned per model.
+    pub fn parallelism(&self) -> Parallelism {
+        let parallel = self.parallel().get();
+        let state = self.shared.lock();
+        let mut learned: Vec<(String, usize)> = state
+            .learners
+            .iter()
+            .map(|(name, learner)| (name.to_string(), learner.limit()))
+            .collect();
+        learned.sort_unstable();
+        Parallelism {
+            parallel,
+            source: state.source,
+            learned: if state.source == Source::Learned {
+                learned
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Takes a parallelism found at run time (an adopted daemon's
+    /// `OLLAMA_NUM_PARALLEL`), or goes back to learning (`None`). Does nothing
+    /// to a stated or supervised host.
+    pub fn discovered(&self, parallel: Option<NonZeroUsize>) {
+        if matches!(
+            self.shared.configured.source,
+            Source::Stated | Source::Supervised
+        ) {
+            return;
+        }
+        let mut state = self.shared.lock();
+        match parallel {
+            Some(n) => {
+                state.source = Source::Adopted;
+                state.parallel = n;
+                state.per_model = n.saturating_add(state.staged);
+            }
+            None => {
+                state.source = Source::Learned;
+                state.parallel = self.shared.configured.parallel;
+            }
+        }
+        state.grant_all();
     }
 
     /// The current per-model limit.
@@ -278,9 +427,7 @@ impl Slots {
     pub fn set_per_model(&self, n: NonZeroUsize) {
         let mut state = self.shared.lock();
         state.per_model = n;
-        for model in state.models.values_mut() {
-            model.grant_waiters(n.get());
-        }
+        state.grant_all();
     }
 
     /// Waits, in arrival order, for one of `model`'s slots.
@@ -291,24 +438,28 @@ impl Slots {
         let admission = {
             let mut guard = self.shared.lock();
             let state = &mut *guard;
-            let per_model = state.per_model.get();
+            let limit = state.limit(model);
             match state.models.get_mut(model) {
-                Some(entry) => entry.admit(per_model, self.shared.queue, &mut state.next_ticket),
+                Some(entry) => entry.admit(limit, self.shared.queue, &mut state.next_ticket),
                 None => {
-                    // An absent entry is idle: the first slot is free (per_model >= 1).
+                    // An absent entry is idle: the first slot is free (limits >= 1).
                     let name: Arc<str> = Arc::from(model);
                     let entry = Model {
                         name: name.clone(),
                         in_use: 1,
+                        probe: false,
                         waiters: VecDeque::new(),
                     };
                     state.models.insert(name.clone(), entry);
-                    Admission::Granted(name)
+                    let grant = Grant { k: 1, probe: false };
+                    Admission::Granted(name, grant)
                 }
             }
         };
         let (name, ticket, granted) = match admission {
-            Admission::Granted(name) => return Ok(self.slot(name, Duration::ZERO)),
+            Admission::Granted(name, grant) => {
+                return Ok(self.slot(name, Duration::ZERO, grant));
+            }
             Admission::Full(queued) => return Err(Rejected::QueueFull { queued }),
             Admission::Queued(name, ticket, granted) => (name, ticket, granted),
         };
@@ -323,9 +474,9 @@ impl Slots {
         let outcome = tokio::time::timeout(self.shared.max_wait, &mut waiting.granted).await;
         let waited = joined.elapsed();
         match outcome {
-            Ok(Ok(())) => {
+            Ok(Ok(grant)) => {
                 waiting.queued = false;
-                Ok(self.slot(waiting.name.clone(), waited))
+                Ok(self.slot(waiting.name.clone(), waited, grant))
             }
             // The sender is only dropped unsent when the waiter has already left the
             // queue, which cannot happen while this future runs; a timeout is the
@@ -345,6 +496,7 @@ impl Slots {
                     model: m.name.to_string(),
                     in_use: m.in_use,
                     queued: m.waiters.len(),
+                    limit: state.limit(&m.name).slots,
                 })
                 .collect()
         };
@@ -352,11 +504,13 @@ impl Slots {
         models
     }
 
-    fn slot(&self, model: Arc<str>, waited: Duration) -> Slot {
+    fn slot(&self, model: Arc<str>, waited: Duration, grant: Grant) -> Slot {
         Slot {
             shared: self.shared.clone(),
             model,
             waited,
+            grant,
+            granted_at: Instant::now(),
         }
     }
 }
@@ -377,7 +531,7 @@ struct Waiting<'a> {
     shared: &'a Shared,
     name: Arc<str>,
     ticket: u64,
-    granted: oneshot::Receiver<()>,
+    granted: oneshot::Receiver<Grant>,
     queued: bool,
 }
 
@@ -388,13 +542,16 @@ impl Drop for Waiting<'_> {
         }
         let ticket = self.ticket;
         let granted = &mut self.granted;
-        self.shared.lock().update(&self.name, |model, per_model| {
+        self.shared.lock().update(&self.name, |model, limit| {
             if let Some(at) = model.waiters.iter().position(|w| w.ticket == ticket) {
                 model.waiters.remove(at);
-            } else if granted.try_recv().is_ok() {
+            } else if let Ok(grant) = granted.try_recv() {
                 // Granted as the deadline passed or the client left: pass it on.
                 model.in_use -= 1;
-                model.grant_waiters(per_model);
+                if grant.probe {
+                    model.probe = false;
+                }
+                model.grant_waiters(limit);
             }
         });
     }
@@ -407,6 +564,9 @@ pub struct Slot {
     shared: Arc<Shared>,
     model: Arc<str>,
     waited: Duration,
+    grant: Grant,
+    /// When it was granted: when the request left for the host.
+    granted_at: Instant,
 }
 
 impl Slot {
@@ -419,13 +579,78 @@ impl Slot {
     pub fn model(&self) -> &str {
         &self.model
     }
+
+    /// How many of this host's requests for the model were in flight when this
+    /// one was sent, itself included.
+    pub fn in_flight_at_send(&self) -> usize {
+        self.grant.k
+    }
+
+    /// Learns from the answer: it waited `wait` at the host for `work` of its
+    /// own (see `parallelism`). Only a host whose parallelism is learned learns.
+    pub fn learn(&self, wait: Duration, work: Duration) {
+        let sent = self.granted_at;
+        self.learn_by(|learner, k| {
+            // Queued: every request in flight when it arrived held a slot; not
+            // queued: only those still running when it started count.
+            let started = if crate::parallelism::queued(wait, work) {
+                Duration::ZERO
+            } else {
+                wait
+            };
+            let k = learner.concurrent(k, sent, started);
+            learner.observe(k, wait, work)
+        });
+    }
+
+    /// Learns from an answer without durations by its first byte (see
+    /// `parallelism`).
+    pub fn learn_first_byte(&self, first_byte: Duration) {
+        let sent = self.granted_at;
+        self.learn_by(|learner, k| {
+            let k = learner.concurrent(k, sent, Duration::ZERO);
+            learner.observe_first_byte(k, first_byte)
+        });
+    }
+
+    fn learn_by(&self, observe: impl FnOnce(&mut Learner, usize) -> bool) {
+        let mut guard = self.shared.lock();
+        let state = &mut *guard;
+        if state.source != Source::Learned {
+            return;
+        }
+        if state.learners.len() >= MAX_LEARNERS && !state.learners.contains_key(&self.model) {
+            let models = &state.models;
+            state.learners.retain(|name, _| models.contains_key(name));
+        }
+        let start = state.parallel.get();
+        let learner = state
+            .learners
+            .entry(self.model.clone())
+            .or_insert_with(|| Learner::new(start));
+        let changed = observe(learner, self.grant.k);
+        if changed {
+            let limit = state.limit(&self.model);
+            if let Some(model) = state.models.get_mut(&self.model) {
+                model.grant_waiters(limit);
+            }
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.shared.lock().update(&self.model, |model, per_model| {
+        let probe = self.grant.probe;
+        let mut state = self.shared.lock();
+        if let Some(learner) = state.learners.get_mut(&self.model) {
+            learner.ended(Instant::now());
+        }
+        state.update(&self.model, |model, limit| {
             model.in_use -= 1;
-            model.grant_waiters(per_model);
+            if probe {
+                model.probe = false;
+            }
+            model.grant_waiters(limit);
         });
     }
 }
@@ -445,6 +670,17 @@ pub struct ModelSlots {
     pub model: String,
     pub in_use: usize,
     pub queued: usize,
+    /// Requests sent at once now (the host's parallelism plus any staging).
+    pub limit: usize,
+}
+
+/// How a host's parallelism is known (see `parallelism`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parallelism {
+    pub parallel: usize,
+    pub source: Source,
+    /// Per model, while learning.
+    pub learned: Vec<(String, usize)>,
 }
 
 /// Why [`Slots::acquire`] refused. The request was not forwarded, so a retry is
@@ -639,6 +875,7 @@ mod tests {
 
     fn slots(per_model: usize, queue: usize, max_wait: Duration) -> Slots {
         Slots::new(ConcurrencyConfig {
+            source: Source::Stated,
             parallel: NonZeroUsize::MIN,
             per_model: NonZeroUsize::new(per_model).expect("non-zero"),
             queue,
@@ -947,8 +1184,8 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!([
-                {"model": "a", "in_use": 1, "queued": 0},
-                {"model": "b", "in_use": 1, "queued": 1},
+                {"model": "a", "in_use": 1, "queued": 0, "limit": 1},
+                {"model": "b", "in_use": 1, "queued": 1, "limit": 1},
             ])
         );
     }

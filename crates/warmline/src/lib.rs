@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod models;
 pub mod origin;
 pub mod os;
+pub mod parallelism;
 pub mod proxy;
 pub mod route;
 pub mod server;

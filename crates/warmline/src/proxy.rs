@@ -124,16 +124,14 @@ impl Proxy {
             None => None,
         };
         // A daemon Warmline supervises runs daemon.num_parallel requests per model.
-        let mut hosts = config.upstreams.clone();
-        if config.daemon.supervise
-            && let Some(first) = hosts.first_mut()
-        {
-            first.parallel = first.parallel.or(Some(config.daemon.num_parallel));
-        }
         let upstreams = UpstreamSet::reusing(
-            &hosts,
+            &config.upstreams,
             &config.breaker,
             &config.concurrency,
+            config
+                .daemon
+                .supervise
+                .then_some(config.daemon.num_parallel),
             previous.map(|p| &*p.upstreams),
         );
         Ok(Proxy {
@@ -420,7 +418,7 @@ pub(crate) async fn send(
 #[derive(Debug)]
 pub(crate) struct Lease {
     _in_flight: InFlight,
-    _slot: Option<Slot>,
+    slot: Option<Slot>,
     /// For a request that names an installed model: what to learn from its answer.
     observe: Option<Observe>,
     /// Where what the exchange learns is written, for the request's metrics.
@@ -551,7 +549,7 @@ async fn attempt(
             trace.update(|t| t.upstream_head = Some(head_after));
             let lease = Lease {
                 _in_flight: in_flight,
-                _slot: slot,
+                slot,
                 observe: installed.map(|model| Observe {
                     model: Arc::from(model),
                     cold_hint,
@@ -1085,6 +1083,17 @@ impl UpstreamBody {
         };
         if let Some(load) = load {
             self.metrics.models.cold_start(&observe.model, load);
+        }
+        // How long it waited for a slot at the host: what the host's
+        // parallelism is learned from (see `parallelism`).
+        // An answer without durations (`/v1`): a stream's first byte, unless it
+        // paid a model load.
+        match (&self.lease.slot, timings.host_wait()) {
+            (Some(slot), Some((wait, work))) => slot.learn(wait, work),
+            (Some(slot), None) if self.framing != Framing::Other && load.is_none() => {
+                slot.learn_first_byte(observe.head_after);
+            }
+            _ => {}
         }
         let tokens = timings.output_tokens.zip(timings.eval);
         self.lease.trace.update(|t| {

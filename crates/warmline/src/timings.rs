@@ -45,6 +45,10 @@ pub struct Timings {
     pub prompt_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub eval: Option<Duration>,
+    /// Ollama's `total_duration`: from the handler's start to the answer's end,
+    /// including any wait for one of the model's parallel slots.
+    pub total: Option<Duration>,
+    pub prompt_eval: Option<Duration>,
 }
 
 impl Timings {
@@ -57,7 +61,20 @@ impl Timings {
             output_tokens: number_after(tail, "\"eval_count\":")
                 .or_else(|| number_after(tail, "\"completion_tokens\":")),
             eval: ns("\"eval_duration\":"),
+            total: ns("\"total_duration\":"),
+            prompt_eval: ns("\"prompt_eval_duration\":"),
         }
+    }
+
+    /// How long the request waited at the host for one of the model's parallel
+    /// slots, and how long the host worked on it: Ollama's `total_duration` less
+    /// `load_duration` (which ends when the runner is ready, before the slot wait),
+    /// `prompt_eval_duration` and `eval_duration`. `None` for an answer that does
+    /// not report all of these (OpenAI-shaped answers, embeddings without `eval`).
+    pub fn host_wait(&self) -> Option<(Duration, Duration)> {
+        let (total, load, eval) = (self.total?, self.load?, self.eval?);
+        let work = self.prompt_eval.unwrap_or_default() + eval;
+        Some((total.saturating_sub(load).saturating_sub(work), work))
     }
 
     /// Tokens per second of the generation itself, where Ollama reported both.
@@ -98,6 +115,22 @@ mod tests {
         assert_eq!(t.prompt_tokens, Some(12));
         assert_eq!(t.output_tokens, Some(40));
         assert_eq!(t.tokens_per_second(), Some(20.0));
+        assert_eq!(t.total, Some(Duration::from_millis(9)));
+    }
+
+    #[test]
+    fn the_wait_for_a_slot_is_what_the_durations_leave_over() {
+        let t = Timings::of(
+            br#"{"done":true,"total_duration":1000000000,"load_duration":100000000,"prompt_eval_duration":50000000,"eval_duration":600000000}"#,
+        );
+        assert_eq!(
+            t.host_wait(),
+            Some((Duration::from_millis(250), Duration::from_millis(650)))
+        );
+        assert_eq!(
+            Timings::of(br#"{"usage":{"completion_tokens":3}}"#).host_wait(),
+            None
+        );
     }
 
     #[test]

@@ -73,7 +73,8 @@
 //!
 //! [concurrency]         # per upstream host and model
 //! enabled = true
-//! per_model = 1         # the hosts' OLLAMA_NUM_PARALLEL (`parallel` per host overrides)
+//! per_model = 4         # every host's OLLAMA_NUM_PARALLEL; unset: found per host (see parallelism)
+//! discover = true       # read a local daemon's OLLAMA_NUM_PARALLEL from its environment
 //! staged = 0            # may also wait at the host itself (in Ollama's queue)
 //! queue = 64            # requests that may wait in Warmline beyond that (then 503)
 //! max_wait = "30s"
@@ -346,10 +347,14 @@ impl UpstreamConfig {
 pub struct Concurrency {
     /// Off: requests go upstream without waiting for a slot.
     pub enabled: bool,
-    /// Requests each host runs at once per model (its `OLLAMA_NUM_PARALLEL`).
-    pub per_model: NonZeroUsize,
+    /// Requests each host runs at once per model (its `OLLAMA_NUM_PARALLEL`), when
+    /// stated for every host; `None`: found per host (see `parallelism`).
+    pub per_model: Option<NonZeroUsize>,
     /// Requests per model that may also wait at the host itself.
     pub staged: usize,
+    /// Read the parallelism of daemons on this machine from their environment
+    /// (see `upstream::discover`); off: learn it for every host.
+    pub discover: bool,
     /// Requests per model that may wait in Warmline beyond that.
     pub queue: usize,
     /// Longest wait in Warmline's queue.
@@ -357,11 +362,22 @@ pub struct Concurrency {
 }
 
 impl Concurrency {
-    /// The slot settings for a host whose `OLLAMA_NUM_PARALLEL` is `parallel`
-    /// (`per_model` when the host does not say).
-    pub fn for_host(&self, parallel: Option<NonZeroUsize>) -> crate::admission::ConcurrencyConfig {
-        let parallel = parallel.unwrap_or(self.per_model);
+    /// The slot settings for a host whose `OLLAMA_NUM_PARALLEL` is `stated` (its
+    /// `parallel`), else `per_model`, else `supervised` (the daemon Warmline starts
+    /// there), else learned from its answers starting at Ollama's default, 1.
+    pub fn for_host(
+        &self,
+        stated: Option<NonZeroUsize>,
+        supervised: Option<NonZeroUsize>,
+    ) -> crate::admission::ConcurrencyConfig {
+        use crate::parallelism::Source;
+        let (parallel, source) = match (stated.or(self.per_model), supervised) {
+            (Some(n), _) => (n, Source::Stated),
+            (None, Some(n)) => (n, Source::Supervised),
+            (None, None) => (NonZeroUsize::MIN, Source::Learned),
+        };
         crate::admission::ConcurrencyConfig {
+            source,
             parallel,
             per_model: parallel.saturating_add(self.staged),
             queue: self.queue,

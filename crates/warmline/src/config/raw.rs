@@ -154,7 +154,14 @@ section!(
 );
 section!(
     /// `[concurrency]`
-    RawConcurrency { enabled: bool, per_model: usize, staged: usize, queue: usize, max_wait: String }
+    RawConcurrency {
+        enabled: bool,
+        per_model: usize,
+        staged: usize,
+        queue: usize,
+        max_wait: String,
+        discover: bool,
+    }
 );
 section!(
     /// `[daemon]`: supervision of `ollama serve`

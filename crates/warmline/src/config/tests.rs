@@ -89,9 +89,22 @@ fn upstreams_take_a_weight_and_their_parallelism() {
     assert_eq!(config.upstreams[0].parallel, None);
     assert_eq!(config.upstreams[1].weight.get(), 3);
     assert_eq!(config.upstreams[1].parallel.map(|p| p.get()), Some(4));
-    let host = config.concurrency.for_host(config.upstreams[1].parallel);
+    let host = config
+        .concurrency
+        .for_host(config.upstreams[1].parallel, None);
     assert_eq!(host.parallel.get(), 4);
     assert_eq!(host.per_model.get(), 4 + DEFAULT_STAGED);
+    assert_eq!(host.source, crate::parallelism::Source::Stated);
+    // Nothing stated: learned, from Ollama's default of 1; a supervised daemon's
+    // own setting is known.
+    let unstated = config.concurrency.for_host(None, None);
+    assert_eq!(unstated.source, crate::parallelism::Source::Learned);
+    assert_eq!(unstated.parallel.get(), 1);
+    let supervised = config
+        .concurrency
+        .for_host(None, std::num::NonZeroUsize::new(3));
+    assert_eq!(supervised.source, crate::parallelism::Source::Supervised);
+    assert_eq!(supervised.parallel.get(), 3);
 }
 
 /// `--upstream` and `WARMLINE_UPSTREAMS` carry a weight and parallelism in the

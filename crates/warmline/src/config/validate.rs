@@ -74,19 +74,22 @@ impl RawConfig {
         };
         let concurrency = Concurrency {
             enabled: self.concurrency.enabled.unwrap_or(true),
-            per_model: NonZeroUsize::new(count(
-                "concurrency.per_model",
-                self.concurrency.per_model,
-                1,
-                MAX_PARALLEL,
-            )?)
-            .ok_or_else(|| ConfigError::invalid("concurrency.per_model", "must be at least 1"))?,
+            per_model: match self.concurrency.per_model {
+                None => None,
+                Some(n) => Some(
+                    NonZeroUsize::new(count("concurrency.per_model", Some(n), n, MAX_PARALLEL)?)
+                        .ok_or_else(|| {
+                            ConfigError::invalid("concurrency.per_model", "must be at least 1")
+                        })?,
+                ),
+            },
             staged: count(
                 "concurrency.staged",
                 self.concurrency.staged,
                 DEFAULT_STAGED,
                 MAX_PARALLEL,
             )?,
+            discover: self.concurrency.discover.unwrap_or(true),
             queue: count(
                 "concurrency.queue",
                 self.concurrency.queue,
@@ -658,7 +661,8 @@ impl Config {
             },
             concurrency: RawConcurrency {
                 enabled: Some(self.concurrency.enabled),
-                per_model: Some(self.concurrency.per_model.get()),
+                per_model: self.concurrency.per_model.map(NonZeroUsize::get),
+                discover: Some(self.concurrency.discover),
                 staged: Some(self.concurrency.staged),
                 queue: Some(self.concurrency.queue),
                 max_wait: d(self.concurrency.max_wait),

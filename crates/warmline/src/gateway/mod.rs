@@ -297,6 +297,7 @@ impl Gateway {
         let background = vec![
             tokio::spawn(probe_upstreams(Arc::clone(&shared))),
             tokio::spawn(refresh_models(Arc::clone(&shared))),
+            tokio::spawn(discover_parallelism(Arc::clone(&shared))),
             tokio::spawn(housekeep(Arc::clone(&shared))),
             tokio::spawn(daemon::keep_warm(Arc::clone(&shared))),
         ];
@@ -399,6 +400,33 @@ async fn probe_upstreams(shared: Arc<Shared>) {
         }
         let timeout = probe_timeout(timeouts.health_interval, timeouts.connect);
         upstream::probe_all(&stack.proxy.upstreams, &stack.proxy.client, timeout).await;
+    }
+}
+
+/// How often the daemons behind local hosts are looked at again (a restarted
+/// Ollama may run with another `OLLAMA_NUM_PARALLEL`).
+const DISCOVER_EVERY: Duration = Duration::from_secs(10);
+
+/// Reads the parallelism of daemons on this machine that Warmline adopted (see
+/// `upstream::discover`), at start and every [`DISCOVER_EVERY`].
+async fn discover_parallelism(shared: Arc<Shared>) {
+    loop {
+        let stack = shared.stack.load_full();
+        let discover = stack.config.concurrency.discover;
+        let hosts: Vec<Arc<upstream::Upstream>> = stack.proxy.upstreams.hosts().to_vec();
+        drop(stack);
+        let _ = tokio::task::spawn_blocking(move || {
+            for host in hosts {
+                if discover {
+                    host.discover_parallelism();
+                } else {
+                    // Off: every host not stated or supervised is learned.
+                    host.slots.discovered(None);
+                }
+            }
+        })
+        .await;
+        tokio::time::sleep(DISCOVER_EVERY).await;
     }
 }
 

@@ -265,6 +265,30 @@ impl Metrics {
         }
         header(
             w,
+            "warmline_upstream_parallel",
+            "gauge",
+            "Requests per model each upstream runs at once (OLLAMA_NUM_PARALLEL), and how \
+             it is known: stated, supervised, adopted or learned (then per model).",
+        );
+        for u in hosts {
+            let (url, source) = (escape(&u.url), u.parallel_source.as_str());
+            if u.parallel_learned.is_empty() {
+                let _ = writeln!(
+                    w,
+                    "warmline_upstream_parallel{{upstream=\"{url}\",source=\"{source}\",model=\"\"}} {}",
+                    u.parallel
+                );
+            }
+            for (model, parallel) in &u.parallel_learned {
+                let _ = writeln!(
+                    w,
+                    "warmline_upstream_parallel{{upstream=\"{url}\",source=\"{source}\",model=\"{}\"}} {parallel}",
+                    escape(model)
+                );
+            }
+        }
+        header(
+            w,
             "warmline_upstream_in_flight_requests",
             "gauge",
             "Requests outstanding on each upstream.",

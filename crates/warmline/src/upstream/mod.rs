@@ -10,10 +10,12 @@
 //! is reachable, still the least-busy host so the client learns the real cause from
 //! the attempt (a 502 naming that host) rather than a generic refusal.
 
+pub mod discover;
 mod inventory;
 
 pub use inventory::{HostModels, Installed, Inventory, Loaded};
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -160,13 +162,49 @@ impl Upstream {
         }
     }
 
+    /// Reads the parallelism of the daemon behind this host when it runs on this
+    /// machine (see `discover`), for a host whose parallelism is neither stated
+    /// nor supervised; says so in the log when what is known changes. Blocking.
+    pub fn discover_parallelism(&self) {
+        use crate::parallelism::Source;
+        if matches!(
+            self.slots.config().source,
+            Source::Stated | Source::Supervised
+        ) {
+            return;
+        }
+        let found = discover::daemon(&self.url);
+        let before = self.slots.parallelism();
+        let now = match &found {
+            discover::Found::Daemon {
+                num_parallel: Some(n),
+                ..
+            } => Some(*n),
+            _ => None,
+        };
+        self.slots.discovered(now);
+        let after = self.slots.parallelism();
+        if (before.source, before.parallel) != (after.source, after.parallel)
+            && let (discover::Found::Daemon { pid, .. }, Some(n)) = (&found, now)
+        {
+            tracing::info!(
+                upstream = %self.name,
+                pid,
+                "OLLAMA_NUM_PARALLEL={n} read from the daemon's environment"
+            );
+        }
+    }
+
     /// A snapshot for `/warmline/health`.
     pub fn health(&self) -> UpstreamHealth {
         let micros = self.last_latency_micros.load(Relaxed);
+        let parallelism = self.slots.parallelism();
         UpstreamHealth {
             url: self.name.clone(),
             weight: self.weight,
-            parallel: self.slots.parallel().get(),
+            parallel: parallelism.parallel,
+            parallel_source: parallelism.source,
+            parallel_learned: parallelism.learned.into_iter().collect(),
             reachable: self.is_reachable(),
             last_latency_ms: (micros != NO_LATENCY).then(|| micros as f64 / 1000.0),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
@@ -201,6 +239,11 @@ pub struct UpstreamHealth {
     pub weight: u32,
     /// Requests the host runs at once per model (its `OLLAMA_NUM_PARALLEL`).
     pub parallel: usize,
+    /// How `parallel` is known: stated, supervised, adopted or learned.
+    pub parallel_source: crate::parallelism::Source,
+    /// While learning: each model's learned parallelism.
+    #[serde(default)]
+    pub parallel_learned: std::collections::BTreeMap<String, usize>,
     pub reachable: bool,
     /// Latency of the last successful `HEAD /` probe.
     pub last_latency_ms: Option<f64>,
@@ -228,22 +271,26 @@ impl UpstreamSet {
         breaker: &BreakerConfig,
         concurrency: &Concurrency,
     ) -> UpstreamSet {
-        UpstreamSet::reusing(upstreams, breaker, concurrency, None)
+        UpstreamSet::reusing(upstreams, breaker, concurrency, None, None)
     }
 
     /// Builds the set for a new configuration, keeping each host of `previous`
     /// whose settings did not change (with its health, breaker state, slots and
     /// model lists), so a reload does not forget what it learned.
+    /// `supervised`: the first host runs a daemon Warmline starts, with this
+    /// `OLLAMA_NUM_PARALLEL`.
     pub fn reusing(
         upstreams: &[UpstreamConfig],
         breaker: &BreakerConfig,
         concurrency: &Concurrency,
+        supervised: Option<NonZeroUsize>,
         previous: Option<&UpstreamSet>,
     ) -> UpstreamSet {
         let hosts = upstreams
             .iter()
-            .map(|config| {
-                let slots = concurrency.for_host(config.parallel);
+            .enumerate()
+            .map(|(i, config)| {
+                let slots = concurrency.for_host(config.parallel, supervised.filter(|_| i == 0));
                 let kept = previous.and_then(|set| {
                     set.hosts.iter().find(|h| {
                         h.url == config.url
@@ -610,6 +657,7 @@ mod tests {
             &configs,
             &BreakerConfig::default(),
             &crate::Config::default().concurrency,
+            None,
             Some(&first),
         );
         assert!(Arc::ptr_eq(&first.hosts()[0], &second.hosts()[0]));
