@@ -175,8 +175,14 @@ def load_model():
                 time.sleep(0.1)
 
 def unload_model():
+    """Unloads the model on both hosts (the flaky one may drop a few tries)."""
     for host in HOSTS:
-        call(f"{host}/api/generate", {"model": "llama3.2", "keep_alive": 0})
+        for _ in range(20):
+            try:
+                call(f"{host}/api/generate", {"model": "llama3.2", "keep_alive": 0})
+                break
+            except Exception:
+                time.sleep(0.1)
     # As after an idle spell: long enough for a gateway that reads /api/ps
     # (every 2 s) to know, as it would have after Ollama's keep-alive expired.
     time.sleep(2.5)
