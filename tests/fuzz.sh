@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target in fuzz/ for SECONDS each (default 60) and fails on any
 # crash, panic or failed assertion. The test command runs it; a longer run for
-# the record: `./tests/fuzz.sh 600`.
+# the record: `./tests/fuzz.sh 600`; only some targets: `./tests/fuzz.sh 60 "config cache_key"`.
 #
 # Builds with cargo-fuzz (installed here if missing) on the nightly toolchain,
 # or on stable with RUSTC_BOOTSTRAP=1 where no nightly is installed; without a
@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 EACH="${1:-60}"
+ONLY="${2:-}"
 
 if ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked --version 0.13.2
@@ -29,7 +30,7 @@ fuzz build "${FLAGS[@]}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 failed=0
-for target in $(fuzz list); do
+for target in ${ONLY:-$(fuzz list)}; do
   mkdir -p "$work/$target" "$work/artifacts/$target"
   log="$work/$target.log"
   if fuzz run "${FLAGS[@]}" "$target" "$work/$target" "seeds/$target" -- \

@@ -1,5 +1,6 @@
 //! The cache-key canonicaliser on any request body, for every route: it never
-//! panics, it is deterministic, and what it hashes is valid JSON.
+//! panics, it is deterministic, and what it hashes is valid JSON (but for the
+//! token float32 infinity is keyed as).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,8 +27,11 @@ fuzz_target!(|data: &[u8]| {
     let second = canonical(route, body, "", digest);
     assert_eq!(first, second, "the key of a body is always the same");
     if let Ok(Some(key)) = first {
+        // JSON, but for one deliberate token: an option Ollama holds as float32
+        // and that overflows it (temperature 1e100) is +Inf there, keyed `1e999`.
+        let parseable = key.canonical.replace("1e999", "1e308");
         assert!(
-            serde_json::from_str::<serde_json::Value>(&key.canonical).is_ok(),
+            serde_json::from_str::<serde_json::Value>(&parseable).is_ok(),
             "the canonical form is JSON: {}",
             key.canonical
         );

@@ -66,6 +66,11 @@
 //! - [`Slots::set_per_model`] applies from the next grant: raising it admits queued
 //!   waiters at once; lowering it revokes nothing, it only holds back grants until
 //!   fewer than the new limit are in use.
+//! - A host whose parallelism is learned (see `parallelism`) has a limit per
+//!   model, and may get one request above it — a probe, at most one out at a
+//!   time, only while requests wait and the learner allows — whose answer says
+//!   whether the host had room. Each slot remembers how many were in flight when
+//!   it was granted; its answer's durations are handed back ([`Slot::learn`]).
 //! - A model's entry exists only while something is in use or queued for it, so
 //!   arbitrary model names cost memory only as long as their requests live.
 //!
