@@ -667,8 +667,15 @@ async fn drive(config: warmline::Config) {
     }
     let health = gw.health();
     assert!(!health.upstreams.is_empty());
-    // A fresh connection: with `client_idle` at 1 ms, a pooled one may close
-    // under the request, which is the setting doing its job.
+    // Still serving: back at ordinary connection limits (at 1 ms of
+    // `timeouts.header` from accept, or one connection at most, refusing a
+    // client is the setting doing its job), a fresh connection is answered.
+    gw.update_settings(&json!({
+        "timeouts": { "header": "10s", "client_idle": "5m" },
+        "limits": { "max_connections": 1000 },
+    }))
+    .await
+    .expect("ordinary limits apply");
     let fresh = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(0)

@@ -67,9 +67,7 @@ pub fn default_max_connections() -> usize {
     let limit = fd_limit().unwrap_or(1024);
     let usable = limit.saturating_sub(FD_RESERVE);
     let usable = usable - (usable / 4).min(8192);
-    usize::try_from(usable)
-        .unwrap_or(usize::MAX)
-        .clamp(64, crate::config::MAX_CONNECTIONS)
+    usize::try_from(usable).unwrap_or(usize::MAX).max(64)
 }
 
 /// Why a private file could not be read or written.

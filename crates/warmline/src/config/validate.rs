@@ -478,7 +478,7 @@ impl RawLimits {
                 ));
             }
             Some(n) => count("limits.max_connections", Some(n), n, MAX_CONNECTIONS)?,
-            None => crate::os::default_max_connections(),
+            None => crate::os::default_max_connections().min(MAX_CONNECTIONS),
         };
         Ok(Limits {
             max_body,
