@@ -395,9 +395,7 @@ pub fn pid_alive(pid: u32) -> bool {
 /// The admin credential every gateway of this user reads (the default
 /// `admin.token_file`), made if absent: what the `warmline` CLI sends.
 pub fn admin_token() -> String {
-    let path = warmline::os::state_dir()
-        .expect("HOME or XDG_STATE_HOME is set")
-        .join(warmline::config::ADMIN_TOKEN_FILE);
+    let path = warmline::config::default_admin_token_file().expect("HOME or XDG_STATE_HOME is set");
     warmline::auth::AdminKey::load_or_create(&path).expect("admin credential");
     warmline::auth::read_admin_token(&path).expect("admin token readable")
 }

@@ -122,7 +122,7 @@ impl Target {
 /// The admin credential of gateways run by this user on this machine: the file
 /// `warmline serve` and the app create (see `warmline::auth`).
 fn local_admin_token() -> Option<String> {
-    let path = warmline::os::state_dir()?.join(warmline::config::ADMIN_TOKEN_FILE);
+    let path = warmline::config::default_admin_token_file()?;
     warmline::auth::read_admin_token(&path)
 }
 

@@ -179,6 +179,12 @@ pub const MIN_TOKEN_LEN: usize = 8;
 /// The admin credential's file name in Warmline's state directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
+/// Where `admin.token_file` is when not set: `$XDG_STATE_HOME/warmline/admin-token`
+/// (`~/.local/state/...`). The gateway writes it; the CLI reads it.
+pub fn default_admin_token_file() -> Option<PathBuf> {
+    crate::os::state_dir().map(|dir| dir.join(ADMIN_TOKEN_FILE))
+}
+
 /// Environment variable naming the listen address.
 pub const ENV_LISTEN: &str = "WARMLINE_LISTEN";
 /// Environment variable naming the upstreams, comma-separated.

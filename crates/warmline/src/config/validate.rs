@@ -194,7 +194,7 @@ impl RawAdmin {
         let token_file = match self.token_file.as_deref().map(str::trim) {
             Some("") => None,
             Some(path) => Some(std::path::PathBuf::from(path)),
-            None => crate::os::state_dir().map(|dir| dir.join(ADMIN_TOKEN_FILE)),
+            None => default_admin_token_file(),
         };
         Ok(AdminConfig {
             token_file,
