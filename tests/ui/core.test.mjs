@@ -3,17 +3,7 @@
 // repainting. Run with `node --test tests/ui/` (the top-level test command does).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import vm from "node:vm";
-
-/** core.js evaluated in a bare context: a `window` and nothing of the DOM it
- *  does not need until a function is called. */
-function loadCore() {
-  const window = { __TAURI__: {} };
-  const context = vm.createContext({ window, document: {}, Intl, console });
-  vm.runInContext(readFileSync(new URL("../../ui/js/core.js", import.meta.url), "utf8"), context);
-  return window.WL;
-}
+import { loadCore } from "./harness.mjs";
 
 const WL = loadCore();
 

@@ -144,19 +144,12 @@
 
   function logLine(line) {
     const level = (line.level || "").toUpperCase();
-    return h(
-      "div",
-      { class: `log-line level-${level.toLowerCase()}` },
-      h("time", {}, fmt.clock(line.at_ms)),
+    return WL.logLine(
+      line.at_ms,
+      `level-${level.toLowerCase()}`,
       h("span", { class: "log-level" }, level),
       h("span", { class: "log-text" }, h("span", { class: "log-target" }, line.target), " ", line.text),
     );
-  }
-
-  function renderLog() {
-    const lines = (store.activity && store.activity.logs) || [];
-    logView.update(lines);
-    setText($("gateway-log-count"), lines.length ? `last ${fmt.count(lines.length)} lines` : "");
   }
 
   // ------------------------------------------------------------ wiring ------
@@ -165,7 +158,7 @@
     renderCache();
     renderPurgeSelect();
     renderRequests();
-    renderLog();
+    logView.update((store.activity && store.activity.logs) || []);
   }
 
   function init() {
@@ -173,6 +166,7 @@
       key: (l) => `${l.at_ms}|${l.level}|${l.target}|${l.text}`,
       make: logLine,
       empty: "Nothing logged yet.",
+      count: $("gateway-log-count"),
     });
     $("purge-form").addEventListener("submit", purge);
   }

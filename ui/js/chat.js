@@ -194,20 +194,12 @@
     let content = "";
     const started = performance.now();
     try {
-      let response;
-      try {
-        response = await fetch(`${base}/api/chat`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify(body),
-          signal: controller.signal,
-        });
-      } catch (err) {
-        throw WL.networkError(err, base);
-      }
-      outcome.cache = response.headers.get("x-warmline-cache");
-      if (!response.ok) throw await WL.httpError(response);
-      for await (const chunk of WL.ndjson(response)) {
+      const chunks = WL.postNdjson(base, "/api/chat", body, {
+        signal: controller.signal,
+        // The cache outcome is a header, sent with an error answer too.
+        onHeaders: (headers) => (outcome.cache = headers.get("x-warmline-cache")),
+      });
+      for await (const chunk of chunks) {
         if (chunk.error) throw { code: "model", message: chunk.error };
         const piece = chunk.message && chunk.message.content;
         if (piece) {

@@ -388,6 +388,28 @@
     };
   }
 
+  /** POSTs `body` as JSON to `base` + `path` and yields the answer's NDJSON
+   *  lines. Throws what normalizeError reads: unreachable, http_<status> (with
+   *  Ollama's message), bad_stream, or an abort of `signal` (before or during
+   *  the body). `onHeaders` gets the headers before the status is judged, so
+   *  a caller can read them off an error answer too. */
+  async function* postNdjson(base, path, body, { signal, onHeaders } = {}) {
+    let response;
+    try {
+      response = await fetch(`${base}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+        signal,
+      });
+    } catch (err) {
+      throw networkError(err, base);
+    }
+    if (onHeaders) onHeaders(response.headers);
+    if (!response.ok) throw await httpError(response);
+    yield* ndjson(response);
+  }
+
   // ---------------------------------------------------- display ticker --------
 
   // One shared one-second tick for countdowns and uptimes. It only redraws from
@@ -426,15 +448,24 @@
 
   // ------------------------------------------------------------ log tails -----
 
+  /** One log line: its wall-clock time, then `parts`. `extraClass` (level,
+   *  stream) is added to `log-line` when given. */
+  function logLine(atMs, extraClass, ...parts) {
+    const cls = extraClass ? `log-line ${extraClass}` : "log-line";
+    return h("div", { class: cls }, h("time", {}, fmt.clock(atMs)), ...parts);
+  }
+
   /** Renders a log tail (oldest first) into `box`, appending only the lines that
    *  are new since the last call, so a busy log costs a few nodes per push and
    *  text the user is selecting stays put. `key` identifies a line, `make`
-   *  builds its element, `empty` is the text shown when there are none. */
-  function logTail(box, { key, make, empty }) {
+   *  builds its element, `empty` is the text shown when there are none, and
+   *  `count` (an element) captions how many lines there are. */
+  function logTail(box, { key, make, empty, count }) {
     const follow = follower(box);
     let lastKey = null;
     let showsEmpty = false;
     const update = (lines) => {
+      setText(count, lines.length ? `last ${fmt.count(lines.length)} lines` : "");
       if (!lines.length) {
         lastKey = null;
         if (!showsEmpty) box.replaceChildren(h("p", { class: "empty" }, empty));
@@ -523,11 +554,10 @@
     toast,
     toastError,
     copyText,
-    ndjson,
-    httpError,
-    networkError,
+    postNdjson,
     onTick,
     follower,
+    logLine,
     logTail,
     view,
     views,

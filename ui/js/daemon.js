@@ -167,19 +167,9 @@
 
   let logView; // WL.logTail over #daemon-log
 
-  function renderLog() {
-    const lines = (store.activity && store.activity.daemon_logs) || [];
-    logView.update(lines);
-    setText($("daemon-log-count"), lines.length ? `last ${fmt.count(lines.length)} lines` : "");
-  }
-
   function logLine(line) {
-    return h(
-      "div",
-      { class: `log-line${line.stream === "stderr" ? " stderr" : ""}` },
-      h("time", {}, fmt.clock(line.at_ms)),
-      h("span", { class: "log-text" }, line.text),
-    );
+    const stream = line.stream === "stderr" ? "stderr" : null;
+    return WL.logLine(line.at_ms, stream, h("span", { class: "log-text" }, line.text));
   }
 
   function render() {
@@ -189,7 +179,7 @@
     renderResources(daemon);
     renderActions(daemon);
     renderSettings(daemon);
-    renderLog();
+    logView.update((store.activity && store.activity.daemon_logs) || []);
   }
 
   // ----------------------------------------------------------- actions ------
@@ -214,6 +204,7 @@
       key: (l) => `${l.at_ms}|${l.stream}|${l.text}`,
       make: logLine,
       empty: "No output yet. Ollama’s output appears here when Warmline started it.",
+      count: $("daemon-log-count"),
     });
     for (const action of ["start", "stop", "restart"]) {
       $(`daemon-${action}`).addEventListener("click", (e) => {

@@ -253,20 +253,9 @@
     setPulling(true);
     pullStatus(`Pulling ${name}…`);
     try {
-      let response;
-      try {
-        response = await fetch(`${base}/api/pull`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ model: name, stream: true }),
-          signal: controller.signal,
-        });
-      } catch (err) {
-        throw WL.networkError(err, base);
-      }
-      if (!response.ok) throw await WL.httpError(response);
+      const lines = WL.postNdjson(base, "/api/pull", { model: name, stream: true }, { signal: controller.signal });
       let succeeded = false;
-      for await (const line of WL.ndjson(response)) {
+      for await (const line of lines) {
         if (line.error) throw { code: "pull", message: line.error };
         if (line.digest && WL.isNum(line.total)) layers.set(line.digest, line);
         const { total, done } = progressOf(layers);
