@@ -66,6 +66,7 @@ mod counters;
 pub mod daemon;
 mod embeddings;
 mod error;
+mod frames;
 mod generation;
 mod inference;
 mod keepalive;
@@ -75,6 +76,7 @@ mod openai;
 mod pull;
 #[cfg(test)]
 mod router_tests;
+mod run;
 mod scheduler;
 mod security;
 mod server;

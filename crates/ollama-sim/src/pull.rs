@@ -18,7 +18,7 @@ use crate::api::{ErrorBody, PULL_GO, PUSH_GO, Progress, TransferRequest};
 use crate::body::{GoStruct, bind};
 use crate::catalog::{ModelName, ModelSpec, catalog_spec, layers};
 use crate::error::ApiError;
-use crate::inference::sleep;
+use crate::run::sleep;
 use crate::state::App;
 use crate::wire;
 

@@ -22,10 +22,10 @@ use axum::response::Response;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::api::{ChatChunk, GenerateChunk, Metrics};
+use crate::api::{ChatChunk, GenerateChunk};
 use crate::counters::Outcome;
-use crate::inference::{Running, sleep};
-use crate::openai::{self, ChunkMeta};
+use crate::frames::{self, ChunkMeta};
+use crate::run::{Event, Running, sleep};
 use crate::wire;
 
 /// How frames are rendered.
@@ -35,15 +35,6 @@ pub(crate) enum Flavor {
     Chat,
     OpenAiChat(ChunkMeta),
     OpenAiCompletion(ChunkMeta),
-}
-
-/// One step of a generation, before rendering.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Event<'a> {
-    Thinking(&'a str),
-    Content(&'a str),
-    ToolCalls,
-    Done(Metrics),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,8 +185,8 @@ fn render(flavor: &Flavor, run: &Running, ev: Event<'_>, first: bool) -> Option<
     match flavor {
         Flavor::Generate => Some(native_generate(run, ev)),
         Flavor::Chat => Some(native_chat(run, ev)),
-        Flavor::OpenAiChat(meta) => openai::chat_frame(meta, run, ev, first),
-        Flavor::OpenAiCompletion(meta) => openai::completion_frame(meta, run, ev),
+        Flavor::OpenAiChat(meta) => frames::chat_frame(meta, run, ev, first),
+        Flavor::OpenAiCompletion(meta) => frames::completion_frame(meta, run, ev),
     }
 }
 
