@@ -13,7 +13,7 @@ use crate::error::UiError;
 use crate::events::{self, Activity, Charts};
 use crate::settings;
 use crate::state::{AppState, AppStatus, ChartView};
-use crate::tray::{self, TrayAction};
+use crate::tray::TrayAction;
 
 /// The whole status, for the first paint (then pushed every second).
 #[tauri::command]
@@ -34,9 +34,7 @@ pub async fn warm<R: Runtime>(
     state: State<'_, AppState>,
     model: String,
 ) -> Result<ModelView, UiError> {
-    let view = state.handle()?.warm(&model, true).await;
-    events::push_models(&app);
-    view.map_err(|e| UiError::from_core(&e))
+    model_changed(&app, state.handle()?.warm(&model, true)).await
 }
 
 /// Stops keeping `model` loaded, and unloads it.
@@ -46,9 +44,7 @@ pub async fn cool<R: Runtime>(
     state: State<'_, AppState>,
     model: String,
 ) -> Result<ModelView, UiError> {
-    let view = state.handle()?.cool(&model).await;
-    events::push_models(&app);
-    view.map_err(|e| UiError::from_core(&e))
+    model_changed(&app, state.handle()?.cool(&model)).await
 }
 
 /// Loads `model` once (it may go cold again).
@@ -58,9 +54,7 @@ pub async fn load<R: Runtime>(
     state: State<'_, AppState>,
     model: String,
 ) -> Result<ModelView, UiError> {
-    let view = state.handle()?.load(&model).await;
-    events::push_models(&app);
-    view.map_err(|e| UiError::from_core(&e))
+    model_changed(&app, state.handle()?.load(&model)).await
 }
 
 /// Unloads `model` wherever it is loaded.
@@ -70,8 +64,17 @@ pub async fn unload<R: Runtime>(
     state: State<'_, AppState>,
     model: String,
 ) -> Result<ModelView, UiError> {
-    let view = state.handle()?.unload(&model).await;
-    events::push_models(&app);
+    model_changed(&app, state.handle()?.unload(&model)).await
+}
+
+/// Waits for a model action, then pushes the model list at once (the tray and
+/// the window show the change without waiting for the next tick).
+async fn model_changed<R: Runtime>(
+    app: &AppHandle<R>,
+    action: impl std::future::Future<Output = Result<ModelView, warmline::Error>>,
+) -> Result<ModelView, UiError> {
+    let view = action.await;
+    events::push_models(app);
     view.map_err(|e| UiError::from_core(&e))
 }
 
@@ -171,7 +174,7 @@ pub async fn set_autostart<R: Runtime>(app: AppHandle<R>, enabled: bool) -> Resu
 /// Runs a tray action from the window, for desktops that show no tray.
 #[tauri::command]
 pub async fn tray_action<R: Runtime>(app: AppHandle<R>, action: TrayAction) -> Result<(), UiError> {
-    tray::perform(&app, action).await
+    crate::actions::perform(&app, action).await
 }
 
 /// Starts demo mode (an Ollama simulator in this process) and answers the new

@@ -58,7 +58,7 @@ pub struct Charts {
 #[derive(Debug, Clone, Serialize)]
 pub struct Activity {
     pub requests: Vec<warmline::metrics::RecentRequest>,
-    pub logs: Vec<warmline::logging::LogLine>,
+    pub logs: Vec<warmline::sys::logging::LogLine>,
     pub daemon_logs: Vec<warmline::supervisor::LogLine>,
     pub cache: warmline::cache::CacheStats,
 }

@@ -24,6 +24,7 @@
 //! [`commands`] the thin commands the webview invokes, [`autostart`] start at
 //! login, [`error`] the `{code, message}` shape the webview sees.
 
+pub mod actions;
 pub mod autostart;
 pub mod commands;
 pub mod error;
@@ -81,9 +82,9 @@ pub fn configure<R: Runtime>(builder: Builder<R>) -> Builder<R> {
 /// Builds and runs the app until Quit. The binary's whole `main`.
 pub fn run() {
     // Same logging as `warmline serve`: RUST_LOG, default `warmline=info`, on stderr.
-    warmline::logging::init();
+    warmline::sys::logging::init();
     // As `warmline serve`: room for the connections the gateway may hold.
-    warmline::os::raise_fd_limit();
+    warmline::sys::os::raise_fd_limit();
     let builder = Builder::default()
         // First, so a second launch hands over before anything else starts: it
         // focuses this one's window and exits.
@@ -134,7 +135,7 @@ pub fn start<R: Runtime>(app: &AppHandle<R>) {
     }
     app.manage(state);
 
-    if let Err(err) = tray::create(app) {
+    if let Err(err) = tray::create(app, actions::on_click) {
         tracing::warn!("no tray icon ({err}); the window has every action");
     }
     events::spawn(app.clone());

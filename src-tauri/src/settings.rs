@@ -134,7 +134,7 @@ fn open<R: Runtime, M: Manager<R>>(app: &M) -> tauri_plugin_store::Result<Arc<St
 }
 
 /// Writes the store to its file the way Warmline writes every private file
-/// (`warmline::os::write_private`: unique temp file, fsync, rename, 0600, no link
+/// (`warmline::sys::os::write_private`: unique temp file, fsync, rename, 0600, no link
 /// followed) instead of the plugin's plain overwrite: the settings may hold
 /// secrets (tokens, `daemon.env`), and a crash mid-save must not lose them.
 fn persist<R: Runtime, M: Manager<R>>(app: &M, store: &Store<R>) -> Result<(), String> {
@@ -149,7 +149,7 @@ fn persist<R: Runtime, M: Manager<R>>(app: &M, store: &Store<R>) -> Result<(), S
 fn write_store<R: Runtime>(path: &Path, store: &Store<R>) -> Result<(), String> {
     let entries: serde_json::Map<String, Value> = store.entries().into_iter().collect();
     let bytes = serde_json::to_vec_pretty(&entries).map_err(|e| e.to_string())?;
-    warmline::os::write_private(path, &bytes).map_err(|e| e.to_string())
+    warmline::sys::os::write_private(path, &bytes).map_err(|e| e.to_string())
 }
 
 /// Adds `patch` (already applied to the running gateway) to the stored settings.

@@ -250,12 +250,14 @@ fn the_window_warms_models_pauses_the_gateway_and_reads_charts_and_activity() {
 fn tray_action_open_creates_the_window_once() {
     let app = mock_app(None);
     assert!(app.get_webview_window(tray::MAIN_WINDOW).is_none());
-    tauri::async_runtime::block_on(tray::perform(app.handle(), TrayAction::Open)).expect("open");
+    tauri::async_runtime::block_on(crate::actions::perform(app.handle(), TrayAction::Open))
+        .expect("open");
     let window = app
         .get_webview_window(tray::MAIN_WINDOW)
         .expect("window created");
     assert!(window.is_visible().expect("visible"));
-    tauri::async_runtime::block_on(tray::perform(app.handle(), TrayAction::Open)).expect("again");
+    tauri::async_runtime::block_on(crate::actions::perform(app.handle(), TrayAction::Open))
+        .expect("again");
     assert_eq!(app.webview_windows().len(), 1);
 }
 

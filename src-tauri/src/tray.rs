@@ -17,7 +17,7 @@
 //! paused. The menu is rebuilt only when what it shows changed.
 //!
 //! The logic lives in plain functions over any [`Runtime`] ([`menu`],
-//! [`perform`], [`Snapshot`]), so it is unit-tested on Tauri's mock runtime: a
+//! [`Snapshot`], and `actions::perform` for what a click does), so it is unit-tested on Tauri's mock runtime: a
 //! headless Linux box has no StatusNotifier host, the tray there is silently
 //! invisible, and nothing can click it. For the same reason every action is
 //! also reachable from the window, which sends the same [`TrayAction`] through
@@ -34,7 +34,6 @@ use warmline::HealthStatus;
 use warmline::models::ModelView;
 use warmline::supervisor::DaemonState;
 
-use crate::error::UiError;
 use crate::state::{AppState, AppStatus};
 
 /// The tray icon's id.
@@ -269,9 +268,13 @@ fn icon(look: Look) -> Image<'static> {
 #[derive(Debug, Default)]
 pub struct Shown(Mutex<Snapshot>);
 
-/// Creates the tray icon. On a desktop without a StatusNotifier host this still
-/// succeeds and shows nothing; the window covers every action.
-pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
+/// Creates the tray icon; a click on a menu item calls `on_click` with the item's
+/// id (see `actions::on_menu`). On a desktop without a StatusNotifier host this
+/// still succeeds and shows nothing; the window covers every action.
+pub fn create<R: Runtime>(
+    app: &AppHandle<R>,
+    on_click: impl Fn(&AppHandle<R>, &str) + Send + Sync + 'static,
+) -> tauri::Result<TrayIcon<R>> {
     let snapshot = app
         .try_state::<AppState>()
         .map(|s| Snapshot::of(&s.status(), Vec::new()))
@@ -282,90 +285,8 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
         .tooltip(format!("Warmline: {}", snapshot.line))
         .menu(&menu(app, &snapshot)?)
         .show_menu_on_left_click(true)
-        .on_menu_event(|app, event| {
-            let id = event.id().as_ref().to_owned();
-            let app = app.clone();
-            tauri::async_runtime::spawn(async move {
-                if let Err(err) = on_menu(&app, &id).await {
-                    tracing::warn!("tray {id}: {err}");
-                }
-            });
-        })
+        .on_menu_event(move |app, event| on_click(app, event.id().as_ref()))
         .build(app)
-}
-
-/// A click on a menu item.
-pub async fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) -> Result<(), UiError> {
-    if let Some(model) = id.strip_prefix(WARM_PREFIX) {
-        return toggle_warm(app, model).await;
-    }
-    match TrayAction::from_id(id) {
-        Some(action) => perform(app, action).await,
-        None => Ok(()),
-    }
-}
-
-/// Flips "Keep warm" for `model`.
-pub async fn toggle_warm<R: Runtime>(app: &AppHandle<R>, model: &str) -> Result<(), UiError> {
-    let Some(state) = app.try_state::<AppState>() else {
-        return Ok(());
-    };
-    let handle = state.handle()?;
-    let warm = handle.models().iter().any(|m| m.name == model && m.warm);
-    let done = if warm {
-        handle.cool(model).await
-    } else {
-        handle.warm(model, false).await
-    };
-    crate::events::push_models(app);
-    done.map(|_| ()).map_err(|e| UiError::from_core(&e))
-}
-
-/// Carries out an action; shared by the tray menu and the `tray_action` command.
-pub async fn perform<R: Runtime>(app: &AppHandle<R>, action: TrayAction) -> Result<(), UiError> {
-    let state = app.try_state::<AppState>();
-    let handle = || {
-        state
-            .as_ref()
-            .ok_or_else(UiError::stopped)
-            .and_then(|s| s.handle())
-    };
-    match action {
-        TrayAction::Open => show_main_window(app)
-            .map(|_| ())
-            .map_err(|e| UiError::tauri(&e))?,
-        TrayAction::Pause => handle()?.pause().await,
-        TrayAction::Resume => handle()?
-            .resume()
-            .await
-            .map_err(|e| UiError::from_core(&e))?,
-        TrayAction::DaemonStart => {
-            handle()?
-                .daemon_start()
-                .await
-                .map_err(|e| UiError::from_core(&e))?;
-        }
-        TrayAction::DaemonStop => {
-            handle()?
-                .daemon_stop()
-                .await
-                .map_err(|e| UiError::from_core(&e))?;
-        }
-        TrayAction::DaemonRestart => {
-            handle()?
-                .daemon_restart()
-                .await
-                .map_err(|e| UiError::from_core(&e))?;
-        }
-        // Exit runs `RunEvent::Exit`, where lib.rs stops the gateway gracefully.
-        TrayAction::Quit => app.exit(0),
-    }
-    if action != TrayAction::Quit
-        && let Err(err) = crate::events::push_status(app)
-    {
-        tracing::warn!("cannot push status: {err}");
-    }
-    Ok(())
 }
 
 /// Brings the tray up to date with `status`, when it changed.

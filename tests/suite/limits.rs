@@ -78,12 +78,22 @@ fn by_default_a_host_gets_exactly_its_parallelism() {
         .expect("toml")
         .validate()
         .expect("valid");
-    assert_eq!(config.concurrency.for_host(None, None).per_model.get(), 2);
+    assert_eq!(
+        warmline::admission::ConcurrencyConfig::for_host(&config.concurrency, None, None)
+            .per_model
+            .get(),
+        2
+    );
     let staged = warmline::config::RawConfig::from_toml("[concurrency]\nper_model = 2\nstaged = 3")
         .expect("toml")
         .validate()
         .expect("valid");
-    assert_eq!(staged.concurrency.for_host(None, None).per_model.get(), 5);
+    assert_eq!(
+        warmline::admission::ConcurrencyConfig::for_host(&staged.concurrency, None, None)
+            .per_model
+            .get(),
+        5
+    );
 }
 
 #[tokio::test]

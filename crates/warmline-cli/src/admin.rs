@@ -89,7 +89,7 @@ impl Target {
             format!(
                 "cannot reach Warmline at {}: {}; is `warmline serve` (or the app) running?",
                 self.url,
-                warmline::proxy::describe(&err)
+                warmline::wire::describe(&err)
             )
         })?;
         let status = response.status();

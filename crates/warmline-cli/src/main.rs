@@ -92,7 +92,7 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    warmline::logging::init();
+    warmline::sys::logging::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> ExitCode {
     // Before the configuration is read: the default connection cap follows it.
-    warmline::os::raise_fd_limit();
+    warmline::sys::os::raise_fd_limit();
     let overrides = Overrides {
         listen: args.listen,
         upstreams: args.upstreams,

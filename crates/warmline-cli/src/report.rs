@@ -64,7 +64,7 @@ pub async fn run(args: ReportArgs) -> ExitCode {
             eprintln!(
                 "warmline report: cannot reach Warmline at {}: {}",
                 args.url,
-                warmline::proxy::describe(&err)
+                warmline::wire::describe(&err)
             );
             return ExitCode::FAILURE;
         }

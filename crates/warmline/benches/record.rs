@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use warmline::metrics::{Event, Metrics};
-use warmline::route::RouteKind;
+use warmline::wire::route::RouteKind;
 
 fn event(model: &Arc<str>, host: &Arc<str>) -> Event {
     Event {

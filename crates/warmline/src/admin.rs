@@ -13,8 +13,8 @@ use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use crate::error::{Flavor, error_response};
 use crate::gateway::Shared;
+use crate::wire::{Flavor, error_response};
 
 /// `GET /warmline/health`: overall status and each upstream's reachability.
 pub async fn health(State(shared): State<Arc<Shared>>) -> Response {

@@ -14,8 +14,6 @@
 //! its status `degraded` (or `down` when nothing can serve), and are exported as
 //! `warmline_alert_active{alert="..."}`.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Point;
@@ -32,30 +30,7 @@ pub const ALERTS: [&str; 6] = [
     "daemon_down",
 ];
 
-/// Thresholds (`[alerts]`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertConfig {
-    pub latency: Duration,
-    pub error_rate: f64,
-    pub hit_rate: f64,
-    pub min_requests: u64,
-    pub min_lookups: u64,
-    /// How far back the rates look.
-    pub window: Duration,
-}
-
-impl Default for AlertConfig {
-    fn default() -> AlertConfig {
-        AlertConfig {
-            latency: Duration::from_secs(1),
-            error_rate: 0.05,
-            hit_rate: 0.5,
-            min_requests: 20,
-            min_lookups: 100,
-            window: Duration::from_secs(60),
-        }
-    }
-}
+pub use crate::config::AlertConfig;
 
 /// One active alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,30 +12,22 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::response::Response;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode};
 
+use crate::auth::AuthError;
 pub use crate::config::ConfigError;
+use crate::wire::{Flavor, error_response};
 
-/// Which API's error shape a response must use.
+/// Whose fault an error is (see [`Error::blame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    /// Ollama's native API: `{"error":"message"}`.
-    Ollama,
-    /// The OpenAI-compatible API under `/v1/`.
-    OpenAi,
-}
-
-impl Flavor {
-    /// The flavor for a request path.
-    pub fn of(path: &str) -> Flavor {
-        if path.starts_with("/v1/") {
-            Flavor::OpenAi
-        } else {
-            Flavor::Ollama
-        }
-    }
+pub enum Blame {
+    /// The upstream host: counts against its circuit breaker.
+    Host,
+    /// The request or its sender: a different request would do.
+    Client,
+    /// Warmline itself or its own limits (a full queue, a daemon it supervises).
+    Gateway,
 }
 
 /// Failures while forwarding a request to an upstream.
@@ -104,7 +96,7 @@ pub enum Error {
     #[error(transparent)]
     Origin(#[from] OriginError),
     #[error(transparent)]
-    Auth(#[from] crate::auth::AuthError),
+    Auth(#[from] AuthError),
     #[error(transparent)]
     AdminKey(#[from] crate::auth::AdminKeyError),
     #[error(transparent)]
@@ -132,7 +124,16 @@ impl Error {
             Error::Proxy(ProxyError::BodyTimeout { .. }) => StatusCode::REQUEST_TIMEOUT,
             Error::Proxy(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Error::Origin(_) => StatusCode::FORBIDDEN,
-            Error::Auth(e) => e.status(),
+            // 401 where a (better) credential would help, 403 where none would.
+            Error::Auth(
+                AuthError::Missing
+                | AuthError::Invalid
+                | AuthError::AdminMissing(_)
+                | AuthError::AdminInvalid,
+            ) => StatusCode::UNAUTHORIZED,
+            Error::Auth(
+                AuthError::NotAdmin | AuthError::ControlClosed | AuthError::FileOnly(_),
+            ) => StatusCode::FORBIDDEN,
             Error::AdminKey(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -164,7 +165,7 @@ impl Error {
                 ProxyError::BodyTimeout { .. } => "body_timeout",
                 ProxyError::ClientBody(_) => "client_body",
             },
-            Error::Auth(e) if e.status() == StatusCode::FORBIDDEN => "forbidden",
+            Error::Auth(_) if self.status() == StatusCode::FORBIDDEN => "forbidden",
             Error::Auth(_) => "unauthorized",
             Error::AdminKey(_) => "admin_credential",
             Error::Queue(rejected) => rejected.kind(),
@@ -175,6 +176,58 @@ impl Error {
             Error::Daemon(_) => "daemon",
             Error::Warmth(_) => "warmth",
             Error::Origin(OriginError::HostNotAllowed(_)) => "host_forbidden",
+        }
+    }
+
+    /// Whether another host may answer where this error came from one, before
+    /// anything reached the client: the host could not be reached or broke the
+    /// exchange, its breaker refused, or its queue for the model is full. Errors of
+    /// the request itself (too large, stalled, malformed) would fail anywhere.
+    pub fn retry_safe(&self) -> bool {
+        match self {
+            Error::Proxy(err) => matches!(
+                err,
+                ProxyError::Unreachable { .. }
+                    | ProxyError::ConnectTimeout { .. }
+                    | ProxyError::Protocol { .. }
+                    // Refused before sending: the breaker's one probe was taken a
+                    // moment ago, or it just opened. The other host may well serve.
+                    | ProxyError::BreakerOpen { .. }
+            ),
+            Error::Queue(rejected) => {
+                matches!(rejected, crate::admission::Rejected::QueueFull { .. })
+            }
+            _ => false,
+        }
+    }
+
+    /// Whose fault the error is: a host's failures open its circuit breaker, a
+    /// client's or Warmline's own never do.
+    pub fn blame(&self) -> Blame {
+        match self {
+            Error::Proxy(
+                ProxyError::Unreachable { .. }
+                | ProxyError::ConnectTimeout { .. }
+                | ProxyError::FirstByteTimeout { .. }
+                | ProxyError::Protocol { .. }
+                | ProxyError::BreakerOpen { .. },
+            ) => Blame::Host,
+            Error::Proxy(
+                ProxyError::BodyTooLarge { .. }
+                | ProxyError::BodyTimeout { .. }
+                | ProxyError::ClientBody(_),
+            )
+            | Error::Origin(_)
+            | Error::Auth(_)
+            | Error::RateLimited(_)
+            | Error::Config(_) => Blame::Client,
+            Error::Warmth(crate::warmth::WarmthError::InvalidName(_))
+            | Error::Warmth(crate::warmth::WarmthError::NotInstalled(_)) => Blame::Client,
+            Error::Bind { .. }
+            | Error::AdminKey(_)
+            | Error::Queue(_)
+            | Error::Daemon(_)
+            | Error::Warmth(_) => Blame::Gateway,
         }
     }
 
@@ -199,57 +252,6 @@ impl Error {
                 .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
-    }
-}
-
-/// A JSON error response in Ollama's (or, on `/v1`, OpenAI's) shape.
-pub fn error_response(status: StatusCode, message: &str, flavor: Flavor) -> Response {
-    let body = match flavor {
-        Flavor::Ollama => serde_json::to_vec(&OllamaError { error: message }),
-        // Field order as Ollama's compatibility layer writes it.
-        Flavor::OpenAi => serde_json::to_vec(&OpenAiError {
-            error: OpenAiErrorBody {
-                message,
-                r#type: openai_type(status),
-                param: None,
-                code: None,
-            },
-        }),
-    }
-    .unwrap_or_default();
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    response
-}
-
-#[derive(serde::Serialize)]
-struct OllamaError<'a> {
-    error: &'a str,
-}
-
-#[derive(serde::Serialize)]
-struct OpenAiError<'a> {
-    error: OpenAiErrorBody<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct OpenAiErrorBody<'a> {
-    message: &'a str,
-    r#type: &'static str,
-    param: Option<()>,
-    code: Option<()>,
-}
-
-/// The OpenAI error `type` for a status, as Ollama's compatibility middleware maps it.
-fn openai_type(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::BAD_REQUEST => "invalid_request_error",
-        StatusCode::NOT_FOUND => "not_found_error",
-        _ => "api_error",
     }
 }
 

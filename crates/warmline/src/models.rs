@@ -1,6 +1,17 @@
 //! The models view: every model installed on any host, joined with where it is
 //! loaded (until when, in how much memory), whether it is warm, and its counters.
 //! `GET /warmline/models`, `warmline models` and the app's model list all show it.
+//!
+//! It is a join computed on demand, off the request path, from three sources
+//! that each keep their own state: the hosts' inventories (`upstream::inventory`,
+//! refreshed in the background), the warm set (`warmth`) and the per-model
+//! counters (`metrics`). Nothing is cached here, so a view is as fresh as its
+//! sources (the inventories lag a load or a pull by up to one refresh).
+//!
+//! Models are keyed by normalised name, so the same model installed on several
+//! hosts is one entry with one [`ModelOnHost`] per host. Where hosts disagree on
+//! a model's details (size, family, ...) the first host in configuration order
+//! wins.
 
 use std::collections::BTreeMap;
 
@@ -10,49 +21,69 @@ use crate::metrics::ModelMetrics;
 use crate::upstream::UpstreamSet;
 use crate::warmth::Warmth;
 
-/// One model.
+/// One model, as the models view shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelView {
     /// Normalised name (`llama3.2:latest`).
     pub name: String,
+    /// In the warm set: Warmline keeps it loaded.
     pub warm: bool,
     /// A warm load is under way.
     pub loading: bool,
     /// Loaded on at least one host.
     pub loaded: bool,
-    /// Bytes on disk.
+    /// Bytes on disk (0 when no host lists it).
     pub size: u64,
+    /// From the host's `details` (`llama`, `qwen3`, ...).
     pub family: Option<String>,
+    /// From the host's `details` (`3.2B`).
     pub parameter_size: Option<String>,
+    /// From the host's `details` (`Q4_K_M`).
     pub quantization_level: Option<String>,
+    /// `completion`, `embedding`, `tools`, ... (empty when the host does not say).
     pub capabilities: Vec<String>,
     /// Bytes in memory over the hosts where it is loaded, and of those on GPUs.
     pub memory: u64,
     pub memory_vram: u64,
-    /// The latest expiry over the hosts where it is loaded (RFC 3339).
+    /// The latest expiry over the hosts where it is loaded (RFC 3339; compared as
+    /// text, which orders timestamps of one offset and format correctly). `None` when
+    /// not loaded, or known loaded only because an answer proved it.
     pub expires_at: Option<String>,
+    /// Requests for it sent upstream through Warmline since start-up.
     pub requests: u64,
+    /// Those that paid a model load.
     pub cold_starts: u64,
     /// Milliseconds since the Unix epoch; 0 if never used through Warmline.
     pub last_used_ms: u64,
     /// Why the last warm load failed, if it did.
     pub error: Option<String>,
+    /// Every host that lists it as installed, in configuration order (empty for
+    /// a warm model no host has).
     pub hosts: Vec<ModelOnHost>,
 }
 
 /// A model on one host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelOnHost {
+    /// The host's URL as shown to people (any password masked).
     pub url: String,
+    /// Loaded on this host, as last seen (`/api/ps`, or a successful answer).
     pub loaded: bool,
+    /// When this host will unload it (RFC 3339), if loaded and known.
     pub expires_at: Option<String>,
+    /// Bytes in memory on this host, and of those on its GPUs (0 if not loaded).
     pub memory: u64,
     pub memory_vram: u64,
+    /// The context length it was loaded with, if loaded and reported.
     pub context_length: Option<u64>,
 }
 
 /// The view over `hosts`, by name. A model warm but not installed anywhere (yet)
 /// is listed too, so a warm set entry never silently disappears.
+///
+/// Sorted by name. Cheap enough to call per request of the view (it copies the
+/// inventories' snapshots), and never fails: a host not refreshed yet simply
+/// contributes no models.
 pub fn view(hosts: &UpstreamSet, warmth: &Warmth, metrics: &ModelMetrics) -> Vec<ModelView> {
     let mut models: BTreeMap<String, ModelView> = BTreeMap::new();
     for host in hosts.hosts() {
@@ -103,6 +134,9 @@ pub fn view(hosts: &UpstreamSet, warmth: &Warmth, metrics: &ModelMetrics) -> Vec
         .collect()
 }
 
+/// A model with nothing known but its name: every flag false, every figure zero.
+/// The starting point of [`view`]'s entries, and the answer for a model no host
+/// lists (for example right after it was warmed, before the next refresh).
 pub(crate) fn unlisted(name: &str) -> ModelView {
     ModelView {
         name: name.to_owned(),

@@ -21,7 +21,7 @@
 //! runner is ready — *before* the wait for one of its parallel slots — and
 //! `prompt_eval_duration` and `eval_duration` are the work itself. What is left
 //! over is the time the request sat in the host's queue, measured by the host, so
-//! the network plays no part ([`crate::timings::Timings::host_wait`]).
+//! the network plays no part ([`crate::wire::timings::Timings::host_wait`]).
 //!
 //! Each request remembers `k`, how many of Warmline's requests for its model were
 //! in flight to its host when it was sent, itself included. Then:
@@ -64,6 +64,15 @@
 //! too high, and the next requests sent as that many then queue and bring it
 //! back. Over time a host therefore gets its parallelism, and never more
 //! than one request above it for long.
+//!
+//! # Where it sits
+//!
+//! A [`Learner`] is plain data with no clock or task of its own: `admission`
+//! keeps one per (host, model) for hosts whose [`Source`] is `Learned`, asks it
+//! for the limit and whether a probe may go when it hands out slots, and feeds it
+//! each answer's timings when the answer ends (the proxy reads them with
+//! `timings`), under the host's slot lock. Time comes in as tokio `Instant`s, so
+//! it is tested on paused time.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -74,13 +83,19 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
+    /// Given in the configuration for the host (or for every host).
     Stated,
+    /// The daemon Warmline itself runs, started with `daemon.num_parallel`.
     Supervised,
+    /// A daemon on this machine whose environment says `OLLAMA_NUM_PARALLEL`.
     Adopted,
+    /// None of the above: found per model by the [`Learner`].
     Learned,
 }
 
 impl Source {
+    /// The lower-case name, as serialised and used in the
+    /// `warmline_upstream_parallel` metric's `source` label.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Stated => "stated",
@@ -103,19 +118,27 @@ const END_LAG: Duration = Duration::from_millis(20);
 const ENDS_KEPT: usize = 128;
 /// Probes in a row that must not queue for the limit to grow.
 const CLEAN_PROBES: u32 = 2;
-/// Answers to wait after a probe that queued, per unit of limit (and at least).
+/// Answers to wait after an answer that queued (a probe or not) before the next
+/// probe, per unit of the limit then in force.
 const COOLDOWN_PER_SLOT: u32 = 4;
+/// The least such wait, in answers, whatever the limit.
 const COOLDOWN_MIN: u32 = 8;
 
 /// Whether a request that waited `wait` at the host, for `work` of its own,
-/// was queued there.
+/// was queued there: more than 25 ms and more than a tenth of `work`, so the
+/// small per-token overhead Ollama leaves out of its durations is not mistaken
+/// for a wait.
 pub fn queued(wait: Duration, work: Duration) -> bool {
     wait > QUEUED_AT_LEAST && wait > work / 10
 }
 
 /// One (host, model)'s learned parallelism.
+///
+/// Invariant: `1 <= limit() <= MAX_LEARNED`. No method blocks, allocates beyond
+/// a bounded ring of end times, or panics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Learner {
+    /// Requests to send at once, as learned so far.
     limit: usize,
     /// Answers until the next probe may go.
     cooldown: u32,
@@ -134,7 +157,8 @@ pub struct Learner {
 }
 
 impl Learner {
-    /// Starts at `start` (Ollama's default, 1, when nothing is known).
+    /// Starts at `start` (Ollama's default, 1, when nothing is known), clamped to
+    /// 1..=[`MAX_LEARNED`]. Probes may go at once.
     pub fn new(start: usize) -> Learner {
         Learner {
             limit: start.clamp(1, MAX_LEARNED),
@@ -158,7 +182,9 @@ impl Learner {
         self.cooldown == 0 && self.limit < MAX_LEARNED
     }
 
-    /// A request of this model ended (its slot was released) at `at`.
+    /// A request of this model ended (its slot was released) at `at`. Only the
+    /// last 128 ends are kept; calls must come in time order, which releasing
+    /// slots as answers end gives.
     pub fn ended(&mut self, at: Instant) {
         if self.ends.len() == ENDS_KEPT {
             self.ends.pop_front();
@@ -182,13 +208,17 @@ impl Learner {
     }
 
     /// Learns from an answer sent as the `k`-th in flight, which waited `wait` at
-    /// the host for `work` of its own. Returns whether the limit changed.
+    /// the host for `work` of its own (see `Timings::host_wait`). Returns whether
+    /// the limit changed, so the caller can grant waiting requests a raised limit.
     pub fn observe(&mut self, k: usize, wait: Duration, work: Duration) -> bool {
         self.decide(k, queued(wait, work))
     }
 
     /// Learns from an answer without durations, sent as the `k`-th in flight,
-    /// whose first byte came `first_byte` after it was sent.
+    /// whose first byte came `first_byte` after it was sent. Moves the floor (the
+    /// first answer sets it; a faster one lowers it at once; a slower one raises
+    /// it by 1/64 of the difference), then counts the answer as queued when it took
+    /// more than twice the floor plus 25 ms. Returns whether the limit changed.
     pub fn observe_first_byte(&mut self, k: usize, first_byte: Duration) -> bool {
         let floor = match self.floor {
             Some(floor) if first_byte >= floor => floor + (first_byte - floor) / 64,
@@ -198,6 +228,10 @@ impl Learner {
         self.decide(k, first_byte > floor * 2 + QUEUED_AT_LEAST)
     }
 
+    /// The rules of the module docs, for an answer sent as the `k`-th that did or
+    /// did not queue. Every answer counts down the probe cooldown; a queued one at
+    /// or below the limit lowers it to `k - 1` (at least 1) and restarts the
+    /// cooldown; a clean one above the limit counts toward growing it to `k`.
     fn decide(&mut self, k: usize, queued: bool) -> bool {
         let before = self.limit;
         self.cooldown = self.cooldown.saturating_sub(1);

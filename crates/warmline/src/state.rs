@@ -11,15 +11,25 @@
 //! the file whole. The file is private and written atomically (see `os`): a
 //! crash mid-write never leaves half a document, and a link planted in its place
 //! is refused rather than followed.
+//!
+//! Where it sits: off the request path. `warmth` loads the document once when
+//! the gateway starts (a stored set wins over the configured `warm` list; none
+//! stored yet means the configured list) and saves it whole after every change
+//! to the warm set. Errors are plain `String`s because they are only ever shown
+//! (logged, or returned to whoever changed the set), never matched on.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-/// The document.
+/// The document. Unknown fields are ignored and missing ones take their
+/// defaults, so an older or newer file still loads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Persisted {
+    /// The format's version: 1. Written, not checked on load. (A document missing
+    /// it reads as 1, but `Persisted::default()` has 0; use [`Persisted::with_warm`]
+    /// to build one to save.)
     #[serde(default = "version")]
     pub version: u32,
     /// Normalised model names, in the order they were warmed.
@@ -27,11 +37,13 @@ pub struct Persisted {
     pub warm: Vec<String>,
 }
 
+/// The current format version, also the default for a document without one.
 fn version() -> u32 {
     1
 }
 
 impl Persisted {
+    /// A current-version document holding `warm` (normalised names, in order).
     pub fn with_warm(warm: Vec<String>) -> Persisted {
         Persisted {
             version: version(),
@@ -40,15 +52,23 @@ impl Persisted {
     }
 }
 
-/// Where the document lives.
+/// Where the document lives. Implemented here for a file and for memory, and by
+/// the desktop app for its settings store; shared as `Arc<dyn StateStore>`.
+///
+/// Both methods are synchronous and may block briefly on I/O; they are called
+/// rarely (start-up and warm-set changes), never per request.
 pub trait StateStore: Send + Sync + std::fmt::Debug {
-    /// The stored document; `Ok(None)` when nothing was stored yet.
+    /// The stored document; `Ok(None)` when nothing was stored yet. `Err` with a
+    /// message fit for the log when something is stored but unreadable; the
+    /// caller then starts from the configured warm set.
     fn load(&self) -> Result<Option<Persisted>, String>;
-    /// Replaces the stored document.
+    /// Replaces the stored document whole. `Err` with a message fit to show when
+    /// it could not be stored (`warmth` has changed its in-memory set regardless).
     fn save(&self, state: &Persisted) -> Result<(), String>;
 }
 
-/// In memory only: gone with the process.
+/// In memory only: gone with the process. What `Gateway::serve` uses when no
+/// `state_file` is configured, and what tests use.
 #[derive(Debug, Default)]
 pub struct MemoryState(Mutex<Option<Persisted>>);
 
@@ -63,17 +83,21 @@ impl StateStore for MemoryState {
     }
 }
 
-/// A JSON file, written atomically.
+/// A JSON file, written atomically and privately (0600, see `os`), pretty-printed
+/// with a trailing newline so it reads well in an editor.
 #[derive(Debug, Clone)]
 pub struct FileState {
     path: PathBuf,
 }
 
 impl FileState {
+    /// A store at `path`. Touches nothing yet: the file (and its directory) is
+    /// created on the first save.
     pub fn new(path: impl Into<PathBuf>) -> FileState {
         FileState { path: path.into() }
     }
 
+    /// Where the document is kept.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -81,7 +105,7 @@ impl FileState {
 
 impl StateStore for FileState {
     fn load(&self) -> Result<Option<Persisted>, String> {
-        let bytes = match crate::os::read_private(&self.path) {
+        let bytes = match crate::sys::os::read_private(&self.path) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Ok(None),
             Err(err) => return Err(format!("cannot read the state file: {err}")),
@@ -96,13 +120,15 @@ impl StateStore for FileState {
 
     fn save(&self, state: &Persisted) -> Result<(), String> {
         let text = serde_json::to_string_pretty(state).map_err(|e| e.to_string())?;
-        crate::os::write_private(&self.path, (text + "\n").as_bytes())
+        crate::sys::os::write_private(&self.path, (text + "\n").as_bytes())
             .map_err(|e| format!("cannot write the state file: {e}"))
     }
 }
 
 /// `$XDG_CONFIG_HOME/warmline/state.json`, or `~/.config/warmline/state.json`;
-/// `None` without either variable.
+/// `None` without either variable. What `warmline serve` uses when neither the
+/// config file nor a flag names a state file. (Unlike `os::state_dir`, an empty
+/// `HOME` is not treated as unset here.)
 pub fn default_state_file() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())

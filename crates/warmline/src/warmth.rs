@@ -372,12 +372,12 @@ async fn post(
         .timeout(LOAD_TIMEOUT)
         .send()
         .await
-        .map_err(|e| crate::proxy::describe(&e))?;
+        .map_err(|e| crate::wire::describe(&e))?;
     let status = response.status();
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| crate::proxy::describe(&e))?;
+        .map_err(|e| crate::wire::describe(&e))?;
     if status.is_success() {
         return Ok(());
     }

@@ -1,5 +1,9 @@
 //! `warmline bench`: argument parsing, a progress line and the report's rendering
-//! around `warmline::bench`.
+//! around the load generator ([`load`]) and the trace replayer ([`trace`]).
+//!
+//! The benchmark lives in the CLI, not in the core: it is a client of the
+//! gateway (it talks HTTP to any Ollama-compatible endpoint, Warmline or not), and
+//! the core carries only what a running gateway needs.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -8,7 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use warmline::bench::{self, BenchConfig, BenchReport, Bodies, Mode, Progress};
+pub mod load;
+pub mod trace;
+
+use self::load::{BenchConfig, BenchReport, Bodies, Mode, Progress};
 
 /// Built-in request shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -173,7 +180,7 @@ pub enum TraceName {
 /// `warmline bench --trace`: replays the trace and prints what it cost.
 async fn run_trace(args: &BenchArgs) -> ExitCode {
     let models: Vec<&str> = args.models.iter().map(String::as_str).collect();
-    let day = bench::trace::Trace::desktop_day(args.hours, &models, args.seed);
+    let day = trace::Trace::desktop_day(args.hours, &models, args.seed);
     eprintln!(
         "replaying {} messages in {} conversations over {} h of trace time, {}x faster (about {:.0} s)",
         day.messages(),
@@ -186,7 +193,7 @@ async fn run_trace(args: &BenchArgs) -> ExitCode {
         .urls
         .first()
         .map_or("http://127.0.0.1:11435", String::as_str);
-    match bench::trace::replay(url, &day, args.time_scale, args.timeout).await {
+    match trace::replay(url, &day, args.time_scale, args.timeout).await {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
             Ok(json) => {
                 println!("{json}");
@@ -246,7 +253,7 @@ pub async fn run(args: BenchArgs) -> ExitCode {
             config.warmup + config.duration,
         ))
     });
-    let result = bench::run(config, progress).await;
+    let result = load::run(config, progress).await;
     if let Some(ticker) = ticker {
         ticker.abort();
         eprint!("\r\x1b[2K");
@@ -311,7 +318,7 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
             Scenario::Report => 40,
             _ => 10,
         });
-        bench::repeating(share, distinct, salt, move |prompt| {
+        load::repeating(share, distinct, salt, move |prompt| {
             bytes::Bytes::from(scenario.body(&model, &format!("{tag}{prompt}")))
         })
     } else {
@@ -402,7 +409,7 @@ fn render(r: &BenchReport) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let p = |p: &bench::Percentiles| {
+    let p = |p: &load::Percentiles| {
         format!(
             "mean {:.3}  p50 {:.3}  p90 {:.3}  p95 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
             p.mean, p.p50, p.p90, p.p95, p.p99, p.p999, p.max

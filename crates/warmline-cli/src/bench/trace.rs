@@ -176,9 +176,9 @@ pub async fn replay(
     trace: &Trace,
     time_scale: f64,
     timeout: Duration,
-) -> Result<TraceReport, super::BenchError> {
+) -> Result<TraceReport, super::load::BenchError> {
     if !(time_scale.is_finite() && time_scale > 0.0) {
-        return Err(super::BenchError::Invalid(format!(
+        return Err(super::load::BenchError::Invalid(format!(
             "the time scale must be positive, got {time_scale}"
         )));
     }
@@ -186,7 +186,7 @@ pub async fn replay(
         .no_proxy()
         .timeout(timeout)
         .build()
-        .map_err(|e| super::BenchError::Client(e.to_string()))?;
+        .map_err(|e| super::load::BenchError::Client(e.to_string()))?;
     let url = format!("{}/api/chat", base_url.trim_end_matches('/'));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();

@@ -4,7 +4,9 @@ use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
+use super::rate::bucket_key;
 use super::*;
+use std::net::IpAddr;
 
 const M: &str = "llama3.2";
 

@@ -2,6 +2,7 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use super::*;
+use std::num::NonZeroU32;
 
 const N: u32 = 5;
 const OPEN_FOR: Duration = Duration::from_secs(60);

@@ -15,6 +15,27 @@
 //!
 //! Strings are re-escaped as Go's `encoding/json` writes them (`<`, `>`, `&`,
 //! U+2028, U+2029 as `\u` escapes), so synthesised bodies read like Ollama's.
+//!
+//! # Where it sits
+//!
+//! `Cache::insert` (in `cache/mod.rs`) builds an `Entry` from the chunks the request
+//! pipeline recorded while it streamed them to the client, once the upstream's answer
+//! has ended cleanly with status 200 and is complete (a native stream ends with its
+//! `done: true` line, an SSE stream with `data: [DONE]`). `Cache::lookup` finds it
+//! (in moka, as an `Arc<Entry>`, or decoded from Redis by `redis::decode`) and calls
+//! [`Entry::replay`]; the pipeline sends the [`Replay`] with an `Age` header and
+//! `x-warmline-cache: hit`.
+//!
+//! # Invariants
+//!
+//! - An entry is never modified after it is built; a fresher answer replaces it.
+//! - Chunks are `Bytes`, so a replay clones reference counts, never payloads.
+//! - Only the native NDJSON streams of generate and chat are ever converted, and only
+//!   from a stream to a whole answer. Every other replay is the stored bytes as they
+//!   are, so a `/v1` answer (SSE or JSON) is only ever served to a request of the same
+//!   shape; the cache's `StoreKey` keeps those shapes apart.
+//! - A synthesised answer is built from a stream that ended with `"done": true`;
+//!   a truncated stream (or any line that is not a JSON object) gives no answer.
 
 use std::time::{Duration, SystemTime};
 
@@ -29,27 +50,48 @@ pub struct Entry {
     pub model: String,
     /// Whether the body is a stream (NDJSON or SSE).
     pub stream: bool,
+    /// The upstream's `Content-Type` (`application/octet-stream` if it sent none),
+    /// sent back unchanged on a same-shape replay.
     pub content_type: HeaderValue,
+    /// The body, in the chunks the upstream sent it in. Chunk boundaries are kept
+    /// because a streaming client sees them (one NDJSON line or SSE event per token).
     pub chunks: Vec<Bytes>,
+    /// When the answer was stored. Wall-clock time, not `Instant`, because it travels
+    /// through Redis to other processes; `age` treats a clock that went backwards as
+    /// age zero.
     pub stored_at: SystemTime,
+    /// How long the entry lives from `stored_at` (`cache.ttl_generation`,
+    /// `ttl_embedding` or `ttl_show`, by route). Both tiers expire it on their own.
     pub ttl: Duration,
 }
 
 /// What a hit sends back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replay {
+    /// The response's `Content-Type`: the stored one, or JSON for an assembled answer.
     pub content_type: HeaderValue,
+    /// The body; a single chunk for an assembled answer.
     pub chunks: Vec<Bytes>,
+    /// Whether the body is a stream (the gateway sets its headers accordingly).
     pub stream: bool,
 }
 
 /// Bytes an entry costs beyond its chunks: key, moka node, vectors, strings.
+///
+/// A fixed estimate: it keeps many tiny entries (short embeddings, `/api/show`)
+/// from looking free to the byte budget.
 pub const ENTRY_OVERHEAD: u64 = 320;
 /// Bytes each chunk costs beyond its payload (the `Bytes` handle and its Arc).
+///
+/// A streamed answer has one chunk per token, so this is counted once per token.
 pub const CHUNK_OVERHEAD: u64 = 64;
 
 impl Entry {
     /// Memory this entry holds, as the cache's weigher counts it.
+    ///
+    /// The payload plus [`CHUNK_OVERHEAD`] per chunk, [`ENTRY_OVERHEAD`], and the
+    /// model and content-type strings. The cache refuses to store an entry heavier
+    /// than an eighth of its budget, so one huge answer cannot evict everything.
     pub fn weight(&self) -> u64 {
         let payload: u64 = self
             .chunks
@@ -59,12 +101,16 @@ impl Entry {
         ENTRY_OVERHEAD + payload + (self.model.len() + self.content_type.len()) as u64
     }
 
-    /// Total body length.
+    /// Total body length in bytes (the sum of the chunks).
     pub fn body_len(&self) -> usize {
         self.chunks.iter().map(Bytes::len).sum()
     }
 
-    /// Seconds since the entry was stored.
+    /// Time since the entry was stored; zero if the wall clock is now earlier than
+    /// `stored_at` (a clock step, or another host's clock in Redis).
+    ///
+    /// Used for `Cache-Control: max-age`, the `Age` of a hit, and the time left to
+    /// live when an entry is copied from Redis into memory.
     pub fn age(&self) -> Duration {
         SystemTime::now()
             .duration_since(self.stored_at)
@@ -74,6 +120,14 @@ impl Entry {
     /// The response for a request asking for `stream`, if this entry can give it.
     /// `native` says whether the route is Ollama's native generate or chat (the
     /// only ones synthesised across stream flags).
+    ///
+    /// - Same stream flag: the stored content type and chunks, unchanged.
+    /// - Whole answer wanted, stream stored, `native` given: the answer assembled as
+    ///   Ollama builds it, as one chunk of `application/json; charset=utf-8`, or
+    ///   `None` if the stream is incomplete or not NDJSON objects.
+    /// - Stream wanted, whole answer stored: `None`; the token boundaries are lost.
+    ///
+    /// `None` is a miss: the request goes upstream and its answer replaces the entry.
     pub fn replay(&self, stream: bool, native: Option<Native>) -> Option<Replay> {
         if stream == self.stream {
             return Some(Replay {
@@ -96,13 +150,28 @@ impl Entry {
 }
 
 /// Ollama's native generation routes, whose stream and whole forms convert.
+///
+/// The `/v1` routes have no variant: their streams are SSE with a different shape,
+/// and they are stored per stream flag instead (see `response_variant` in
+/// `cache/mod.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Native {
+    /// `/api/generate`: the text is each chunk's top-level `response`.
     Generate,
+    /// `/api/chat`: the text is each chunk's `message.content`.
     Chat,
 }
 
 /// Builds the `"stream": false` answer from NDJSON stream chunks.
+///
+/// The chunks are joined and split into lines (a line may span chunks); every
+/// non-empty line must be a JSON object and the last one must say `"done": true`,
+/// else `None`. The last object is the template: its text field is replaced by the
+/// concatenated text of all lines, and `thinking`, `tool_calls` and the top-level
+/// `logprobs` are replaced by the concatenation over all lines, or removed when
+/// there is none. Other fields (`done_reason`, durations, counts, `context`) are the
+/// final chunk's, which is where Ollama puts them. Numbers are re-printed by
+/// serde_json, so a value may be spelled differently from Go (the same value).
 fn assemble(chunks: &[Bytes], native: Native) -> Option<Bytes> {
     let body: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
     let mut objects = Vec::new();
@@ -191,6 +260,10 @@ fn set_or_remove(map: &mut Map<String, Value>, key: &str, value: Option<Value>) 
 }
 
 /// Serialises like Go's `encoding/json`: HTML-sensitive characters escaped.
+///
+/// serde_json writes compact JSON with these characters raw; each is replaced by the
+/// `\u` escape Go writes by default (`SetEscapeHTML(true)`). Outside strings these
+/// characters cannot occur, so the replacement is safe on the whole text.
 fn go_json(value: &Value) -> Vec<u8> {
     let text = value.to_string();
     let mut out = String::with_capacity(text.len());

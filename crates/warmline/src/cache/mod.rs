@@ -42,9 +42,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use crate::coalesce::Flights;
 use crate::config::CacheConfig;
-use crate::route::RouteKind;
+use crate::wire::route::RouteKind;
 use entry::{Entry, Native, Replay};
 pub use key::{CacheKey, Canonical, KeyRoute};
 use redis::RedisTier;
@@ -266,7 +265,6 @@ impl Memo {
 /// The cache (both tiers), the in-flight table and the model digests.
 pub struct Cache {
     store: moka::future::Cache<StoreKey, Arc<Entry>>,
-    flights: Arc<Flights<FlightKey>>,
     digests: ArcSwap<HashMap<String, String>>,
     /// Bumped whenever `digests` changes (invalidates the memo).
     generation: AtomicU64,
@@ -319,7 +317,6 @@ impl Cache {
         };
         Ok(Cache {
             store,
-            flights: Arc::new(Flights::default()),
             digests: ArcSwap::from_pointee(HashMap::new()),
             generation: AtomicU64::new(0),
             memo: Memo::default(),
@@ -332,10 +329,6 @@ impl Cache {
     /// The settings this cache was built with.
     pub fn config(&self) -> &CacheConfig {
         &self.config
-    }
-
-    pub fn flights(&self) -> &Arc<Flights<FlightKey>> {
-        &self.flights
     }
 
     /// Replaces the model → digest index (from the upstreams' `/api/tags`).
@@ -512,7 +505,8 @@ impl Cache {
             coalesced: c.coalesced.load(Relaxed),
             bypass: c.bypass.load(Relaxed),
             stores: c.stores.load(Relaxed),
-            in_flight: self.flights.len() as u64,
+            // Flights belong to the pipeline, which fills this in.
+            in_flight: 0,
             redis: self.redis.as_ref().map(|r| RedisStats {
                 url: r.url().to_owned(),
                 up: !r.is_down(),
@@ -689,106 +683,4 @@ pub struct Purged {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_control_directives_are_parsed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::CACHE_CONTROL,
-            "No-Cache, max-age=30".parse().expect("value"),
-        );
-        let control = Control::of(&headers);
-        assert!(control.no_cache && !control.no_store);
-        assert_eq!(control.max_age, Some(30));
-        headers.insert(
-            http::header::CACHE_CONTROL,
-            "no-store".parse().expect("value"),
-        );
-        assert!(Control::of(&headers).no_store);
-    }
-
-    fn config(max_bytes: u64) -> CacheConfig {
-        crate::Config::default()
-            .cache
-            .clone()
-            .with_budget(max_bytes)
-    }
-
-    impl CacheConfig {
-        fn with_budget(mut self, max_bytes: u64) -> CacheConfig {
-            self.max_bytes = max_bytes;
-            self
-        }
-    }
-
-    #[test]
-    fn a_new_model_digest_changes_the_key_of_a_remembered_body() {
-        let cache = Cache::new(&config(1 << 20)).expect("cache");
-        let body = Bytes::from_static(br#"{"model":"m","prompt":"p","options":{"temperature":0}}"#);
-        let key_of =
-            |cache: &Cache| match cache.plan(KeyRoute::Generate, &HeaderMap::new(), &body, "") {
-                Plan::Use(lookup) => lookup.store.key,
-                Plan::Bypass(reason) => panic!("bypassed: {reason}"),
-            };
-        let digests = |d: &str| HashMap::from([("m:latest".to_owned(), d.to_owned())]);
-        cache.set_digests(digests("aaa"));
-        let first = key_of(&cache);
-        assert_eq!(key_of(&cache), first, "remembered");
-        cache.set_digests(digests("bbb"));
-        assert_ne!(
-            key_of(&cache),
-            first,
-            "a re-pulled model never reuses old keys"
-        );
-        cache.set_digests(HashMap::new());
-        assert!(matches!(
-            cache.plan(KeyRoute::Generate, &HeaderMap::new(), &body, ""),
-            Plan::Bypass("unknown_model")
-        ));
-    }
-
-    #[tokio::test]
-    async fn the_byte_budget_holds_within_five_percent() {
-        let budget = 1 << 20;
-        let cache = Cache::new(&config(budget)).expect("cache");
-        for i in 0u8..=255 {
-            for j in 0u8..12 {
-                let lookup = Lookup {
-                    store: StoreKey {
-                        key: CacheKey([i ^ j.wrapping_mul(31); 32].map(|b| b.wrapping_add(j))),
-                        route: KeyRoute::Chat,
-                        variant: j,
-                    },
-                    stream: false,
-                    model: Arc::from("m:latest"),
-                    ttl: Duration::from_secs(60),
-                    read: true,
-                    max_age: None,
-                    coalesce: true,
-                    native: Some(Native::Chat),
-                };
-                cache
-                    .insert(
-                        &lookup,
-                        http::HeaderValue::from_static("application/json"),
-                        vec![Bytes::from(vec![b'x'; 1000])],
-                    )
-                    .await;
-            }
-        }
-        let stats = cache.stats().await;
-        assert!(
-            stats.bytes <= budget + budget / 20,
-            "{} > {}",
-            stats.bytes,
-            budget
-        );
-        assert!(
-            stats.entries > 100,
-            "it still holds plenty: {}",
-            stats.entries
-        );
-    }
-}
+mod tests;

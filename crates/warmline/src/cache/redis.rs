@@ -11,6 +11,24 @@
 //! entry's TTL, in a small length-prefixed binary format ([`encode`]/[`decode`]);
 //! a set `warmline:v1:model:<name>` lists each model's keys so one model can be
 //! purged without a scan.
+//!
+//! # Keys
+//!
+//! `<key>` is the caller's string: the cache passes its `StoreKey` as
+//! `<64 hex digits>:<route>:<variant>`, so every gateway sharing the Redis instance
+//! finds the same answer under the same name. Everything Warmline writes starts with
+//! `warmline:v1:`, which makes a full purge a `SCAN` for that prefix and leaves other
+//! data in the same Redis database alone.
+//!
+//! # Failure model
+//!
+//! Redis is an optimisation, never a dependency. Every operation has a deadline;
+//! every failure is counted in `errors`, flips the tier to "down" (logged once, at
+//! warn) and is otherwise swallowed: a read becomes a miss, a write is dropped. The
+//! next success flips it back (logged once, at info). The connection is made lazily
+//! and re-established by the `ConnectionManager`, so a gateway starts and keeps
+//! serving while Redis is away. A value that cannot be decoded is a miss, so a
+//! foreign or corrupt value (or one from a future format) can never reach a client.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,19 +39,33 @@ use url::Url;
 
 use super::entry::Entry;
 
+/// Prefix of every Redis key Warmline writes (entries and per-model sets).
 const PREFIX: &str = "warmline:v1:";
+/// First bytes of every encoded entry: "Warmline entry, format 1". A value without
+/// them is not ours (or not this format) and reads as a miss.
 const MAGIC: &[u8; 4] = b"WLE1";
 /// Budget for background writes and purges (reads use the configured timeout).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A connection to the shared tier.
+///
+/// One per `Cache`, shared by every request through an `Arc`. All methods take
+/// `&self` and are safe to call concurrently: the `ConnectionManager` multiplexes
+/// commands over one connection, and the state below is atomics only.
 pub struct RedisTier {
+    /// Reconnecting, multiplexed connection; cloned per operation (cheap).
     conn: ConnectionManager,
+    /// Deadline of a read (`cache.redis_timeout`).
     read_timeout: Duration,
+    /// Whether the last operation failed; only used to log transitions once.
     down: AtomicBool,
+    /// Reads that found a valid, unexpired entry.
     pub(crate) hits: AtomicU64,
+    /// Reads that found nothing, or a value that did not decode (or had expired).
     pub(crate) misses: AtomicU64,
+    /// Operations (reads, writes, purges) that failed or timed out.
     pub(crate) errors: AtomicU64,
+    /// The URL with any password masked, for logs and stats.
     url: String,
 }
 
@@ -48,6 +80,11 @@ impl std::fmt::Debug for RedisTier {
 impl RedisTier {
     /// Prepares a lazily connecting tier; nothing is sent until the first use, so a
     /// gateway starts even when Redis is down.
+    ///
+    /// `read_timeout` bounds each `get`. The connection itself gets 250 ms to
+    /// connect, `WRITE_TIMEOUT` (2 s) per response, and one retry when reconnecting.
+    /// The error (the redis crate's message) comes from a URL or setting the client
+    /// library refuses; an unreachable server is not an error here.
     pub fn new(url: &Url, read_timeout: Duration) -> Result<RedisTier, String> {
         let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
         let config = ConnectionManagerConfig::new()
@@ -73,12 +110,17 @@ impl RedisTier {
         &self.url
     }
 
-    /// Whether the last operation failed.
+    /// Whether the last operation failed (shown as `up: false` in the cache stats).
     pub fn is_down(&self) -> bool {
         self.down.load(Relaxed)
     }
 
     /// Reads an entry; `None` on a miss, a timeout or any Redis failure.
+    ///
+    /// `key` is the name without the prefix. The read is cut off after
+    /// `read_timeout` (a few milliseconds by default): a slow Redis must cost less
+    /// than it saves. A value that does not decode, or whose TTL has passed by this
+    /// host's clock, counts as a miss; a failure or timeout counts as an error.
     pub async fn get(&self, key: &str) -> Option<Entry> {
         let mut conn = self.conn.clone();
         let mut command = redis::cmd("GET");
@@ -115,6 +157,13 @@ impl RedisTier {
     }
 
     /// Stores an entry in the background.
+    ///
+    /// Returns at once; a spawned task (so this must be called inside the Tokio
+    /// runtime) sends `SET <key> <value> PX <ttl>` and adds the key to the model's
+    /// set, in one pipeline, within `WRITE_TIMEOUT` (2 s). The TTL is at least 1 ms
+    /// (Redis refuses `PX 0`). The outcome is only counted and logged: nobody waits
+    /// for it. The model set itself is given no expiry, so it keeps the names of
+    /// expired entries until the model is purged.
     pub fn put(self: &std::sync::Arc<Self>, key: String, entry: &Entry) {
         let tier = std::sync::Arc::clone(self);
         let value = encode(entry);
@@ -143,6 +192,13 @@ impl RedisTier {
     }
 
     /// Deletes every entry, or one model's.
+    ///
+    /// With a model (normalised name): the keys listed in its set, and the set.
+    /// Without: every key under the prefix, found with `SCAN` (never `KEYS`, which
+    /// would block Redis), including other gateways' entries, since the tier is
+    /// shared. Keys are deleted in batches of 500. Returns how many keys were deleted
+    /// (set keys included). The whole purge has `WRITE_TIMEOUT` (2 s); on a timeout or
+    /// failure the error says so, and keys already deleted stay deleted.
     pub async fn purge(&self, model: Option<&str>) -> Result<u64, String> {
         let mut conn = self.conn.clone();
         let work = async {
@@ -199,12 +255,14 @@ impl RedisTier {
         }
     }
 
+    /// Records a success; logs the recovery if the tier was down.
     fn up(&self) {
         if self.down.swap(false, Relaxed) {
             tracing::info!(redis = %self.url, "redis cache tier is reachable again");
         }
     }
 
+    /// Records a failure; logs `reason` if the tier was up until now.
     fn failed(&self, reason: &str) {
         self.errors.fetch_add(1, Relaxed);
         if !self.down.swap(true, Relaxed) {
@@ -215,6 +273,15 @@ impl RedisTier {
 
 /// Serialises an entry: magic, stored-at (ms since the epoch), TTL (ms), stream
 /// flag, then model, content type and each chunk as u32-length-prefixed bytes.
+///
+/// ```text
+/// "WLE1" | stored_at u64 | ttl u64 | stream u8 | len u32, model
+///        | len u32, content type | count u32 | (len u32, chunk) * count
+/// ```
+///
+/// Integers are big-endian. Chunk boundaries are kept, so a replay from Redis is
+/// chunked like the original. Times are whole milliseconds; a `stored_at` before
+/// the epoch is written as 0.
 pub fn encode(entry: &Entry) -> Bytes {
     let mut out = BytesMut::with_capacity(entry.body_len() + 64 + 4 * entry.chunks.len());
     out.put_slice(MAGIC);
@@ -234,6 +301,7 @@ pub fn encode(entry: &Entry) -> Bytes {
     out.freeze()
 }
 
+/// Writes `bytes` with its length as a big-endian `u32` in front.
 fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
     out.put_u32(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
     out.put_slice(bytes);
@@ -241,6 +309,11 @@ fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
 
 /// Parses what [`encode`] wrote; `None` for anything else (a foreign or corrupt
 /// value is a miss, never an error).
+///
+/// Also `None` when the value is truncated or has bytes left over, when the model
+/// is not UTF-8 or the content type not a valid header value, and when the entry's
+/// TTL has passed by this host's clock. Chunks are zero-copy slices of `data`.
+/// Never panics on any input: every length is checked before it is read.
 pub fn decode(mut data: Bytes) -> Option<Entry> {
     if data.len() < 4 + 8 + 8 + 1 || &data[..4] != MAGIC {
         return None;
@@ -280,6 +353,8 @@ pub fn decode(mut data: Bytes) -> Option<Entry> {
     })
 }
 
+/// Splits one u32-length-prefixed field off the front of `data`; `None` if `data`
+/// is too short for the length or for the field.
 fn take(data: &mut Bytes) -> Option<Bytes> {
     if data.remaining() < 4 {
         return None;

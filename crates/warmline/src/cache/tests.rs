@@ -35,11 +35,11 @@ impl CacheConfig {
 fn a_new_model_digest_changes_the_key_of_a_remembered_body() {
     let cache = Cache::new(&config(1 << 20)).expect("cache");
     let body = Bytes::from_static(br#"{"model":"m","prompt":"p","options":{"temperature":0}}"#);
-    let key_of =
-        |cache: &Cache| match cache.plan(KeyRoute::Generate, &HeaderMap::new(), &body, "") {
-            Plan::Use(lookup) => lookup.store.key,
-            Plan::Bypass(reason) => panic!("bypassed: {reason}"),
-        };
+    let key_of = |cache: &Cache| match cache.plan(KeyRoute::Generate, &HeaderMap::new(), &body, "")
+    {
+        Plan::Use(lookup) => lookup.store.key,
+        Plan::Bypass(reason) => panic!("bypassed: {reason}"),
+    };
     let digests = |d: &str| HashMap::from([("m:latest".to_owned(), d.to_owned())]);
     cache.set_digests(digests("aaa"));
     let first = key_of(&cache);

@@ -12,6 +12,23 @@
 //! with plotters' pure-Rust rasteriser, so charts render the same on a machine
 //! without any system font or fontconfig. A [`Theme`] picks light or dark colours
 //! (the dashboard follows the desktop's); reports are light.
+//!
+//! Where it sits: off the request path. `GET /warmline/charts/<name>.svg` (the
+//! admin routes) and the desktop app's events call [`svg_themed`] with the
+//! gateway's current history; `warmline report` calls [`report_png`] or
+//! [`report_svg`] with a history fetched from a gateway or built by a benchmark.
+//! Drawing is synchronous CPU work on a history the caller already holds.
+//!
+//! Design decisions:
+//! - the x axis is relative ("-5m", "now") rather than wall-clock time, so a chart
+//!   needs no time zone and reads the same in a report produced later;
+//! - a y axis is rounded up to a "nice" bound (1, 2, 2.5 or 5 times a power of
+//!   ten) above the data, except shares, which stop at 100 %;
+//! - a chart with nothing to show says "no traffic yet" instead of drawing empty
+//!   axes that look like a fault.
+//!
+//! Errors: every public function returns [`ChartError`] rather than panicking; it
+//! fails only when plotters or the PNG encoder report an error.
 
 use std::sync::Once;
 
@@ -21,20 +38,30 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::metrics::{History, Point};
 
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+/// The bundled font (a DejaVu Sans subset), compiled into the binary.
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+/// The family name [`FONT`] is registered under; every text style uses it.
 const FAMILY: &str = "sans-serif";
 
-/// Which chart.
+/// Which chart. Each has a title ([`Chart::title`]) and a URL name
+/// ([`Chart::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chart {
+    /// Latency p50, p95 and p99 per interval, in milliseconds.
     Latency,
+    /// Time to first token (first body byte) p50 and p95 per interval.
     Ttft,
+    /// Requests, errors and cold starts per second.
     Throughput,
+    /// Cache hits (and coalesced joins) as a share of cache lookups, in percent.
     HitRate,
+    /// p50 and p95 latency per model, as bars (from the history's model
+    /// summaries, not its points).
     Models,
 }
 
 impl Chart {
+    /// Every chart, in the order the dashboard and the report show them.
     pub const ALL: [Chart; 5] = [
         Chart::Latency,
         Chart::Ttft,
@@ -43,6 +70,7 @@ impl Chart {
         Chart::Models,
     ];
 
+    /// The caption drawn above the chart (and in the report).
     pub fn title(self) -> &'static str {
         match self {
             Chart::Latency => "Latency (p50 / p95 / p99)",
@@ -64,6 +92,8 @@ impl Chart {
         }
     }
 
+    /// The chart whose [`Chart::name`] is `name` (exact, lower case); `None` for
+    /// anything else, which the admin route answers with 404.
     pub fn from_name(name: &str) -> Option<Chart> {
         Chart::ALL.into_iter().find(|c| c.name() == name)
     }
@@ -72,24 +102,33 @@ impl Chart {
 /// Light (dark ink on white) or dark (light ink on the dashboard's dark card).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Theme {
+    /// Dark ink on white: reports, and the default.
     #[default]
     Light,
+    /// Light ink on the dashboard's dark card colour (`?theme=dark`).
     Dark,
 }
 
 /// The colours of one theme.
 struct Palette {
+    /// The whole image's fill.
     background: RGBColor,
+    /// Titles, labels and legend text.
     ink: RGBColor,
+    /// The "no traffic yet" notice.
     muted: RGBColor,
+    /// Grid lines (light lines are drawn at half this colour's opacity).
     grid: RGBColor,
     axis: RGBColor,
+    /// The legend box's fill and border.
     legend: RGBColor,
     border: RGBColor,
+    /// Line and bar colours, used in order; a fifth series would reuse the first.
     series: [RGBColor; 4],
 }
 
 impl Theme {
+    /// This theme's colours.
     fn palette(self) -> Palette {
         match self {
             // Series: blue, orange, red, green.
@@ -128,11 +167,15 @@ impl Theme {
     }
 }
 
-/// Why a chart could not be drawn.
+/// Why a chart could not be drawn: the drawing backend's or the PNG encoder's
+/// error, as text (it is only ever shown, never matched on).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot draw the chart: {0}")]
 pub struct ChartError(String);
 
+/// Registers the bundled font with plotters, once per process; every entry
+/// point calls it first. A font that fails to load is logged, not fatal: text
+/// then fails to draw and the chart function returns a [`ChartError`].
 fn fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -142,12 +185,13 @@ fn fonts() {
     });
 }
 
-/// One chart as an SVG document.
+/// One chart as an SVG document of `size` (width, height) pixels, light theme.
+/// An empty history gives axes and a "no traffic yet" notice, not an error.
 pub fn svg(chart: Chart, history: &History, size: (u32, u32)) -> Result<String, ChartError> {
     svg_themed(chart, history, size, Theme::Light)
 }
 
-/// [`svg`] in a given theme.
+/// [`svg`] in a given theme: what the dashboard and the admin route use.
 pub fn svg_themed(
     chart: Chart,
     history: &History,
@@ -166,7 +210,8 @@ pub fn svg_themed(
     Ok(out)
 }
 
-/// One chart as a PNG image.
+/// One chart as a PNG image (8-bit RGB) of `size` pixels, light theme. Needs a
+/// `width × height × 3` byte buffer while drawing.
 pub fn png(chart: Chart, history: &History, size: (u32, u32)) -> Result<Vec<u8>, ChartError> {
     let palette = Theme::Light.palette();
     bitmap(size, |root| {
@@ -175,7 +220,10 @@ pub fn png(chart: Chart, history: &History, size: (u32, u32)) -> Result<Vec<u8>,
     })
 }
 
-/// Every chart and a summary on one image, `title` above them.
+/// Every chart and a summary on one image of [`REPORT_SIZE`], `title` above
+/// them: a 3 × 2 grid of the five charts of [`Chart::ALL`] and the window's totals
+/// (requests, mean latency, worst p95/p99, error and hit rates, cold starts).
+/// Always light.
 pub fn report_svg(history: &History, title: &str) -> Result<String, ChartError> {
     fonts();
     let mut out = String::new();
@@ -187,7 +235,7 @@ pub fn report_svg(history: &History, title: &str) -> Result<String, ChartError> 
     Ok(out)
 }
 
-/// [`report_svg`] as a PNG image.
+/// [`report_svg`] as a PNG image (what `warmline report` writes for a `.png`).
 pub fn report_png(history: &History, title: &str) -> Result<Vec<u8>, ChartError> {
     bitmap(REPORT_SIZE, |root| {
         draw_report(root, history, title).map_err(err)
@@ -197,12 +245,16 @@ pub fn report_png(history: &History, title: &str) -> Result<Vec<u8>, ChartError>
 /// The report's size in pixels.
 pub const REPORT_SIZE: (u32, u32) = (1800, 1500);
 
+/// What a drawing step returns: plotters' error for backend `B`, converted to a
+/// [`ChartError`] at the public boundary.
 type Drawn<B> = Result<(), DrawingAreaErrorKind<<B as DrawingBackend>::ErrorType>>;
 
+/// Any displayable error as a [`ChartError`].
 fn err(e: impl std::fmt::Display) -> ChartError {
     ChartError(e.to_string())
 }
 
+/// Draws with `draw` into an RGB buffer of `size` and encodes it as PNG.
 fn bitmap(
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), ChartError>,
@@ -224,6 +276,8 @@ fn bitmap(
     Ok(out)
 }
 
+/// The report's layout: `title` on top, then the five charts and the summary
+/// in a grid of three rows and two columns.
 fn draw_report<B: DrawingBackend>(
     root: &DrawingArea<B, Shift>,
     history: &History,
@@ -242,6 +296,8 @@ fn draw_report<B: DrawingBackend>(
     Ok(())
 }
 
+/// Draws `chart` of `history` filling `area`. Per-second rates divide by the
+/// history's step, so a per-minute history shows the same units.
 fn draw<B: DrawingBackend>(
     chart: Chart,
     area: &DrawingArea<B, Shift>,
@@ -321,6 +377,11 @@ fn draw<B: DrawingBackend>(
 }
 
 /// A line chart of `series` over the history's time axis.
+///
+/// `series` are (legend name, one value per point); `None` values break the line.
+/// `ceiling` fixes the top of the y axis (for shares); otherwise it is a nice
+/// bound 10 % above the highest value. With no values at all, the axes are drawn
+/// with a "no traffic yet" notice instead of a legend.
 fn lines<B: DrawingBackend>(
     area: &DrawingArea<B, Shift>,
     palette: &Palette,
@@ -400,7 +461,9 @@ fn lines<B: DrawingBackend>(
     Ok(())
 }
 
-/// Runs of consecutive present values, as (x, y) points.
+/// Runs of consecutive present values, as (x, y) points: one line segment per
+/// run, so a missing value leaves a gap. A run of one point gets a second point
+/// half a step to its left, since a one-point line draws nothing.
 fn segments(xs: &[f64], values: &[Option<f64>]) -> Vec<Vec<(f64, f64)>> {
     let mut out = Vec::new();
     let mut run = Vec::new();
@@ -424,7 +487,9 @@ fn segments(xs: &[f64], values: &[Option<f64>]) -> Vec<Vec<(f64, f64)>> {
     out
 }
 
-/// p50 and p95 latency per model, two bars each.
+/// p50 and p95 latency per model, two bars each, each bar labelled with its
+/// value and each pair with the model's shortened name. Models without a p50
+/// are left out; with none left, the axes carry the "no traffic yet" notice.
 fn bars<B: DrawingBackend>(
     area: &DrawingArea<B, Shift>,
     history: &History,
@@ -512,7 +577,8 @@ fn bars<B: DrawingBackend>(
     Ok(())
 }
 
-/// The window's totals as text.
+/// The window's totals as text (the report's sixth panel), from
+/// `metrics::total` over the history's points; unknown values show as `-`.
 fn draw_summary<B: DrawingBackend>(area: &DrawingArea<B, Shift>, history: &History) -> Drawn<B> {
     let total = crate::metrics::total(&history.points);
     let secs = history.points.len() as u64 * history.step_s.max(1);
@@ -557,6 +623,7 @@ fn text(color: RGBColor, size: u32) -> TextStyle<'static> {
     }
 }
 
+/// "no traffic yet", centred in `area`.
 fn no_data<B: DrawingBackend>(area: &DrawingArea<B, Shift>, palette: &Palette) -> Drawn<B> {
     let (w, h) = area.dim_in_pixel();
     let style = text(palette.muted, 18).pos(Pos::new(HPos::Center, VPos::Center));
@@ -568,6 +635,7 @@ fn no_data<B: DrawingBackend>(area: &DrawingArea<B, Shift>, palette: &Palette) -
 }
 
 /// A round upper bound at or above `v` (1, 2, 2.5 or 5 times a power of ten).
+/// Only called with a positive `v` (callers fall back to 1.0 otherwise).
 fn nice(v: f64) -> f64 {
     let magnitude = 10f64.powf(v.log10().floor());
     [1.0, 2.0, 2.5, 5.0, 10.0]
@@ -577,6 +645,8 @@ fn nice(v: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
+/// A value with as many decimals as it needs to read well: none from 100 up
+/// (and for 0), one from 10, two below.
 fn number_label(v: f64) -> String {
     if v >= 100.0 || v == 0.0 {
         format!("{v:.0}")
@@ -622,148 +692,4 @@ fn short(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::metrics::ModelSummary;
-
-    /// A fixed history: 120 s of traffic with a quiet gap and a slow patch.
-    fn history() -> History {
-        let points = (0..120)
-            .map(|i| {
-                let quiet = (40..50).contains(&i);
-                Point {
-                    t: 1_700_000_000 + i,
-                    requests: if quiet { 0 } else { 20 + i % 7 },
-                    errors: u64::from(i % 30 == 0),
-                    hits: if quiet { 0 } else { 14 },
-                    misses: if quiet { 0 } else { 6 },
-                    cold_starts: u64::from(i == 0),
-                    p50_ms: (!quiet).then_some(120.0 + (i % 10) as f64),
-                    p95_ms: (!quiet)
-                        .then_some(300.0 + if (80..90).contains(&i) { 900.0 } else { 0.0 }),
-                    p99_ms: (!quiet).then_some(1400.0),
-                    mean_ms: (!quiet).then_some(180.0),
-                    ttft_p50_ms: (!quiet).then_some(35.0),
-                    ttft_p95_ms: (!quiet).then_some(80.0),
-                }
-            })
-            .collect();
-        History {
-            step_s: 1,
-            points,
-            models: vec![
-                ModelSummary {
-                    model: "llama3.2:latest".into(),
-                    requests: 2000,
-                    cold_starts: 1,
-                    p50_ms: Some(125.0),
-                    p95_ms: Some(320.0),
-                    ttft_p50_ms: Some(35.0),
-                    tokens_per_s: Some(42.0),
-                },
-                ModelSummary {
-                    model: "qwen3:0.6b".into(),
-                    requests: 400,
-                    cold_starts: 2,
-                    p50_ms: Some(60.0),
-                    p95_ms: Some(150.0),
-                    ttft_p50_ms: Some(20.0),
-                    tokens_per_s: Some(90.0),
-                },
-            ],
-        }
-    }
-
-    fn svg_size(svg: &str) -> (u32, u32) {
-        let attr = |name: &str| {
-            let start = svg.find(&format!("{name}=\"")).expect(name) + name.len() + 2;
-            svg[start..]
-                .split('"')
-                .next()
-                .expect("value")
-                .parse()
-                .expect("number")
-        };
-        (attr("width"), attr("height"))
-    }
-
-    #[test]
-    fn every_chart_renders_as_svg_with_its_title_and_axes() {
-        let history = history();
-        for chart in Chart::ALL {
-            let svg = svg(chart, &history, (800, 400)).expect("drawn");
-            assert!(svg.starts_with("<svg"), "{chart:?}");
-            assert!(svg.trim_end().ends_with("</svg>"), "{chart:?}");
-            assert_eq!(svg_size(&svg), (800, 400), "{chart:?}");
-            assert!(svg.contains(chart.title()), "{chart:?} has its title");
-            assert!(svg.contains("ms") || chart == Chart::Throughput || chart == Chart::HitRate);
-            assert!(!svg.contains("no traffic yet"), "{chart:?}");
-        }
-        let latency = svg(Chart::Latency, &history, (800, 400)).expect("drawn");
-        for label in [
-            "p50",
-            "p95",
-            "p99",
-            "latency (ms)",
-            "time before the newest point",
-        ] {
-            assert!(latency.contains(label), "latency chart shows {label}");
-        }
-        let models = svg(Chart::Models, &history, (800, 400)).expect("drawn");
-        assert!(models.contains("llama3.2") && models.contains("qwen3:0.6b"));
-    }
-
-    #[test]
-    fn an_empty_history_says_so_instead_of_drawing_nothing() {
-        let svg = svg(Chart::Latency, &History::default(), (600, 300)).expect("drawn");
-        assert!(svg.contains("no traffic yet"));
-    }
-
-    #[test]
-    fn png_charts_and_the_report_are_valid_images_of_the_right_size() {
-        let history = history();
-        let check = |bytes: &[u8], size: (u32, u32)| {
-            let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-            let reader = decoder.read_info().expect("a valid PNG");
-            let info = reader.info();
-            assert_eq!((info.width, info.height), size);
-        };
-        check(
-            &png(Chart::Throughput, &history, (640, 360)).expect("drawn"),
-            (640, 360),
-        );
-        let report = report_png(&history, "Warmline report").expect("drawn");
-        check(&report, REPORT_SIZE);
-        let svg = report_svg(&history, "Warmline report").expect("drawn");
-        for chart in Chart::ALL {
-            assert!(svg.contains(chart.title()), "the report has {chart:?}");
-        }
-        assert!(svg.contains("Cache hit rate: 70.0 %"), "summary");
-    }
-
-    #[test]
-    fn gaps_stay_gaps_and_labels_read_well() {
-        let runs = segments(
-            &[-3.0, -2.0, -1.0, 0.0],
-            &[Some(1.0), None, Some(2.0), Some(3.0)],
-        );
-        assert_eq!(
-            runs,
-            vec![
-                vec![(-3.5, 1.0), (-3.0, 1.0)],
-                vec![(-1.0, 2.0), (0.0, 3.0)]
-            ]
-        );
-        assert_eq!(nice(0.9), 1.0);
-        assert_eq!(nice(1320.0), 2000.0);
-        assert_eq!(time_label(-90.0, 900.0), "-1m30s");
-        assert_eq!(time_label(-120.0, 900.0), "-2m");
-        assert_eq!(time_label(-30.0, 900.0), "-30s", "never -0m");
-        assert_eq!(time_label(-30.0, 120.0), "-30s");
-        assert_eq!(time_label(0.0, 120.0), "now");
-        assert_eq!(time_label(-5400.0, 86_400.0), "-1h30");
-        assert_eq!(time_label(-7200.0, 86_400.0), "-2h");
-        assert_eq!(time_label(-1800.0, 86_400.0), "-30m");
-        assert_eq!(short("llama3.2:latest"), "llama3.2");
-    }
-}
+mod tests;

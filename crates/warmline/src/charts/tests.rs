@@ -14,8 +14,7 @@ fn history() -> History {
                 misses: if quiet { 0 } else { 6 },
                 cold_starts: u64::from(i == 0),
                 p50_ms: (!quiet).then_some(120.0 + (i % 10) as f64),
-                p95_ms: (!quiet)
-                    .then_some(300.0 + if (80..90).contains(&i) { 900.0 } else { 0.0 }),
+                p95_ms: (!quiet).then_some(300.0 + if (80..90).contains(&i) { 900.0 } else { 0.0 }),
                 p99_ms: (!quiet).then_some(1400.0),
                 mean_ms: (!quiet).then_some(180.0),
                 ttft_p50_ms: (!quiet).then_some(35.0),

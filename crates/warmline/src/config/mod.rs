@@ -127,6 +127,97 @@
 mod raw;
 mod validate;
 mod values;
+mod written;
+
+/// Breaker settings for one upstream host (`[breaker]`), enforced by `breaker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Off: the breaker never opens (outcomes are not even counted).
+    pub enabled: bool,
+    /// Consecutive failures that open the breaker.
+    pub failures: NonZeroU32,
+    /// How long it stays open before letting a probe through.
+    pub open_for: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            failures: const { NonZeroU32::new(5).expect("5 is not zero") },
+            open_for: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Per-client-IP rate limit (`[rate_limit]`), enforced by `admission::ClientLimiter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateConfig {
+    /// Off: no client is limited.
+    pub enabled: bool,
+    /// Sustained requests per second per client (default 10).
+    pub per_second: NonZeroU32,
+    /// Requests a client may send at once after a quiet spell (default 20).
+    pub burst: NonZeroU32,
+    /// Loopback clients skip the limit (default true).
+    pub exempt_loopback: bool,
+    /// IPv6 clients share a bucket per prefix of this length (default 64; 128 keys
+    /// every address on its own).
+    pub ipv6_prefix: u8,
+}
+
+impl Default for RateConfig {
+    fn default() -> RateConfig {
+        RateConfig {
+            enabled: true,
+            per_second: NonZeroU32::new(10).expect("non-zero"),
+            burst: NonZeroU32::new(20).expect("non-zero"),
+            exempt_loopback: true,
+            ipv6_prefix: 64,
+        }
+    }
+}
+
+/// Thresholds (`[alerts]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertConfig {
+    pub latency: Duration,
+    pub error_rate: f64,
+    pub hit_rate: f64,
+    pub min_requests: u64,
+    pub min_lookups: u64,
+    /// How far back the rates look.
+    pub window: Duration,
+}
+
+impl Default for AlertConfig {
+    fn default() -> AlertConfig {
+        AlertConfig {
+            latency: Duration::from_secs(1),
+            error_rate: 0.05,
+            hit_rate: 0.5,
+            min_requests: 20,
+            min_lookups: 100,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A named bearer token of the data plane.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    pub name: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("name", &self.name)
+            .field("secret", &"***")
+            .finish()
+    }
+}
 
 #[cfg(test)]
 mod tests;
@@ -182,7 +273,7 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// Where `admin.token_file` is when not set: `$XDG_STATE_HOME/warmline/admin-token`
 /// (`~/.local/state/...`). The gateway writes it; the CLI reads it.
 pub fn default_admin_token_file() -> Option<PathBuf> {
-    crate::os::state_dir().map(|dir| dir.join(ADMIN_TOKEN_FILE))
+    crate::sys::os::state_dir().map(|dir| dir.join(ADMIN_TOKEN_FILE))
 }
 
 /// Environment variable naming the listen address.
@@ -241,19 +332,19 @@ pub struct Config {
     pub failover: bool,
     pub cache: CacheConfig,
     /// Per-upstream circuit breaker.
-    pub breaker: crate::breaker::BreakerConfig,
+    pub breaker: BreakerConfig,
     /// Per-(host, model) concurrency limit and queue.
     pub concurrency: Concurrency,
     /// Per-client-IP rate limit.
-    pub rate_limit: crate::admission::RateConfig,
+    pub rate_limit: RateConfig,
     /// Bearer tokens; empty = no authentication (loopback only).
-    pub tokens: Vec<crate::auth::Token>,
+    pub tokens: Vec<Token>,
     /// Supervision of `ollama serve`.
     pub daemon: DaemonConfig,
     /// Models kept loaded.
     pub warmth: WarmthConfig,
     /// Alert thresholds.
-    pub alerts: crate::alerts::AlertConfig,
+    pub alerts: AlertConfig,
     /// Where the warm set is kept between runs; `None` keeps it in memory.
     pub state_file: Option<PathBuf>,
     /// The access log (one line per request), if any.
@@ -365,31 +456,6 @@ pub struct Concurrency {
     pub queue: usize,
     /// Longest wait in Warmline's queue.
     pub max_wait: Duration,
-}
-
-impl Concurrency {
-    /// The slot settings for a host whose `OLLAMA_NUM_PARALLEL` is `stated` (its
-    /// `parallel`), else `per_model`, else `supervised` (the daemon Warmline starts
-    /// there), else learned from its answers starting at Ollama's default, 1.
-    pub fn for_host(
-        &self,
-        stated: Option<NonZeroUsize>,
-        supervised: Option<NonZeroUsize>,
-    ) -> crate::admission::ConcurrencyConfig {
-        use crate::parallelism::Source;
-        let (parallel, source) = match (stated.or(self.per_model), supervised) {
-            (Some(n), _) => (n, Source::Stated),
-            (None, Some(n)) => (n, Source::Supervised),
-            (None, None) => (NonZeroUsize::MIN, Source::Learned),
-        };
-        crate::admission::ConcurrencyConfig {
-            source,
-            parallel,
-            per_model: parallel.saturating_add(self.staged),
-            queue: self.queue,
-            max_wait: self.max_wait,
-        }
-    }
 }
 
 /// Response cache and coalescing settings.

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::admission::ConcurrencyConfig;
 
 #[test]
 fn defaults_match_the_documented_ones() {
@@ -89,20 +90,17 @@ fn upstreams_take_a_weight_and_their_parallelism() {
     assert_eq!(config.upstreams[0].parallel, None);
     assert_eq!(config.upstreams[1].weight.get(), 3);
     assert_eq!(config.upstreams[1].parallel.map(|p| p.get()), Some(4));
-    let host = config
-        .concurrency
-        .for_host(config.upstreams[1].parallel, None);
+    let host = ConcurrencyConfig::for_host(&config.concurrency, config.upstreams[1].parallel, None);
     assert_eq!(host.parallel.get(), 4);
     assert_eq!(host.per_model.get(), 4 + DEFAULT_STAGED);
     assert_eq!(host.source, crate::parallelism::Source::Stated);
     // Nothing stated: learned, from Ollama's default of 1; a supervised daemon's
     // own setting is known.
-    let unstated = config.concurrency.for_host(None, None);
+    let unstated = ConcurrencyConfig::for_host(&config.concurrency, None, None);
     assert_eq!(unstated.source, crate::parallelism::Source::Learned);
     assert_eq!(unstated.parallel.get(), 1);
-    let supervised = config
-        .concurrency
-        .for_host(None, std::num::NonZeroUsize::new(3));
+    let supervised =
+        ConcurrencyConfig::for_host(&config.concurrency, None, std::num::NonZeroUsize::new(3));
     assert_eq!(supervised.source, crate::parallelism::Source::Supervised);
     assert_eq!(supervised.parallel.get(), 3);
 }

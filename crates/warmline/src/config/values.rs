@@ -1,5 +1,21 @@
 //! Parsing and printing of the values a configuration is written in: durations,
 //! byte sizes, listen addresses and upstream URLs.
+//!
+//! Validation (`validate`) calls these helpers for every field of a `RawConfig`,
+//! and `Config::to_raw` calls the printers to write a configuration back out. The
+//! invariant that ties them together: **printing a value and parsing the text
+//! again gives the same value**, so a configuration survives the settings round
+//! trip (`to_raw`, merge a patch, validate) unchanged.
+//!
+//! Every parser that knows its field takes the dotted field name and returns a
+//! `ConfigError::Invalid` naming it, with a message that says what was expected
+//! (`"soon" is not a duration such as "500ms" or "5m": ...`). The others return a
+//! bare message that the caller wraps with the field name. Nothing here panics.
+//!
+//! Bounds: durations at most [`MAX_DURATION`] (30 days), sizes at most [`MAX_SIZE`]
+//! (1 TiB), counts at a maximum the caller passes. Durations are bounded because
+//! every deadline is computed as "now + a setting"; sizes and counts for the same
+//! reason, to keep arithmetic on settings far from overflow.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,6 +24,8 @@ use url::Url;
 
 use super::{ByteSize, ConfigError};
 
+/// Splits a comma-separated list (`WARMLINE_UPSTREAMS`, `--upstream a,b`): items
+/// are trimmed and empty items dropped, so `"a, b,"` is `["a", "b"]`.
 pub(super) fn split_list(text: &str) -> Vec<String> {
     text.split(',')
         .map(str::trim)
@@ -16,6 +34,10 @@ pub(super) fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Parses the listen address: an IP literal and a port (`127.0.0.1:11435`,
+/// `[::1]:11435`). Surrounding whitespace, an `http://` prefix and trailing `/` are
+/// tolerated, because people paste URLs. A host name (`localhost:11435`) is refused:
+/// only IP literals parse.
 pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     let text = text.strip_prefix("http://").unwrap_or(text);
@@ -26,6 +48,10 @@ pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 
 /// Parses an upstream base URL. A bare `host:port` (the `OLLAMA_HOST` habit) gets
 /// `http://`; only plain HTTP is supported, as Ollama itself serves only HTTP.
+///
+/// The URL must have a host and no query or fragment. A path is allowed (an Ollama
+/// behind a reverse proxy under a prefix), and so are credentials, which are masked
+/// wherever the URL is shown (see [`redacted`]). The text is trimmed first.
 pub(super) fn parse_upstream(text: &str) -> Result<Url, String> {
     let text = text.trim();
     let with_scheme = if text.contains("://") {
@@ -51,6 +77,9 @@ pub(super) fn parse_upstream(text: &str) -> Result<Url, String> {
 /// A URL as it may be shown in logs, errors and health reports: a password in it
 /// (`http://user:secret@host`, `redis://:secret@host`) is replaced by `***`, and a
 /// trailing slash of an empty path dropped.
+///
+/// A user name without a password is shown as it is. `Config::unmask` relies on this
+/// exact spelling to recognise a masked URL sent back in a settings change.
 pub fn redacted(url: &Url) -> String {
     let mut shown = url.clone();
     if shown.password().is_some() {
@@ -62,6 +91,9 @@ pub fn redacted(url: &Url) -> String {
 /// A URL as the configuration writes it: `http://host:port` for an empty path
 /// (the slash `Url` adds is dropped); any other path as it is, trailing slash
 /// included, so that reading it back gives the same URL.
+///
+/// Dropping the slash is safe because `Url` parses `http://host:port` and
+/// `http://host:port/` to the same value.
 pub fn written(url: &Url) -> String {
     let text = url.as_str();
     if url.path() == "/" && url.query().is_none() && url.fragment().is_none() {
@@ -76,8 +108,15 @@ pub fn written(url: &Url) -> String {
 /// from the end of the clock's range, and nothing useful takes longer.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The largest byte size any setting accepts (1 TiB).
+///
+/// Far above any useful request or cache size; like [`MAX_DURATION`], it keeps
+/// arithmetic on settings far from overflow.
 pub const MAX_SIZE: u64 = 1 << 40;
 
+/// A duration setting: `text`, or `default` when unset, parsed as a humantime
+/// duration (`"500ms"`, `"5m"`, `"1h 30m"`) and bounded by [`MAX_DURATION`].
+/// Zero is allowed (see `nonzero_duration` for fields where it is not). The error
+/// names `field` and quotes the text.
 pub(super) fn duration(
     field: &str,
     text: Option<&str>,
@@ -122,6 +161,8 @@ where
     Ok(value)
 }
 
+/// [`duration`] for settings where zero would be meaningless or harmful (a zero
+/// timeout would fail every request, a zero interval would spin): zero is an error.
 pub(super) fn nonzero_duration(
     field: &str,
     text: Option<&str>,
@@ -135,10 +176,19 @@ pub(super) fn nonzero_duration(
 }
 
 /// A duration the way the configuration writes them (`"500ms"`, `"5m"`, `"1h 30m"`).
+///
+/// humantime's own format, so [`duration`] reads it back to the same value.
 pub(super) fn format_duration(value: Duration) -> String {
     humantime::format_duration(value).to_string()
 }
 
+/// A byte-size setting: `size`, or `default` when unset, in bytes.
+///
+/// A number is bytes. A string is a whole number followed by an optional unit, with
+/// optional spaces between: none or `B` for bytes, `K`/`KB`, `M`/`MB`, `G`/`GB`,
+/// `T`/`TB` for powers of 1000, `KiB`, `MiB`, `GiB`, `TiB` for powers of 1024, in
+/// any case. Fractions (`"1.5GiB"`) are not accepted. The result is at most
+/// [`MAX_SIZE`]; `default` is trusted and not checked.
 pub(super) fn size(field: &str, size: Option<&ByteSize>, default: u64) -> Result<u64, ConfigError> {
     let Some(size) = size else {
         return Ok(default);
@@ -176,6 +226,7 @@ pub(super) fn size(field: &str, size: Option<&ByteSize>, default: u64) -> Result
     bounded_size(field, bytes)
 }
 
+/// `bytes`, or an error naming `field` when it is larger than [`MAX_SIZE`].
 fn bounded_size(field: &str, bytes: u64) -> Result<u64, ConfigError> {
     if bytes > MAX_SIZE {
         return Err(ConfigError::invalid(
@@ -187,6 +238,9 @@ fn bounded_size(field: &str, bytes: u64) -> Result<u64, ConfigError> {
 }
 
 /// A byte count in the largest binary unit that divides it (`"64MiB"`), or bytes.
+///
+/// Exact by construction (never rounds), so [`size`] reads it back to the same
+/// count. Zero is written as the number `0`.
 pub(super) fn format_size(bytes: u64) -> ByteSize {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
         if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
@@ -197,6 +251,11 @@ pub(super) fn format_size(bytes: u64) -> ByteSize {
 }
 
 /// An Ollama `keep_alive`: how long a model stays loaded after its last request.
+///
+/// Used for `daemon.keep_alive` (the daemon's `OLLAMA_KEEP_ALIVE`) and
+/// `warmth.keep_alive` (sent with warm loads and pinned into requests). Ollama
+/// itself takes more spellings than this type keeps apart: every negative value is
+/// one `Forever`, and a duration is kept to whole seconds when sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeepAlive {
     /// Until unloaded (Ollama's negative values).
@@ -208,6 +267,12 @@ pub enum KeepAlive {
 impl KeepAlive {
     /// Parses the forms Ollama accepts: `-1` (or any negative value), a bare number
     /// of seconds, or a duration such as `"30m"`.
+    ///
+    /// The text is trimmed. Anything starting with `-` is `Forever`, without looking
+    /// further (so `"-abc"` is accepted as for ever). A bare number must be a whole,
+    /// non-negative number of seconds (`"1.5"` is an error). Otherwise humantime's
+    /// duration syntax applies. No upper bound here; the config's `keep_alive`
+    /// helper applies [`MAX_DURATION`].
     pub fn parse(text: &str) -> Result<KeepAlive, String> {
         let text = text.trim();
         if text.starts_with('-') {
@@ -227,6 +292,9 @@ impl KeepAlive {
 
     /// As JSON for a request body: seconds, `-1` for ever. A number is the one form
     /// every Ollama version reads the same way.
+    ///
+    /// Whole seconds, truncated: a keep-alive under one second is sent as `0`, which
+    /// tells Ollama to unload the model as soon as the request is done.
     pub fn to_json(self) -> serde_json::Value {
         match self {
             KeepAlive::Forever => serde_json::Value::from(-1),
@@ -235,6 +303,8 @@ impl KeepAlive {
     }
 
     /// As the value of `OLLAMA_KEEP_ALIVE` (which takes bare seconds, or -1).
+    ///
+    /// Whole seconds, truncated, like [`KeepAlive::to_json`].
     pub fn to_env(self) -> String {
         match self {
             KeepAlive::Forever => "-1".to_owned(),
@@ -242,7 +312,8 @@ impl KeepAlive {
         }
     }
 
-    /// As the configuration writes it.
+    /// As the configuration writes it: `"-1"` for ever, else a humantime duration
+    /// (`"30m"`), which [`KeepAlive::parse`] reads back to the same value.
     pub fn to_config(self) -> String {
         match self {
             KeepAlive::Forever => "-1".to_owned(),
@@ -251,6 +322,9 @@ impl KeepAlive {
     }
 }
 
+/// A `keep_alive` setting: `text`, or `default` when unset, parsed by
+/// [`KeepAlive::parse`]; a finite duration is bounded by [`MAX_DURATION`]. The error
+/// names `field`.
 pub(super) fn keep_alive(
     field: &str,
     text: Option<&str>,

@@ -25,15 +25,30 @@
 //!
 //! Sits outside the proxy in the request path: a refused origin never reaches an
 //! upstream and an allowed preflight is answered without one.
+//!
+//! ```text
+//!   Host not this machine ─────────────────▶ 403 (host_forbidden)
+//!   no Origin ─────────────────────────────▶ next layer, untouched
+//!   Origin refused (API or control list) ──▶ 403 (origin_forbidden)
+//!   OPTIONS + Access-Control-Request-Method ▶ 204 with the CORS answer
+//!   otherwise ─── Origin removed ──▶ next layer ──▶ upstream CORS headers replaced
+//! ```
+//!
+//! The [`OriginPolicy`] is built from the configuration when the gateway starts
+//! or reloads, and is immutable afterwards; [`check`] reads it on every request
+//! without a lock. Matching is ASCII case-insensitive (origins and hosts are
+//! lower-cased first), and a header that is not valid ASCII text is refused.
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
-use crate::error::{Error, Flavor, OriginError};
+use crate::error::{Error, OriginError};
+use crate::wire::Flavor;
 
 /// Origins Ollama always allows (server/routes.go), whatever `OLLAMA_ORIGINS` says.
+/// Patterns in the [`glob_match`] syntax; `:*` stands for any port.
 const BUILT_IN: &[&str] = &[
     "http://localhost",
     "https://localhost",
@@ -63,14 +78,22 @@ x-stainless-runtime-version, x-stainless-timeout";
 /// Response headers a page may read cross-origin: Warmline's own.
 const EXPOSE_HEADERS: &str =
     "x-warmline-cache, x-warmline-cold-start, server-timing, age, retry-after";
+/// Methods a preflight may ask for: every method Ollama's API uses.
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS";
 /// How long a browser may cache a preflight answer (gin-contrib/cors's 12 h).
 const MAX_AGE: &str = "43200";
 
-/// The allow-list of browser origins.
+/// The allow-list of browser origins, and the `Host` check.
+///
+/// Built with [`OriginPolicy::new`] and the `with_*` methods, then shared
+/// read-only. The `allows*` methods are pure: they never fail or panic, and a
+/// value they cannot parse is simply not allowed (except an empty `Host`).
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
+    /// A lone `*` was configured: every origin may use the API (not the control
+    /// plane, which never takes `*`).
     allow_all: bool,
+    /// [`BUILT_IN`] followed by the configured patterns, lower case.
     patterns: Vec<String>,
     /// Origins allowed on the control plane (`admin.origins`; none by default).
     control: Vec<String>,
@@ -89,7 +112,10 @@ struct HostCheck {
 
 impl OriginPolicy {
     /// Ollama's built-in origins plus `extra` patterns (`*` matches any run of
-    /// characters; a lone `*` allows every origin).
+    /// characters; a lone `*` allows every origin). Patterns are trimmed and
+    /// lower-cased. The control plane admits no origin and the `Host` check is
+    /// off until [`OriginPolicy::with_control_origins`] and
+    /// [`OriginPolicy::with_host_check`] say otherwise.
     pub fn new(extra: &[String]) -> OriginPolicy {
         let allow_all = extra.iter().any(|o| o.trim() == "*");
         let patterns = BUILT_IN
@@ -105,7 +131,9 @@ impl OriginPolicy {
         }
     }
 
-    /// The origins the control plane admits (`admin.origins`).
+    /// The origins the control plane admits (`admin.origins`), replacing any set
+    /// before. Empty entries and a lone `*` are dropped: the control plane can be
+    /// opened to named origins only, never to every page.
     pub fn with_control_origins(mut self, origins: &[String]) -> OriginPolicy {
         self.control = origins
             .iter()
@@ -115,7 +143,10 @@ impl OriginPolicy {
         self
     }
 
-    /// Turns the `Host` check on for a gateway listening on `listen`.
+    /// Turns the `Host` check on for a gateway listening on `listen`. Reads the
+    /// machine's hostname and, for an unspecified listen address, the interfaces'
+    /// addresses, once, now: an address added to an interface later is not
+    /// accepted until the policy is rebuilt (a reload).
     pub fn with_host_check(mut self, listen: std::net::SocketAddr) -> OriginPolicy {
         let mut addresses = vec![listen.ip().to_canonical()];
         if listen.ip().is_unspecified() {
@@ -134,13 +165,17 @@ impl OriginPolicy {
         self
     }
 
-    /// Whether a control-plane request from `origin` may proceed.
+    /// Whether a control-plane request from `origin` may proceed: only if it
+    /// matches one of `admin.origins` (the built-in origins do not count here).
     pub fn allows_control(&self, origin: &str) -> bool {
         let origin = origin.to_ascii_lowercase();
         self.control.iter().any(|p| glob_match(p, &origin))
     }
 
-    /// Whether a request carrying `Host: host` may proceed.
+    /// Whether a request carrying `Host: host` may proceed (see the module docs
+    /// for what names this machine). Always true while the check is off. The port
+    /// is ignored; IPv6 literals may be bracketed; IPv4-mapped IPv6 addresses are
+    /// judged as loopback or private IPv4 ones.
     pub fn allows_host(&self, host: &str) -> bool {
         let Some(check) = &self.host_check else {
             return true;
@@ -182,7 +217,10 @@ impl OriginPolicy {
         }
     }
 
-    /// Whether a request from `origin`, sent to `host`, may proceed.
+    /// Whether a request from `origin`, sent to `host`, may proceed to Ollama's
+    /// API: every origin with a lone `*` configured; an origin that is
+    /// `http://` or `https://` followed by exactly the `Host` value (same origin
+    /// in all but the scheme); else one matching a built-in or configured pattern.
     pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
         if self.allow_all {
             return true;
@@ -201,7 +239,8 @@ impl OriginPolicy {
     }
 }
 
-/// `host:port`, `[v6]:port` or a bare name → the name part.
+/// `host:port`, `[v6]:port` or a bare name → the name part (without brackets).
+/// A bare IPv6 literal is returned whole, since its colons are not a port.
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split_once(']').map_or(host, |(v6, _)| &v6[1..]);
@@ -243,7 +282,9 @@ fn interface_addresses() -> Vec<std::net::IpAddr> {
         .collect()
 }
 
-/// Matches `text` against a pattern where `*` stands for any run of characters.
+/// Matches `text` against a pattern where `*` stands for any run of characters
+/// (including none). Without a `*` it is an exact match. Case-sensitive: callers
+/// lower-case both sides.
 fn glob_match(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or_default();
@@ -266,6 +307,14 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// Middleware: refuses disallowed origins, answers preflights, strips `Origin` before
 /// forwarding and adds CORS headers to the response of an allowed cross-origin request.
+///
+/// Order of checks: the `Host` check first (for every request, browser or not),
+/// then the `Origin`, judged against the control-plane list for control routes
+/// (see `auth::Plane`) and the API list otherwise. Refusals are Warmline's JSON
+/// error in the route's flavour (Ollama or OpenAI shape). An allowed preflight is
+/// answered 204 here; an allowed request gets `Access-Control-Allow-Origin`
+/// echoing its origin, Warmline's exposed headers and `Vary: Origin`, after any
+/// CORS headers from the upstream are removed. Credentials are never allowed.
 pub async fn check(policy: &OriginPolicy, mut request: Request, next: Next) -> Response {
     let control = crate::auth::Plane::of(request.uri().path()) == crate::auth::Plane::Control;
     if let Some(host) = request.headers().get(header::HOST)

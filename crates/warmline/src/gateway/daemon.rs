@@ -42,7 +42,7 @@ impl Supervision {
         let current = self.get();
         match (target, current) {
             (Some(target), None) => {
-                let client = shared.stack.load().proxy.client.clone();
+                let client = shared.stack.load().pipeline.client.clone();
                 let supervisor = Arc::new(Supervisor::spawn(target, client));
                 let mut ready = supervisor.ready();
                 let shared_for_task = Arc::downgrade(shared);
@@ -96,7 +96,7 @@ impl Supervision {
 /// loaded on it at once.
 fn daemon_ready(shared: &Shared) {
     let stack = shared.stack.load();
-    if let Some(host) = stack.proxy.upstreams.hosts().first() {
+    if let Some(host) = stack.pipeline.upstreams.hosts().first() {
         host.mark_up(None);
     }
     shared.models_changed.notify_one();
@@ -108,7 +108,12 @@ fn daemon_ready(shared: &Shared) {
 pub(crate) async fn keep_warm(shared: Arc<Shared>) {
     loop {
         let stack = shared.stack.load_full();
-        crate::warmth::round(&shared.warmth, &stack.proxy.upstreams, &stack.proxy.client).await;
+        crate::warmth::round(
+            &shared.warmth,
+            &stack.pipeline.upstreams,
+            &stack.pipeline.client,
+        )
+        .await;
         let interval = stack.config.timeouts.health_interval;
         drop(stack);
         tokio::select! {
@@ -174,7 +179,7 @@ impl GatewayHandle {
         let shared = &self.inner.shared;
         let stack = shared.stack.load();
         crate::models::view(
-            &stack.proxy.upstreams,
+            &stack.pipeline.upstreams,
             &shared.warmth,
             &shared.metrics.models,
         )
@@ -210,7 +215,7 @@ impl GatewayHandle {
     /// cold again), on the host requests for it would go to.
     pub async fn load(&self, model: &str) -> Result<ModelView, Error> {
         let (name, host, embedding) = self.host_for(model)?;
-        let client = self.inner.shared.stack.load().proxy.client.clone();
+        let client = self.inner.shared.stack.load().pipeline.client.clone();
         crate::warmth::load(&client, &host, &name, serde_json::Value::Null, embedding)
             .await
             .map_err(|reason| crate::error::ProxyError::Protocol {
@@ -228,9 +233,9 @@ impl GatewayHandle {
     pub async fn unload(&self, model: &str) -> Result<ModelView, Error> {
         let (name, _, _) = self.host_for(model)?;
         let stack = self.inner.shared.stack.load_full();
-        for host in stack.proxy.upstreams.hosts() {
+        for host in stack.pipeline.upstreams.hosts() {
             if host.has_model(&name) == Some(true) {
-                crate::warmth::unload(&stack.proxy.client, host, &name)
+                crate::warmth::unload(&stack.pipeline.client, host, &name)
                     .await
                     .map_err(|reason| crate::error::ProxyError::Protocol {
                         upstream: host.name().to_owned(),
@@ -249,7 +254,7 @@ impl GatewayHandle {
         let name = crate::cache::key::normalise_model_name(model).ok()?;
         let stack = self.inner.shared.stack.load();
         let answers: Vec<Option<bool>> = stack
-            .proxy
+            .pipeline
             .upstreams
             .hosts()
             .iter()
@@ -273,7 +278,7 @@ impl GatewayHandle {
             .map_err(|_| crate::warmth::WarmthError::InvalidName(model.to_owned()))?;
         let stack = self.inner.shared.stack.load();
         let host = stack
-            .proxy
+            .pipeline
             .upstreams
             .pick(Some(&name))
             .filter(|h| h.has_model(&name) == Some(true))

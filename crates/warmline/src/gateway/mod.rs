@@ -18,6 +18,7 @@
 mod daemon;
 mod router;
 mod stack;
+mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -31,20 +32,15 @@ use tokio::task::JoinHandle;
 
 use crate::cache::{self, CacheStats, Purged};
 use crate::config::{Config, ConfigError, ConfigSource, RawConfig};
+use crate::edge::server::{self, HeadLimits};
 use crate::error::Error;
 use crate::metrics::{Metrics, Stats};
-use crate::server::{self, HeadLimits};
 use crate::state::{FileState, MemoryState, StateStore};
 use crate::upstream::{self, UpstreamHealth};
 use stack::Stack;
 
 /// Warmline's version, reported by `/warmline/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// How often idle rate-limit buckets are forgotten.
-const HOUSEKEEPING: Duration = Duration::from_secs(60);
-/// The shortest pause between two reads of every host's model lists.
-const MODEL_REFRESH_MIN: Duration = Duration::from_secs(2);
 
 /// State shared by every request handler and by the handle.
 #[derive(Debug)]
@@ -84,8 +80,8 @@ impl Shared {
 
     pub(crate) fn prometheus(&self) -> String {
         let stack = self.stack.load();
-        let upstreams = stack.proxy.upstreams.health();
-        let installed = upstream::installed_models(&stack.proxy.upstreams);
+        let upstreams = stack.pipeline.upstreams.health();
+        let installed = upstream::installed_models(&stack.pipeline.upstreams);
         let active = self.alerts(&upstreams);
         let alerts: Vec<(&'static str, bool)> = crate::alerts::ALERTS
             .iter()
@@ -96,20 +92,23 @@ impl Shared {
             installed: &installed,
             alerts: &alerts,
         });
-        cache::render_prometheus(stack.proxy.cache.as_deref(), &mut out);
+        cache::render_prometheus(stack.pipeline.cache.as_deref(), &mut out);
         out
     }
 
     pub(crate) async fn cache_stats(&self) -> CacheStats {
-        let cache = self.stack.load().proxy.cache.clone();
-        match cache {
-            Some(cache) => cache.stats().await,
+        let pipeline = Arc::clone(&self.stack.load().pipeline);
+        match &pipeline.cache {
+            Some(cache) => CacheStats {
+                in_flight: pipeline.flights.len() as u64,
+                ..cache.stats().await
+            },
             None => CacheStats::disabled(),
         }
     }
 
     pub(crate) async fn purge_cache(&self, model: Option<&str>) -> Purged {
-        let cache = self.stack.load().proxy.cache.clone();
+        let cache = self.stack.load().pipeline.cache.clone();
         match cache {
             Some(cache) => cache.purge(model).await,
             None => Purged {
@@ -144,7 +143,7 @@ impl Shared {
     }
 
     pub(crate) fn health(&self) -> Health {
-        let upstreams = self.stack.load().proxy.upstreams.health();
+        let upstreams = self.stack.load().pipeline.upstreams.health();
         let serving = upstreams
             .iter()
             .filter(|u| u.reachable && u.breaker.state != crate::breaker::State::Open)
@@ -295,10 +294,10 @@ impl Gateway {
         });
         shared.supervision.follow(&shared, &started_with).await;
         let background = vec![
-            tokio::spawn(probe_upstreams(Arc::clone(&shared))),
-            tokio::spawn(refresh_models(Arc::clone(&shared))),
-            tokio::spawn(discover_parallelism(Arc::clone(&shared))),
-            tokio::spawn(housekeep(Arc::clone(&shared))),
+            tokio::spawn(tasks::probe_upstreams(Arc::clone(&shared))),
+            tokio::spawn(tasks::refresh_models(Arc::clone(&shared))),
+            tokio::spawn(tasks::discover_parallelism(Arc::clone(&shared))),
+            tokio::spawn(tasks::housekeep(Arc::clone(&shared))),
             tokio::spawn(daemon::keep_warm(Arc::clone(&shared))),
         ];
         let server = Server::start(listener, &shared);
@@ -376,94 +375,6 @@ impl Server {
             );
             self.task.abort();
         }
-    }
-}
-
-/// Probes every host with `HEAD /`, a round starting every
-/// `timeouts.health_interval` (on a fixed schedule: a slow round does not push
-/// the next one back). A probe waits at most one interval (but no less than the
-/// connect timeout), so a host that stops answering leaves the rotation within
-/// two intervals — 2 s with the defaults — and one that refuses at once.
-async fn probe_upstreams(shared: Arc<Shared>) {
-    let mut interval = shared.config().timeouts.health_interval;
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let stack = shared.stack.load_full();
-        let timeouts = &stack.config.timeouts;
-        if timeouts.health_interval != interval {
-            interval = timeouts.health_interval;
-            tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-        }
-        let timeout = probe_timeout(timeouts.health_interval, timeouts.connect);
-        upstream::probe_all(&stack.proxy.upstreams, &stack.proxy.client, timeout).await;
-    }
-}
-
-/// How often the daemons behind local hosts are looked at again (a restarted
-/// Ollama may run with another `OLLAMA_NUM_PARALLEL`).
-const DISCOVER_EVERY: Duration = Duration::from_secs(10);
-
-/// Reads the parallelism of daemons on this machine that Warmline adopted (see
-/// `upstream::discover`), at start and every [`DISCOVER_EVERY`].
-async fn discover_parallelism(shared: Arc<Shared>) {
-    loop {
-        let stack = shared.stack.load_full();
-        let discover = stack.config.concurrency.discover;
-        let hosts: Vec<Arc<upstream::Upstream>> = stack.proxy.upstreams.hosts().to_vec();
-        drop(stack);
-        let _ = tokio::task::spawn_blocking(move || {
-            for host in hosts {
-                if discover {
-                    host.discover_parallelism();
-                } else {
-                    // Off: every host not stated or supervised is learned.
-                    host.slots.discovered(None);
-                }
-            }
-        })
-        .await;
-        tokio::time::sleep(DISCOVER_EVERY).await;
-    }
-}
-
-/// How long one health probe may wait: an interval, capped at 1 s (a probe is
-/// a `HEAD /` that Ollama answers in microseconds), never below the connect
-/// timeout so a slow-to-accept host is not called down by the probe alone.
-fn probe_timeout(interval: Duration, connect: Duration) -> Duration {
-    interval.min(Duration::from_secs(1)).max(connect)
-}
-
-/// Refreshes every host's model lists each `timeouts.health_interval`, and at once
-/// after a pull, create, copy or delete went through; hands the cache its digests.
-async fn refresh_models(shared: Arc<Shared>) {
-    loop {
-        let stack = shared.stack.load_full();
-        upstream::refresh_models(&stack.proxy.upstreams, &stack.proxy.client).await;
-        if let Some(cache) = &stack.proxy.cache {
-            cache.set_digests(upstream::digests(&stack.proxy.upstreams));
-        }
-        shared.models_refreshed.notify_one();
-        // Model lists change rarely (a pull, a load): no need to read every
-        // host's `/api/tags` (a directory walk in Ollama) more than every 2 s.
-        let interval = stack.config.timeouts.health_interval.max(MODEL_REFRESH_MIN);
-        drop(stack);
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = shared.models_changed.notified() => {}
-            () = shared.warmth.loaded.notified() => {}
-        }
-    }
-}
-
-/// Forgets clients whose rate-limit buckets are full again, so memory stays bounded.
-async fn housekeep(shared: Arc<Shared>) {
-    loop {
-        tokio::time::sleep(HOUSEKEEPING).await;
-        shared.stack.load().limiter.housekeep();
     }
 }
 
@@ -552,8 +463,8 @@ impl GatewayHandle {
     }
 
     /// The last `n` lines of Warmline's own log.
-    pub fn logs(&self, n: usize) -> Vec<crate::logging::LogLine> {
-        crate::logging::tail(n)
+    pub fn logs(&self, n: usize) -> Vec<crate::sys::logging::LogLine> {
+        crate::sys::logging::tail(n)
     }
 
     /// The Prometheus exposition, as served at `/metrics`.
@@ -669,7 +580,7 @@ impl GatewayHandle {
                     format!(
                         "cannot listen on {}: {}",
                         config.listen,
-                        crate::proxy::describe(&e)
+                        crate::wire::describe(&e)
                     ),
                 )
             })?;
@@ -745,14 +656,7 @@ impl GatewayHandle {
         {
             return;
         }
-        let servers = self
-            .inner
-            .servers
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default();
-        let drain = self.inner.shared.config().timeouts.drain;
-        futures_util::future::join_all(servers.into_iter().map(|s| s.drain(drain))).await;
+        self.drain_servers().await;
         tracing::info!("gateway paused: not accepting connections");
     }
 
@@ -775,6 +679,19 @@ impl GatewayHandle {
             .store(false, std::sync::atomic::Ordering::Release);
         tracing::info!(listen = %addr, "gateway resumed");
         Ok(())
+    }
+
+    /// Stops every listener and lets its requests finish for up to
+    /// `timeouts.drain`, then cuts what is left (pause and shutdown alike).
+    async fn drain_servers(&self) {
+        let servers = self
+            .inner
+            .servers
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        let drain = self.inner.shared.config().timeouts.drain;
+        futures_util::future::join_all(servers.into_iter().map(|s| s.drain(drain))).await;
     }
 
     /// Whether the gateway is paused (see [`GatewayHandle::pause`]).
@@ -800,14 +717,7 @@ impl GatewayHandle {
             .unwrap_or_default();
         background.iter().for_each(JoinHandle::abort);
         self.inner.shared.warmth.abort_loads();
-        let servers = self
-            .inner
-            .servers
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default();
-        let drain = self.inner.shared.config().timeouts.drain;
-        futures_util::future::join_all(servers.into_iter().map(|s| s.drain(drain))).await;
+        self.drain_servers().await;
         // A daemon Warmline started goes with it (an adopted one stays).
         self.inner.shared.supervision.stop().await;
         tracing::info!("gateway stopped");

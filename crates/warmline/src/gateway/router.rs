@@ -28,8 +28,9 @@ use tower_http::compression::predicate::{
 use super::Shared;
 use super::stack::Stack;
 use crate::admin;
-use crate::error::{Error, Flavor};
-use crate::server::Peer;
+use crate::error::Error;
+use crate::wire::Flavor;
+use crate::wire::peer::Peer;
 
 /// Answers smaller than this are sent as they are: compressing them costs more
 /// time than the bytes it saves on a local link.
@@ -124,26 +125,28 @@ async fn observe(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let path = request.uri().path();
     let own = path == "/metrics" || path.starts_with("/warmline/");
-    let kind = crate::route::RouteKind::of(path);
+    let kind = crate::wire::route::RouteKind::of(path);
     let stack = current(&request);
     let mut response = next.run(request).await;
     let took = started.elapsed();
-    if !response.headers().contains_key(crate::proxy::SERVER_TIMING)
+    if !response
+        .headers()
+        .contains_key(crate::wire::headers::SERVER_TIMING)
         && let Ok(value) =
             http::HeaderValue::from_str(&format!("overhead;dur={:.3}", took.as_secs_f64() * 1000.0))
     {
         response
             .headers_mut()
-            .insert(crate::proxy::SERVER_TIMING, value);
+            .insert(crate::wire::headers::SERVER_TIMING, value);
     }
     if !own
         && response
             .extensions()
-            .get::<crate::proxy::Recorded>()
+            .get::<crate::pipeline::Recorded>()
             .is_none()
         && let Some(stack) = stack
     {
-        let metrics = &stack.proxy.metrics;
+        let metrics = &stack.pipeline.metrics;
         metrics.request_started(kind);
         metrics.finished(crate::metrics::Event {
             overhead: Some(took),
@@ -176,7 +179,7 @@ async fn json_errors(request: Request, next: Next) -> Response {
             .unwrap_or("request refused")
             .to_ascii_lowercase(),
     };
-    let mut json = crate::error::error_response(status, &text, Flavor::Ollama);
+    let mut json = crate::wire::error_response(status, &text, Flavor::Ollama);
     for (name, value) in &parts.headers {
         if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
             json.headers_mut().insert(name, value.clone());
@@ -195,7 +198,7 @@ fn current(request: &Request) -> Option<Arc<Stack>> {
 
 async fn check_origin(request: Request, next: Next) -> Response {
     match current(&request) {
-        Some(stack) => crate::origin::check(&stack.origins, request, next).await,
+        Some(stack) => crate::edge::origin::check(&stack.origins, request, next).await,
         None => next.run(request).await,
     }
 }
@@ -213,7 +216,7 @@ async fn rate_limit(request: Request, next: Next) -> Response {
         Err(limited) => {
             let flavor = Flavor::of(request.uri().path());
             let response = Error::from(limited).to_response(flavor);
-            stack.proxy.metrics.gateway_error("rate_limited");
+            stack.pipeline.metrics.gateway_error("rate_limited");
             response
         }
     }
@@ -221,7 +224,7 @@ async fn rate_limit(request: Request, next: Next) -> Response {
 
 async fn authenticate(request: Request, next: Next) -> Response {
     match current(&request) {
-        Some(stack) => crate::auth::check(&stack.tokens, request, next).await,
+        Some(stack) => crate::edge::access::check(&stack.tokens, request, next).await,
         None => next.run(request).await,
     }
 }
@@ -229,7 +232,7 @@ async fn authenticate(request: Request, next: Next) -> Response {
 /// The fallback: Ollama's routes, through the proxy of the request's stack.
 async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let stack = current(&request).unwrap_or_else(|| shared.stack.load_full());
-    crate::proxy::forward(Arc::clone(&stack.proxy), request).await
+    crate::pipeline::forward(Arc::clone(&stack.pipeline), request).await
 }
 
 /// Compresses only while `compression.enabled` is on for the request's stack.

@@ -5,23 +5,23 @@
 //! to the end (see `router`), so a reload never mixes two configurations in one
 //! request: requests that began before it finish under the old stack, requests
 //! after it see only the new one. Building a stack reuses what the previous one
-//! had wherever the settings behind it are unchanged (see [`Proxy::build`]).
+//! had wherever the settings behind it are unchanged (see [`Pipeline::build`]).
 
 use std::sync::Arc;
 
 use crate::admission::ClientLimiter;
 use crate::auth::Tokens;
 use crate::config::Config;
+use crate::edge::origin::OriginPolicy;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::origin::OriginPolicy;
-use crate::proxy::Proxy;
+use crate::pipeline::Pipeline;
 
 /// One configuration's request path.
 #[derive(Debug)]
 pub(crate) struct Stack {
     pub(crate) config: Arc<Config>,
-    pub(crate) proxy: Arc<Proxy>,
+    pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) limiter: Arc<ClientLimiter>,
     pub(crate) tokens: Arc<Tokens>,
     /// The admin credential, read from `admin.token_file` (kept while it is unchanged).
@@ -40,10 +40,10 @@ impl Stack {
     ) -> Result<Stack, Error> {
         warmth.set_config(&config.warmth);
         metrics.set_access_log(config.access_log.as_deref());
-        let proxy = Proxy::build(
+        let pipeline = Pipeline::build(
             &config,
             metrics,
-            previous.map(|p| &*p.proxy),
+            previous.map(|p| &*p.pipeline),
             models_changed,
             warmth,
         )?;
@@ -68,7 +68,7 @@ impl Stack {
             .with_control_origins(&config.admin.origins)
             .with_host_check(config.listen);
         Ok(Stack {
-            proxy: Arc::new(proxy),
+            pipeline: Arc::new(pipeline),
             limiter,
             tokens: Arc::new(Tokens::new(config.tokens.clone(), admin.clone())),
             admin,

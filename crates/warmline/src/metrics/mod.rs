@@ -8,6 +8,28 @@
 //! too): the request path builds one `Event` and hands it to the aggregator
 //! thread (`recorder`) without taking a lock. Every series exists from start-up,
 //! at zero, so dashboards and alerts never see a missing series.
+//!
+//! Where it sits: one [`Metrics`] is created per gateway and shared by `Arc`. The
+//! request path only calls the cheap recorders (`request_started`,
+//! `upstream_request`, `gateway_error`, and `finished` from the response body's
+//! drop guard); the readers — `/warmline/stats`, `/warmline/history`,
+//! `/warmline/requests`, `/metrics`, the alerts and the desktop app's charts — call
+//! `stats`, `history`, `recent`, `window_total` and `render_prometheus`.
+//!
+//! ```text
+//!   request path ──atomics──▶ Metrics counters ───────────────┐
+//!        │                                                    ├──▶ stats / Prometheus
+//!        └─finished(Event)─▶ recorder channel ─▶ Aggregate ───┘     history / recent
+//! ```
+//!
+//! Invariants:
+//! - labels come from fixed sets ([`RouteKind::ALL`], [`GATEWAY_ERROR_KINDS`],
+//!   installed models), never from what a client sent, so cardinality is bounded;
+//! - `in_flight` is incremented by `request_started` and decremented by `finished`:
+//!   every started request must be finished exactly once (the proxy's `Finish` drop
+//!   guard and the router's `observe` middleware do this);
+//! - nothing here panics or blocks on the request path; a reader holds the
+//!   aggregate's mutex only while it applies queued events and copies what it needs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,18 +44,23 @@ mod models;
 mod prometheus;
 mod recorder;
 
-pub use history::{History, ModelSummary, Point, total};
+pub use history::{Accumulator, History, ModelSummary, Point, total};
 pub use models::{COLD_LOAD_THRESHOLD, ModelMetrics, ModelStats};
 pub use prometheus::Context;
 use recorder::{Dists, Recorder};
 pub use recorder::{Event, RecentRequest};
 
-use crate::route::RouteKind;
+use crate::wire::route::RouteKind;
 
-/// Highest latency the histograms track: 10 minutes, in microseconds.
+/// Highest latency the histograms track: 10 minutes, in microseconds. Longer
+/// values are clamped to it (a stream longer than that counts as 10 minutes).
 const MAX_MICROS: u64 = 600_000_000;
 
 /// Gateway error kinds counted in `warmline_gateway_errors_total`; see `Error::kind`.
+///
+/// The order is the order of the counters (and of the Prometheus series). A kind
+/// passed to [`Metrics::gateway_error`] that is not in this list is ignored, so a
+/// new `Error::kind` must be added here to be counted.
 pub const GATEWAY_ERROR_KINDS: &[&str] = &[
     "upstream_unreachable",
     "connect_timeout",
@@ -55,15 +82,23 @@ pub const GATEWAY_ERROR_KINDS: &[&str] = &[
 ];
 
 /// All of the gateway's measurements. Shared by reference; every method is `&self`.
+///
+/// Counters are relaxed atomics: each is exact on its own, but a snapshot taken
+/// while requests run may see one counter a request ahead of another.
 #[derive(Debug)]
 pub struct Metrics {
+    /// When the metrics (and so the gateway) started, for `uptime_s`.
     started: Instant,
+    /// Requests started and not yet finished. Signed so a stray extra `finished`
+    /// cannot wrap it; readers clamp it at zero.
     in_flight: AtomicI64,
     /// Requests received, by route kind (index: [`RouteKind::index`]).
     requests: Vec<AtomicU64>,
     /// Responses by status class: index 0 = 1xx … 4 = 5xx.
     status_classes: [AtomicU64; 5],
+    /// One counter per entry of [`GATEWAY_ERROR_KINDS`], same index.
     gateway_errors: Vec<AtomicU64>,
+    /// Requests sent to an upstream (retries included).
     upstream_requests: AtomicU64,
     /// Requests re-sent to another upstream after the first failed.
     upstream_retries: AtomicU64,
@@ -82,7 +117,9 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Starts the aggregator thread too; it ends when the metrics are dropped.
+    /// Every counter at zero. Starts the aggregator thread too (`warmline-metrics`);
+    /// it ends when the metrics are dropped. If the thread cannot be started the
+    /// metrics still work: readers then apply queued events themselves.
     pub fn new() -> Metrics {
         Metrics {
             started: Instant::now(),
@@ -102,17 +139,20 @@ impl Metrics {
     }
 
     /// The counter the upstream client's connector increments per new connection.
+    /// Shared (not copied), so the connector and `stats` see the same value; the
+    /// reuse ratio in [`Stats`] is derived from it.
     pub fn connect_counter(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.upstream_connects)
     }
 
-    /// A request of `kind` arrived.
+    /// A request of `kind` arrived: counts it and raises `in_flight`. Must be
+    /// paired with exactly one [`Metrics::finished`] (or `request_finished`).
     pub fn request_started(&self, kind: RouteKind) {
         self.requests[kind.index()].fetch_add(1, Relaxed);
         self.in_flight.fetch_add(1, Relaxed);
     }
 
-    /// A request was sent to an upstream.
+    /// A request was sent to an upstream (each attempt counts, retries included).
     pub fn upstream_request(&self) {
         self.upstream_requests.fetch_add(1, Relaxed);
     }
@@ -122,7 +162,11 @@ impl Metrics {
         self.upstream_retries.fetch_add(1, Relaxed);
     }
 
-    /// A request finished (its response body ended or was dropped).
+    /// A request finished (its response body ended or was dropped): lowers
+    /// `in_flight`, counts its status class (a status below 100 counts as 1xx, one
+    /// of 600 or above as 5xx) and hands the event to the aggregator. Never blocks;
+    /// if the aggregator's queue is full the event's distributions are dropped and
+    /// counted in `events_dropped`, but the counters here stay exact.
     pub fn finished(&self, event: Event) {
         self.in_flight.fetch_sub(1, Relaxed);
         let class = usize::from(event.status / 100).clamp(1, 5) - 1;
@@ -136,15 +180,21 @@ impl Metrics {
     }
 
     /// Counts an error Warmline itself produced or observed, by its static kind.
+    /// A kind missing from [`GATEWAY_ERROR_KINDS`] is silently ignored.
     pub fn gateway_error(&self, kind: &'static str) {
         if let Some(i) = GATEWAY_ERROR_KINDS.iter().position(|k| *k == kind) {
             self.gateway_errors[i].fetch_add(1, Relaxed);
         }
     }
 
-    /// The last `window` of history: per second up to an hour, per minute beyond.
     /// Everything in the last `window`, summed into one point, including the
     /// interval still being filled: what alerts judge.
+    ///
+    /// Windows up to an hour are summed from per-second points, longer ones from
+    /// per-minute points (so a long window starts on a minute boundary). Intervals
+    /// without any request are left out before summing; percentiles in the result
+    /// are the worst interval's p95/p99 (see `history::total`), and `p50_ms` and the
+    /// TTFT fields stay `None`.
     pub fn window_total(&self, window: Duration) -> Point {
         let aggregate = self.recorder.read();
         let since = unix_now().saturating_sub(window.as_secs());
@@ -161,6 +211,13 @@ impl Metrics {
         total(&points)
     }
 
+    /// The last `window` of history for the charts: per second up to an hour, per
+    /// minute beyond (at most a day is kept, whatever `window` asks). Only closed
+    /// intervals are included, never the one still being filled.
+    ///
+    /// The per-model summaries are not limited to `window`: they come from the
+    /// per-model distributions, which cover every request since start-up (and the
+    /// cold-start counts from [`ModelMetrics`], likewise since start-up).
     pub fn history(&self, window: Duration) -> History {
         let aggregate = self.recorder.read();
         let since = unix_now().saturating_sub(window.as_secs());
@@ -194,6 +251,9 @@ impl Metrics {
     }
 
     /// Appends one line per finished request to `path` from now on (`None`: stop).
+    /// Calling it again with the same path keeps the open file. A file that cannot
+    /// be opened is logged once and then ignored; nothing is returned, since the
+    /// access log is best-effort and must never fail a request.
     pub fn set_access_log(&self, path: Option<&std::path::Path>) {
         let mut aggregate = self.recorder.read();
         if aggregate.access_log.as_ref().map(|l| l.path.as_path()) != path {
@@ -201,7 +261,8 @@ impl Metrics {
         }
     }
 
-    /// The last `n` finished requests, newest first.
+    /// The last `n` finished requests, newest first (at most `recorder::RECENT`
+    /// are kept). Includes every request that finished before the call.
     pub fn recent(&self, n: usize) -> Vec<RecentRequest> {
         self.recorder
             .read()
@@ -213,7 +274,9 @@ impl Metrics {
             .collect()
     }
 
-    /// A point-in-time JSON snapshot.
+    /// A point-in-time JSON snapshot, served at `/warmline/stats`. Routes that saw
+    /// no request are left out of `routes`, and error kinds at zero out of
+    /// `gateway_errors` (the Prometheus exposition, by contrast, writes them all).
     pub fn stats(&self) -> Stats {
         let aggregate = self.recorder.read();
         let mut routes = BTreeMap::new();
@@ -300,11 +363,14 @@ fn quantile_ms(histogram: &Histogram<u64>, quantile: f64) -> Option<f64> {
     (!histogram.is_empty()).then(|| millis(histogram.value_at_quantile(quantile)))
 }
 
+/// An empty histogram of 1 µs to [`MAX_MICROS`] at 3 significant digits: the one
+/// shape every distribution in this module uses, so they can be compared.
 fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3)
         .unwrap_or_else(|e| unreachable!("constant histogram bounds are valid: {e}"))
 }
 
+/// Microseconds as fractional milliseconds.
 fn millis(micros: u64) -> f64 {
     micros as f64 / 1000.0
 }
@@ -312,12 +378,17 @@ fn millis(micros: u64) -> f64 {
 /// The JSON served at `GET /warmline/stats`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Stats {
+    /// Seconds since the gateway (its metrics) started.
     pub uptime_s: f64,
     /// Requests received (all route kinds).
     pub requests: u64,
     /// 5xx responses plus streams that broke after their status was sent.
     pub errors: u64,
+    /// Requests started and not yet finished (a streaming answer counts until its
+    /// body ends).
     pub in_flight: u64,
+    /// Responses by status class (a client that left before the headers counts as
+    /// a 499 in `4xx`).
     pub responses: StatusClasses,
     /// Errors Warmline itself produced or observed, by kind (only non-zero ones).
     pub gateway_errors: BTreeMap<String, u64>,
@@ -325,7 +396,10 @@ pub struct Stats {
     pub routes: BTreeMap<String, RouteStats>,
     /// Over every request: Warmline's own time (p50) and queue wait (p99).
     pub overhead_p50_ms: Option<f64>,
+    /// p99 of the wait for a model slot, over requests that took one (generations
+    /// with a known model; a slot granted at once counts as a wait of ~0).
     pub queue_wait_p99_ms: Option<f64>,
+    /// Requests to upstreams and how well their connections were reused.
     pub upstream: UpstreamStats,
     /// Requests, cold starts and latency per installed model that has seen traffic.
     pub models: BTreeMap<String, ModelStats>,
@@ -333,6 +407,8 @@ pub struct Stats {
     pub events_dropped: u64,
 }
 
+/// Responses sent, by status class; serialised with the class as the key
+/// (`{"1xx": 0, "2xx": 120, ...}`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StatusClasses {
     #[serde(rename = "1xx")]
@@ -347,13 +423,20 @@ pub struct StatusClasses {
     pub server_error: u64,
 }
 
+/// One route kind's request count and latency, since start-up. Latencies are in
+/// milliseconds at the histograms' 3-significant-digit precision; they are 0.0
+/// (not absent) if the distribution has no sample yet.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RouteStats {
+    /// Requests received of this kind (the counter, not the histogram).
     pub count: u64,
+    /// Latency (arrival to the end of the response body) percentiles.
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
+    /// The longest latency recorded.
     pub max_ms: f64,
+    /// Time to the first body byte; `None` when no request of this kind sent one.
     pub ttft_p50_ms: Option<f64>,
     pub ttft_p95_ms: Option<f64>,
     /// Warmline's own time per request, up to the response headers.
@@ -361,16 +444,22 @@ pub struct RouteStats {
     pub overhead_p99_ms: Option<f64>,
 }
 
+/// What the gateway asked of its upstreams, over all hosts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UpstreamStats {
+    /// Requests sent to upstreams (retries included).
     pub requests: u64,
     /// Requests re-sent to another upstream.
     pub retries: u64,
+    /// New TCP connections opened (health checks and model refreshes included,
+    /// since they share the client).
     pub connections_opened: u64,
-    /// Share of upstream requests that reused a pooled connection.
+    /// Share of upstream requests that reused a pooled connection:
+    /// `1 - connections / requests`, clamped to 0..=1; 0.0 before any request.
     pub reuse_ratio: f64,
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

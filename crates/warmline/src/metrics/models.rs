@@ -6,6 +6,12 @@
 //! or create metric series. Each model's counters are atomics behind an `Arc`;
 //! the map itself is read-locked on the request path and write-locked only the
 //! first time a model is seen.
+//!
+//! These are plain counters since start-up; the per-model distributions
+//! (latency, time to first token, tokens per second) live in the aggregator
+//! (`recorder`), and `Metrics::stats` joins the two into one [`ModelStats`].
+//! Entries are never removed: a model deleted from every host keeps its counters
+//! until the gateway restarts (the set is still bounded by what was installed).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -16,17 +22,25 @@ use serde::{Deserialize, Serialize};
 
 /// A cold load shorter than this is not counted: Ollama reports a few
 /// milliseconds of `load_duration` even for a loaded model (scheduling).
+/// The proxy applies it to the `load_duration` an answer reports before calling
+/// [`ModelMetrics::cold_start`].
 pub const COLD_LOAD_THRESHOLD: Duration = Duration::from_millis(50);
 
+/// One model's counters; shared by `Arc` so the map's lock is not held while
+/// they are updated.
 #[derive(Debug, Default)]
 struct Counters {
     requests: AtomicU64,
     cold_starts: AtomicU64,
+    /// Total load time paid by requests, microseconds.
     load_micros: AtomicU64,
+    /// When a request last went upstream for it, ms since the Unix epoch.
     last_used_ms: AtomicU64,
 }
 
-/// Counters for every model seen.
+/// Counters for every model seen. All methods take `&self`, never panic, and
+/// recover from a poisoned lock (the counters are plain numbers, never half
+/// written).
 #[derive(Debug, Default)]
 pub struct ModelMetrics {
     models: RwLock<HashMap<String, Arc<Counters>>>,
@@ -35,7 +49,10 @@ pub struct ModelMetrics {
 /// One model's counters, for `/warmline/stats` and `/warmline/models`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelStats {
+    /// Requests for it sent upstream: each attempt, so a retry on another host
+    /// counts twice; cache hits are not counted.
     pub requests: u64,
+    /// Requests that paid a model load.
     pub cold_starts: u64,
     /// Total time spent loading it for requests, milliseconds.
     pub load_ms: u64,
@@ -46,13 +63,17 @@ pub struct ModelStats {
     pub p50_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p95_ms: Option<f64>,
+    /// Median time to first body byte, milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_p50_ms: Option<f64>,
+    /// Output tokens per second of generation, where answers reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_s: Option<f64>,
 }
 
 impl ModelMetrics {
+    /// The counters of `model`, created on first use: a read lock in the common
+    /// case, a write lock only the first time.
     fn counters(&self, model: &str) -> Arc<Counters> {
         if let Ok(models) = self.models.read()
             && let Some(counters) = models.get(model)
@@ -63,14 +84,19 @@ impl ModelMetrics {
         Arc::clone(models.entry(model.to_owned()).or_default())
     }
 
-    /// A request for an installed `model` went upstream.
+    /// A request for an installed `model` went upstream: counts it and stamps
+    /// `last_used_ms`. The caller must check that `model` is installed (this is
+    /// what bounds the map).
     pub fn request(&self, model: &str) {
         let counters = self.counters(model);
         counters.requests.fetch_add(1, Relaxed);
-        counters.last_used_ms.store(now_ms(), Relaxed);
+        counters
+            .last_used_ms
+            .store(crate::sys::clock::epoch_ms(), Relaxed);
     }
 
-    /// A request for `model` paid a load of `took`.
+    /// A request for `model` paid a load of `took` (a cold start). Does not count
+    /// a request: [`ModelMetrics::request`] did that when it was sent.
     pub fn cold_start(&self, model: &str, took: Duration) {
         let counters = self.counters(model);
         counters.cold_starts.fetch_add(1, Relaxed);
@@ -97,6 +123,7 @@ impl ModelMetrics {
     }
 }
 
+/// The counters as [`ModelStats`], with the distribution fields left `None`.
 fn snapshot(counters: &Counters) -> ModelStats {
     ModelStats {
         requests: counters.requests.load(Relaxed),
@@ -105,13 +132,6 @@ fn snapshot(counters: &Counters) -> ModelStats {
         last_used_ms: counters.last_used_ms.load(Relaxed),
         ..ModelStats::default()
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

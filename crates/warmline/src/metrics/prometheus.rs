@@ -9,6 +9,17 @@
 //! scrape time; a dashboard takes percentiles over any window with
 //! `histogram_quantile(0.95, sum by (le) (rate(..._bucket[1m])))`, where a
 //! summary's quantiles would cover everything since start-up.
+//!
+//! Rendering is done on each scrape, in one `String` (about 16 KB to start), from
+//! the counters and one read of the aggregate (`recorder::Recorder::read`),
+//! so a scrape sees every request that finished before it. Nothing here can fail:
+//! writing to a `String` does not, and the results of `writeln!` are discarded.
+//!
+//! What the exposition approximates: bucket counts are read off HDR histograms
+//! (0.1 % precision, see `cumulative`), and a histogram's `_sum` is its mean times
+//! its count, so it carries the same precision rather than being an exact sum.
+//! Per-model series exist only for models in [`Context::installed`]: a model that
+//! is no longer installed anywhere drops out of the exposition.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -17,12 +28,14 @@ use hdrhistogram::Histogram;
 
 use super::recorder::Dists;
 use super::{GATEWAY_ERROR_KINDS, Metrics};
-use crate::route::RouteKind;
 use crate::upstream::UpstreamHealth;
+use crate::wire::route::RouteKind;
 
-/// What the exposition needs besides the metrics themselves.
+/// What the exposition needs besides the metrics themselves: the gateway's
+/// current view of its hosts, models and alerts, borrowed for one render.
 #[derive(Debug, Default)]
 pub struct Context<'a> {
+    /// Every configured upstream: the only values of the `upstream` label.
     pub upstreams: &'a [UpstreamHealth],
     /// Installed models: the only values of the `model` label.
     pub installed: &'a [String],
@@ -38,6 +51,11 @@ const BUCKETS: [f64; 21] = [
 ];
 
 impl Metrics {
+    /// The whole exposition for `GET /metrics`, text format 0.0.4: every series
+    /// listed in the module docs, each preceded by its `# HELP` and `# TYPE`
+    /// lines. Label values that come from configuration or hosts (upstream URLs,
+    /// model names) are escaped; everything else is from fixed sets. Never fails
+    /// and never panics.
     pub fn render_prometheus(&self, context: &Context<'_>) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let w = &mut out;
@@ -403,6 +421,10 @@ impl Metrics {
 
 /// A histogram with one series per label set (`""` for none); a missing
 /// distribution is written as zeros.
+///
+/// Writes `name_bucket` for every bound in [`BUCKETS`] plus `+Inf`, then
+/// `name_sum` (seconds) and `name_count`. `labels` is already formatted
+/// (`route="chat"`) and escaped by the caller.
 fn histogram(w: &mut String, name: &str, help: &str, series: &[(String, Option<&Histogram<u64>>)]) {
     header(w, name, "histogram", help);
     for (labels, histogram) in series {
@@ -446,20 +468,25 @@ fn cumulative(h: &Histogram<u64>) -> [u64; BUCKETS.len()] {
     counts
 }
 
+/// A counter without labels: its header and its one sample.
 fn counter(w: &mut String, name: &str, help: &str, value: u64) {
     header(w, name, "counter", help);
     let _ = writeln!(w, "{name} {value}");
 }
 
+/// The `# HELP` and `# TYPE` lines of a metric family. `help` is written as is,
+/// so it must not contain a newline or a backslash.
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// Microseconds as fractional seconds, the exposition's unit for durations.
 fn seconds(micros: u64) -> f64 {
     micros as f64 / 1_000_000.0
 }
 
-/// Escapes a Prometheus label value.
+/// Escapes a Prometheus label value: backslash, double quote and newline, the
+/// three characters the text format requires escaped inside quotes.
 pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")

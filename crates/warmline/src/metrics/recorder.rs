@@ -19,6 +19,14 @@
 //! digits, and are allocated the first time their route or model is seen, so
 //! unused routes cost nothing. Distributions per model exist only for installed
 //! models (the caller checks), so client-chosen names cannot grow them.
+//!
+//! Memory is bounded throughout: the channel holds at most [`CAPACITY`] events,
+//! the history rings are fixed (see `history`), the recent-request ring holds
+//! [`RECENT`] lines, and histograms have a fixed size whatever they record.
+//!
+//! Time: intervals are stamped with wall-clock seconds (`SystemTime`), because
+//! the history is served with Unix timestamps; if the clock steps backwards, the
+//! interval being filled simply stays open until the clock passes it again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
@@ -29,9 +37,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::history::{Accumulator, MINUTES_KEPT, Point, Ring, SECONDS_KEPT};
-use crate::route::RouteKind;
+use crate::wire::route::RouteKind;
 
-/// Events that may wait to be applied.
+/// Events that may wait to be applied; one more is dropped and counted.
 pub const CAPACITY: usize = 64 * 1024;
 /// How often the metrics thread applies what queued up.
 pub const BATCH_EVERY: Duration = Duration::from_millis(100);
@@ -39,9 +47,16 @@ pub const BATCH_EVERY: Duration = Duration::from_millis(100);
 pub const RECENT: usize = 500;
 
 /// One finished request, as the request path saw it.
+///
+/// Built once per request when its response body ends or is dropped (by the
+/// proxy's `Finish` guard, or the router's `observe` middleware for requests the
+/// proxy never saw) and handed to [`super::Metrics::finished`]. Optional fields are
+/// `None` when the request never reached that stage.
 #[derive(Debug, Clone)]
 pub struct Event {
+    /// The route kind, the label of every per-route distribution.
     pub kind: RouteKind,
+    /// The status sent (499 when the client left before the response headers).
     pub status: u16,
     /// A 5xx, or a stream that broke after its status was sent.
     pub failed: bool,
@@ -56,17 +71,21 @@ pub struct Event {
     pub queue: Option<Duration>,
     /// The model load this request paid (a cold start).
     pub load: Option<Duration>,
-    /// `hit`, `miss`, `coalesced`, `bypass`.
+    /// `hit`, `miss`, `coalesced`, `bypass`; `None` when the cache was not asked.
+    /// Hits and coalesced joins count as hits in the history, misses as misses.
     pub cache: Option<&'static str>,
-    /// An installed model's normalised name.
+    /// An installed model's normalised name. Only set for installed models, which
+    /// is what keeps the per-model distributions bounded.
     pub model: Option<Arc<str>>,
+    /// The upstream that answered: its URL as shown to people (password masked).
     pub host: Option<Arc<str>>,
     /// Output tokens and the time Ollama spent generating them.
     pub tokens: Option<(u64, Duration)>,
 }
 
 impl Event {
-    /// A request with nothing known but its kind, status and latency.
+    /// A request with nothing known but its kind, status and latency; `failed`
+    /// is set for a 5xx. Use struct update syntax to add what else is known.
     pub fn basic(kind: RouteKind, status: u16, latency: Duration) -> Event {
         Event {
             kind,
@@ -85,36 +104,57 @@ impl Event {
     }
 }
 
-/// One line of `/warmline/requests`.
+/// One line of `/warmline/requests` (and of the access log): an [`Event`] in
+/// owned, serialisable form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecentRequest {
-    /// When it finished, milliseconds since the Unix epoch.
+    /// When it was applied by the aggregator, milliseconds since the Unix epoch:
+    /// up to `BATCH_EVERY` after it finished (all events of a batch share it).
     pub at_ms: u64,
+    /// The route kind's label (`chat`, `openai_chat`, ...).
     pub route: String,
+    /// The installed model's normalised name, if any.
     pub model: Option<String>,
     pub status: u16,
+    /// A 5xx, or a stream that broke after its status was sent.
     pub failed: bool,
+    /// Arrival to the end of the response body.
     pub latency_ms: f64,
+    /// Arrival to the first body byte sent.
     pub ttft_ms: Option<f64>,
+    /// The cache outcome (`hit`, `miss`, `coalesced`, `bypass`).
     pub cache: Option<String>,
+    /// The upstream that answered.
     pub host: Option<String>,
+    /// The request paid a model load.
     pub cold_start: bool,
 }
 
-/// The distributions of one route kind or model.
+/// The distributions of one route kind or model, since start-up. Boxed where
+/// kept, so an unused slot costs a pointer, not six histograms.
 #[derive(Debug)]
 pub(crate) struct Dists {
+    /// Arrival to the end of the response body, µs.
     pub(crate) latency: Histogram<u64>,
+    /// The exact sum of the (clamped) latencies, µs. Kept but not read at present:
+    /// the Prometheus `_sum` is derived from the histogram's mean instead.
     pub(crate) latency_sum_micros: u64,
+    /// Arrival to the first body byte, µs.
     pub(crate) ttft: Histogram<u64>,
+    /// Warmline's own time up to the response headers, µs.
     pub(crate) overhead: Histogram<u64>,
+    /// Wait for a model slot, µs.
     pub(crate) queue: Histogram<u64>,
+    /// Model loads requests paid (cold starts), µs.
     pub(crate) load: Histogram<u64>,
+    /// Output tokens over every answer that reported them with a duration.
     pub(crate) output_tokens: u64,
+    /// Ollama's generation time for those tokens, µs.
     pub(crate) generation_micros: u64,
 }
 
 impl Dists {
+    /// Empty distributions, boxed.
     fn new() -> Box<Dists> {
         Box::new(Dists {
             latency: super::new_histogram(),
@@ -128,6 +168,7 @@ impl Dists {
         })
     }
 
+    /// Adds one event: its latency always, the other durations when present.
     fn record(&mut self, event: &Event) {
         let micros = record(&mut self.latency, event.latency);
         self.latency_sum_micros = self.latency_sum_micros.saturating_add(micros);
@@ -147,13 +188,17 @@ impl Dists {
         }
     }
 
-    /// Output tokens per second of generation, over every answer that said.
+    /// Output tokens per second of generation, over every answer that said
+    /// (total tokens over total generation time, not a mean of rates); `None`
+    /// before any such answer.
     pub(crate) fn tokens_per_second(&self) -> Option<f64> {
         (self.generation_micros > 0)
             .then(|| self.output_tokens as f64 / (self.generation_micros as f64 / 1e6))
     }
 }
 
+/// Records `value` in microseconds, clamped to the histograms' range (1 µs to
+/// `MAX_MICROS`), so recording never fails; returns what was recorded.
 fn record(histogram: &mut Histogram<u64>, value: Duration) -> u64 {
     let micros = u64::try_from(value.as_micros())
         .unwrap_or(u64::MAX)
@@ -162,20 +207,25 @@ fn record(histogram: &mut Histogram<u64>, value: Duration) -> u64 {
     micros
 }
 
-/// Everything the aggregator keeps.
+/// Everything the aggregator keeps, behind one mutex (see [`Recorder::read`]).
 #[derive(Debug)]
 pub(crate) struct Aggregate {
+    /// Per route kind, indexed by `RouteKind::index`; `None` until first seen.
     pub(crate) routes: Vec<Option<Box<Dists>>>,
+    /// Per installed model (normalised name), created when first seen.
     pub(crate) models: HashMap<Arc<str>, Box<Dists>>,
     /// Every request, for the global queue-wait and overhead figures.
     pub(crate) all: Box<Dists>,
+    /// The second and the minute being filled.
     second: Accumulator,
     minute: Accumulator,
     /// The second and minute being filled (seconds since the epoch).
     second_start: u64,
     minute_start: u64,
+    /// Closed seconds (the last hour) and minutes (the last day).
     pub(crate) seconds: Ring,
     pub(crate) minutes: Ring,
+    /// The last [`RECENT`] requests, oldest first.
     pub(crate) recent: VecDeque<RecentRequest>,
     /// Events waiting to be applied (whoever holds the lock applies them).
     incoming: Receiver<Event>,
@@ -183,14 +233,20 @@ pub(crate) struct Aggregate {
     pub(crate) access_log: Option<AccessLog>,
 }
 
-/// An open access log file.
+/// An open access log file: one text line per finished request, appended, and
+/// flushed after each batch of events (so a line can lag its request by up to
+/// `BATCH_EVERY`). Not rotated here.
 #[derive(Debug)]
 pub(crate) struct AccessLog {
+    /// Where it was asked to go (compared to tell a reload that changes it).
     pub(crate) path: std::path::PathBuf,
+    /// `None` if the file could not be opened: lines are then discarded.
     file: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl AccessLog {
+    /// Opens (creating if needed) `path` for appending. A failure is logged as a
+    /// warning and leaves the log closed; it never returns an error.
     pub(crate) fn new(path: std::path::PathBuf) -> AccessLog {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -202,6 +258,8 @@ impl AccessLog {
         AccessLog { path, file }
     }
 
+    /// Writes one line (`at_ms status route model=... latency=...`, `-` for
+    /// unknown fields); write errors are ignored.
     fn write(&mut self, line: &RecentRequest) {
         use std::io::Write as _;
         let Some(file) = &mut self.file else { return };
@@ -221,6 +279,7 @@ impl AccessLog {
         );
     }
 
+    /// Flushes the buffer to the file; errors are ignored.
     fn flush(&mut self) {
         use std::io::Write as _;
         if let Some(file) = &mut self.file {
@@ -230,6 +289,8 @@ impl AccessLog {
 }
 
 impl Aggregate {
+    /// Empty, with the second being filled starting at `now` and the minute at
+    /// the start of `now`'s minute.
     fn new(now: u64, incoming: Receiver<Event>) -> Aggregate {
         Aggregate {
             routes: (0..RouteKind::ALL.len()).map(|_| None).collect(),
@@ -259,6 +320,10 @@ impl Aggregate {
     }
 
     /// Closes every interval that ended before `now` (seconds since the epoch).
+    /// Empty intervals are pushed too, so the rings stay evenly spaced. After a
+    /// gap longer than a ring holds, the intervals that would fall out anyway are
+    /// skipped rather than pushed one by one, so a long sleep costs at most one
+    /// ring's worth of work.
     pub(crate) fn roll(&mut self, now: u64) {
         // After a long quiet spell, skip straight to the last hour.
         if now > self.second_start + SECONDS_KEPT as u64 {
@@ -301,6 +366,8 @@ impl Aggregate {
         connected
     }
 
+    /// Adds one event to every distribution it belongs to, to the second and the
+    /// minute being filled, to the recent ring and to the access log.
     fn apply(&mut self, event: Event, now_ms: u64) {
         self.routes[event.kind.index()]
             .get_or_insert_with(Dists::new)
@@ -350,15 +417,21 @@ impl Aggregate {
 }
 
 /// The sending side, held by [`super::Metrics`]; the metrics thread ends soon
-/// after it is dropped.
+/// after it is dropped (it holds only a `Weak` to the aggregate).
 #[derive(Debug)]
 pub(crate) struct Recorder {
+    /// The bounded channel into the aggregate.
     events: SyncSender<Event>,
+    /// The aggregate; use [`Recorder::read`], which applies queued events first.
     pub(crate) aggregate: Arc<Mutex<Aggregate>>,
+    /// Events dropped because the channel was full.
     pub(crate) dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Recorder {
+    /// Creates the channel and the aggregate and starts the `warmline-metrics`
+    /// thread. If the thread cannot be spawned, that is logged and readers apply
+    /// the queued events themselves (the channel still bounds them).
     pub(crate) fn start() -> Recorder {
         let (events, incoming) = std::sync::mpsc::sync_channel(CAPACITY);
         let aggregate = Arc::new(Mutex::new(Aggregate::new(now().as_secs(), incoming)));
@@ -422,12 +495,14 @@ fn apply_in_batches(aggregate: &Weak<Mutex<Aggregate>>) {
     }
 }
 
+/// Wall-clock time since the Unix epoch (zero if the clock is before it).
 fn now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
 }
 
+/// [`now`] as whole seconds and whole milliseconds.
 fn now_secs_ms() -> (u64, u64) {
     let now = now();
     (now.as_secs(), now.as_millis() as u64)

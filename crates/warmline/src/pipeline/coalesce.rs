@@ -33,7 +33,7 @@ pub struct Head {
     pub headers: HeaderMap,
     /// What the shared upstream exchange learned (host, queue, load), for each
     /// subscriber's metrics.
-    pub(crate) trace: Option<crate::proxy::Trace>,
+    pub(crate) trace: Option<super::record::Trace>,
 }
 
 /// How a flight ended.
@@ -155,10 +155,6 @@ impl<K: Hash + Eq + Clone> Flights<K> {
     /// Number of flights in progress.
     pub fn len(&self) -> usize {
         self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn remove(&self, key: &K, flight: &Arc<Flight>) {
@@ -331,7 +327,7 @@ mod tests {
             );
             assert!(matches!(end, End::Complete));
         }
-        assert!(flights.is_empty());
+        assert_eq!(flights.len(), 0);
     }
 
     #[tokio::test]

@@ -8,6 +8,17 @@
 //! window is a crash loop: restarting again would only repeat it, so the
 //! supervisor stops and says why. Time is tokio's, so all of it is tested on
 //! paused time.
+//!
+//! ```text
+//!   crash 1 ─▶ wait b      crash 2 ─▶ wait 2b     crash 3 ─▶ wait 4b ... ≤ max
+//!   up for a whole window ─▶ the next crash waits b again
+//!   crash_loop_restarts crashes within one window ─▶ CrashLoop: stop restarting
+//! ```
+//!
+//! A [`Backoff`] is owned by the supervisor's task alone (no locks); the
+//! supervisor draws the jitter and passes it in, so the policy itself is
+//! deterministic. A start the user asks for ([`Backoff::reset`]) forgets the
+//! history, so a crash loop never locks the user out.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -19,24 +30,33 @@ use crate::config::DaemonConfig;
 /// The crash history of one daemon.
 #[derive(Debug)]
 pub(crate) struct Backoff {
+    /// The first delay (`restart_backoff`).
     first: Duration,
+    /// The longest delay, jitter included (`restart_backoff_max`).
     max: Duration,
+    /// How long a daemon must run to count as healthy, and the span crashes are
+    /// counted over (`crash_loop_window`).
     window: Duration,
+    /// Crashes within one window that make a crash loop (`crash_loop_restarts`).
     limit: u32,
+    /// When the crashes of the last window happened, oldest first.
     crashes: VecDeque<Instant>,
+    /// Crashes since the daemon last ran a whole window: the doubling exponent.
     consecutive: u32,
 }
 
 /// What to do after a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Restart after this delay.
+    /// Restart after this delay (already jittered and capped).
     RestartIn(Duration),
-    /// Give up: this many crashes within the window.
+    /// Give up: this many crashes within the window (the supervisor reports
+    /// both figures to the user).
     CrashLoop { crashes: u32, window: Duration },
 }
 
 impl Backoff {
+    /// No crash yet, with the delays and limits of `config`.
     pub(crate) fn new(config: &DaemonConfig) -> Backoff {
         Backoff {
             first: config.restart_backoff,
@@ -49,7 +69,9 @@ impl Backoff {
     }
 
     /// The daemon has been up since `since`: if that is a whole window, it is
-    /// healthy and the delays start over.
+    /// healthy and the delays start over. Called when a running daemon exits,
+    /// before [`Backoff::crashed`]; the crash times themselves age out of the
+    /// window on their own.
     pub(crate) fn running_since(&mut self, since: Instant) {
         if since.elapsed() >= self.window {
             self.consecutive = 0;
@@ -63,6 +85,12 @@ impl Backoff {
     }
 
     /// Records a crash now; `jitter` in [-1, 1] scales the ±20 % spread.
+    ///
+    /// Returns [`Verdict::CrashLoop`] once this crash makes `limit` within the
+    /// window (with a `limit` of 0, at the first crash); otherwise the next delay:
+    /// `first × 2^consecutive`, capped at `max`, spread by `jitter × 20 %` and
+    /// capped at `max` again (so at the cap the spread only shortens it). Jitter
+    /// outside [-1, 1] is clamped.
     pub(crate) fn crashed(&mut self, jitter: f64) -> Verdict {
         let now = Instant::now();
         self.crashes.push_back(now);

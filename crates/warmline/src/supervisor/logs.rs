@@ -6,6 +6,17 @@
 //! matters to the supervisor: `msg="server config" env="map[OLLAMA_KEEP_ALIVE:30m0s
 //! ...]"`, printed at start with every setting the daemon took, which is how
 //! Warmline confirms the settings it asked for ([`ServerConfig`]).
+//!
+//! Where it sits: in the supervisor, off the request path. One reader task per
+//! output stream pushes each line here as it arrives; the admin route, the app
+//! and the supervisor's own "why did it exit" messages read the tail. Warmline's
+//! notes about the daemon (started, ready, exited, restarting) go into the same
+//! tail under the stream name `warmline`, so the story reads in order.
+//!
+//! Bounded: the tail holds the configured number of lines (`daemon.log_lines`),
+//! each cut at [`MAX_LINE`] bytes; the file copy is rotated at [`ROTATE_AT`] with
+//! [`ROTATIONS`] old files kept. The file is best effort: a file that cannot be
+//! opened or written is skipped silently (the in-memory tail still works).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
@@ -14,7 +25,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-/// A rotated log file grows to this size before it is renamed to `.1`.
+/// A log file grows to this size (10 MiB) before it is renamed to `.1`.
 const ROTATE_AT: u64 = 10 * 1024 * 1024;
 /// Rotated files kept besides the current one.
 const ROTATIONS: usize = 3;
@@ -26,20 +37,31 @@ const MAX_LINE: usize = 4096;
 pub struct LogLine {
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
-    /// `stdout` or `stderr`.
+    /// `stdout` or `stderr` for the daemon's own output, `warmline` for a note
+    /// from Warmline itself ([`Logs::note`]).
     pub stream: &'static str,
+    /// The line without trailing whitespace; a longer line than 4,096 bytes is cut
+    /// there (on a character boundary) and ends in `…`.
     pub text: String,
 }
 
-/// The last lines in memory, and the file.
+/// The last lines in memory, and the file. Shared by `Arc` between the output
+/// readers and whoever reads the tail; every method takes `&self` and never fails
+/// (a poisoned lock just skips the line or returns nothing).
 #[derive(Debug)]
 pub struct Logs {
+    /// The tail, oldest first.
     lines: Mutex<VecDeque<LogLine>>,
+    /// The most lines kept (at least 1).
     capacity: usize,
+    /// The on-disk copy, if one was configured.
     file: Mutex<Option<Rotating>>,
 }
 
 impl Logs {
+    /// An empty tail of `capacity` lines (at least 1; memory for at most 4,096 is
+    /// reserved up front), copying lines to `file` when given. The file is opened
+    /// lazily, on the first line.
     pub fn new(capacity: usize, file: Option<PathBuf>) -> Logs {
         Logs {
             lines: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
@@ -48,6 +70,9 @@ impl Logs {
         }
     }
 
+    /// Adds one line from `stream` (trailing whitespace removed, cut at
+    /// `MAX_LINE` (4,096) bytes on a character boundary): to the file first, then to
+    /// the tail, dropping the oldest line when full.
     pub fn push(&self, stream: &'static str, text: &str) {
         let mut text = text.trim_end().to_owned();
         if text.len() > MAX_LINE {
@@ -58,10 +83,7 @@ impl Logs {
             text.truncate(cut);
             text.push('…');
         }
-        let at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let at_ms = crate::sys::clock::epoch_ms();
         if let Ok(mut file) = self.file.lock()
             && let Some(file) = file.as_mut()
         {
@@ -109,12 +131,17 @@ impl Logs {
 /// A log file renamed to `.1`, `.2`, ... once it reaches [`ROTATE_AT`].
 #[derive(Debug)]
 struct Rotating {
+    /// The current file; rotated ones are `path.1` (newest) to `path.3`.
     path: PathBuf,
+    /// Open for appending; `None` before the first line, after a rotation, or
+    /// while it cannot be opened.
     file: Option<std::fs::File>,
+    /// Bytes in the current file (its size when opened, plus what was written).
     written: u64,
 }
 
 impl Rotating {
+    /// Nothing opened yet.
     fn new(path: PathBuf) -> Rotating {
         Rotating {
             path,
@@ -123,6 +150,10 @@ impl Rotating {
         }
     }
 
+    /// Appends `[stream] text`, opening (and creating, with its directory) the
+    /// file if needed, and rotates once it has reached [`ROTATE_AT`]. Errors are
+    /// ignored; an unopenable file is retried on the next line. The file is created
+    /// with the process's default mode (umask), not as a private file.
     fn write(&mut self, stream: &str, text: &str) {
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
@@ -147,6 +178,9 @@ impl Rotating {
         }
     }
 
+    /// Closes the file and shifts `path.2` → `path.3`, `path.1` → `path.2`,
+    /// `path` → `path.1` (the oldest is overwritten); the next line starts a new
+    /// file. Rename errors (a missing `.N`) are ignored.
     fn rotate(&mut self) {
         self.file = None;
         let numbered = |n: usize| {
@@ -162,7 +196,8 @@ impl Rotating {
     }
 }
 
-/// The settings a daemon reported in its `server config` line.
+/// The settings a daemon reported in its `server config` line: variable name →
+/// value as Go printed it (`30m0s`, `false`, `[a b]`, or empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ServerConfig(pub(crate) BTreeMap<String, String>);
 
@@ -200,6 +235,7 @@ impl ServerConfig {
         Some(ServerConfig(settings))
     }
 
+    /// The value of `key` (`OLLAMA_NUM_PARALLEL`), if the line had it.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)
     }

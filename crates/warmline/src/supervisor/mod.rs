@@ -28,12 +28,16 @@
 //! `server config` log line and compared with what was asked for.
 
 mod backoff;
+mod confirm;
 mod logs;
 mod process;
 mod resources;
+mod status;
 
+use confirm::confirm;
 pub use logs::{LogLine, Logs};
 pub use resources::Resources;
+pub use status::{Confirmed, DaemonError, DaemonState, DaemonStatus};
 
 /// Where `ollama` would be started from: `configured` if given (it must be an
 /// executable file), else the first `ollama` on `PATH`. The error says how to
@@ -45,14 +49,13 @@ pub fn find_ollama(configured: Option<&std::path::Path>) -> Result<std::path::Pa
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::{DaemonConfig, KeepAlive};
+use crate::config::DaemonConfig;
 use backoff::{Backoff, Verdict};
 use logs::ServerConfig;
 use process::{Daemon, Exit};
@@ -110,102 +113,6 @@ impl Target {
     fn base(&self) -> String {
         self.url.as_str().trim_end_matches('/').to_owned()
     }
-}
-
-/// Where the daemon is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DaemonState {
-    /// Warmline does not supervise a daemon (`daemon.supervise` is off).
-    Disabled,
-    /// Started, not answering yet.
-    Starting,
-    /// Started by Warmline and answering.
-    Running,
-    /// Started by someone else and answering; Warmline only watches it.
-    External,
-    /// Exited unexpectedly; a restart is due after `retry_in_ms`.
-    Restarting,
-    /// Stopped on request.
-    Stopped,
-    /// Exited too often in a short time; Warmline stopped restarting it.
-    CrashLoop,
-    /// No `ollama` executable was found.
-    NotFound,
-    /// Could not be started (see `message`).
-    Failed,
-}
-
-/// What the daemon said it runs with, next to what Warmline asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Confirmed {
-    /// `OLLAMA_KEEP_ALIVE`, `OLLAMA_NUM_PARALLEL`, `OLLAMA_MAX_LOADED_MODELS` as
-    /// the daemon reported them.
-    pub reported: std::collections::BTreeMap<String, String>,
-    /// Settings that differ from what was asked for (empty: all took effect).
-    pub mismatched: Vec<String>,
-}
-
-/// A snapshot of the supervisor, as `/warmline/daemon` and the app show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DaemonStatus {
-    pub state: DaemonState,
-    /// The address it serves on (the first upstream).
-    pub url: String,
-    /// Whether Warmline started it (and so stops it when it stops).
-    pub managed: bool,
-    pub pid: Option<u32>,
-    pub executable: Option<String>,
-    /// `/api/version` of the daemon answering.
-    pub version: Option<String>,
-    /// When it last became ready, in milliseconds since the Unix epoch.
-    pub up_since_ms: Option<u64>,
-    /// Restarts after unexpected exits.
-    pub restarts: u32,
-    pub last_exit: Option<String>,
-    /// What a person should know about the state, in a sentence.
-    pub message: Option<String>,
-    /// Until the next restart attempt, while restarting.
-    pub retry_in_ms: Option<u64>,
-    pub settings: Option<Confirmed>,
-    pub resources: Option<Resources>,
-}
-
-impl DaemonStatus {
-    /// The status when nothing is supervised.
-    pub fn disabled(url: &str) -> DaemonStatus {
-        DaemonStatus {
-            state: DaemonState::Disabled,
-            url: url.to_owned(),
-            managed: false,
-            pid: None,
-            executable: None,
-            version: None,
-            up_since_ms: None,
-            restarts: 0,
-            last_exit: None,
-            message: Some(
-                "Warmline does not supervise Ollama here (daemon.supervise is off)".to_owned(),
-            ),
-            retry_in_ms: None,
-            settings: None,
-            resources: None,
-        }
-    }
-}
-
-/// Why a command was refused.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum DaemonError {
-    #[error(
-        "the Ollama at {0} was started outside Warmline; Warmline watches it but never stops \
-         or restarts it"
-    )]
-    External(String),
-    #[error("Warmline does not supervise Ollama here: set daemon.supervise = true")]
-    NotSupervised,
-    #[error("the supervisor has stopped")]
-    Gone,
 }
 
 #[derive(Debug)]
@@ -452,7 +359,7 @@ impl Machine {
         self.update(|s| {
             s.state = DaemonState::Running;
             s.version = version;
-            s.up_since_ms = Some(now_ms());
+            s.up_since_ms = Some(crate::sys::clock::epoch_ms());
             s.message = None;
         });
         self.ready.send_modify(|n| *n += 1);
@@ -612,7 +519,7 @@ impl Machine {
             s.pid = None;
             s.executable = None;
             s.version = version;
-            s.up_since_ms = Some(now_ms());
+            s.up_since_ms = Some(crate::sys::clock::epoch_ms());
             s.settings = None;
             s.message = Some(format!(
                 "Ollama at {url} was started outside Warmline; daemon settings apply only to \
@@ -819,138 +726,5 @@ impl Machine {
     }
 }
 
-/// Compares the settings a daemon reported with those it was started with.
-fn confirm(asked: &DaemonConfig, reported: &ServerConfig) -> Confirmed {
-    let mut mismatched = Vec::new();
-    let mut shown = std::collections::BTreeMap::new();
-    type Check<'a> = (&'static str, Box<dyn Fn(&str) -> bool + 'a>);
-    let checks: [Check<'_>; 3] = [
-        (
-            "OLLAMA_KEEP_ALIVE",
-            Box::new(|value: &str| match (asked.keep_alive, go_duration(value)) {
-                (KeepAlive::Forever, Some(d)) => d > Duration::from_secs(100 * 365 * 86_400),
-                (KeepAlive::For(want), Some(d)) => d.as_secs() == want.as_secs(),
-                (_, None) => false,
-            }),
-        ),
-        (
-            "OLLAMA_NUM_PARALLEL",
-            Box::new(|value: &str| value == asked.num_parallel.to_string()),
-        ),
-        (
-            "OLLAMA_MAX_LOADED_MODELS",
-            Box::new(|value: &str| value == asked.max_loaded_models.to_string()),
-        ),
-    ];
-    for (key, matches) in checks {
-        if let Some(value) = reported.get(key) {
-            shown.insert(key.to_owned(), value.to_owned());
-            if !matches(value) {
-                mismatched.push(format!("{key}={value}"));
-            }
-        }
-    }
-    Confirmed {
-        reported: shown,
-        mismatched,
-    }
-}
-
-/// Parses a Go duration as Ollama prints it (`30m0s`, `2562047h47m16.854775807s`).
-fn go_duration(text: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = text.trim();
-    // A bare number is seconds (how OLLAMA_KEEP_ALIVE may be given).
-    if let Ok(seconds) = rest.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    while !rest.is_empty() {
-        let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let (number, tail) = rest.split_at(split);
-        let number: f64 = number.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let scale = match unit {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += number * scale;
-        rest = next;
-    }
-    Some(Duration::from_secs_f64(total))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations_parse() {
-        assert_eq!(go_duration("30m0s"), Some(Duration::from_secs(1800)));
-        assert_eq!(go_duration("5m0s"), Some(Duration::from_secs(300)));
-        assert_eq!(go_duration("1h30m0s"), Some(Duration::from_secs(5400)));
-        assert!(
-            go_duration("2562047h47m16.854775807s").is_some_and(|d| d.as_secs() > 9_000_000_000)
-        );
-        assert_eq!(go_duration("0s"), Some(Duration::ZERO));
-        assert_eq!(go_duration("soon"), None);
-    }
-
-    #[test]
-    fn reported_settings_are_compared_with_the_asked_ones() {
-        let asked = crate::Config::default().daemon;
-        let line = |ka: &str, np: &str| {
-            ServerConfig::parse(&format!(
-                "msg=\"server config\" env=\"map[OLLAMA_KEEP_ALIVE:{ka} OLLAMA_MAX_LOADED_MODELS:0 OLLAMA_NUM_PARALLEL:{np}]\""
-            ))
-            .expect("line")
-        };
-        assert!(confirm(&asked, &line("30m0s", "2")).mismatched.is_empty());
-        assert_eq!(
-            confirm(&asked, &line("5m0s", "1")).mismatched,
-            ["OLLAMA_KEEP_ALIVE=5m0s", "OLLAMA_NUM_PARALLEL=1"]
-        );
-        let mut forever = asked.clone();
-        forever.keep_alive = KeepAlive::Forever;
-        assert!(
-            confirm(&forever, &line("2562047h47m16.854775807s", "2"))
-                .mismatched
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn the_daemon_environment_names_the_address_and_the_settings() {
-        let config = crate::Config::default();
-        let target = Target {
-            url: config.upstreams[0].url.clone(),
-            config: config.daemon.clone(),
-        };
-        let env = target.env();
-        assert_eq!(env[0], ("OLLAMA_HOST".into(), "127.0.0.1:11434".into()));
-        assert_eq!(env[1], ("OLLAMA_KEEP_ALIVE".into(), "1800".into()));
-        assert_eq!(env[2], ("OLLAMA_NUM_PARALLEL".into(), "2".into()));
-        let mut other = target.clone();
-        other.config.stop_grace = Duration::from_secs(1);
-        assert!(
-            !target.needs_restart_for(&other),
-            "only the environment matters"
-        );
-        other.config.num_parallel = std::num::NonZeroUsize::new(4).expect("4");
-        assert!(target.needs_restart_for(&other));
-    }
-}
+mod tests;

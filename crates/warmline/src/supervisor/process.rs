@@ -14,6 +14,16 @@
 //! Stopping: SIGTERM to the group, `stop_grace` to exit, then SIGKILL to the
 //! group; and SIGKILL to the group once more after the daemon is gone, for any
 //! runner it left behind.
+//!
+//! Where it sits: used only by the supervisor's task (`supervisor`), never on the
+//! request path. Linux only in practice: the parent-death signal is a `prctl`,
+//! and the group signals are POSIX `killpg`. The daemon's stdout and stderr are
+//! piped back as tokio streams for `logs`; its stdin is `/dev/null`.
+//!
+//! Why plain threads: the parent-death signal fires when the *spawning thread*
+//! ends, and tokio's threads come and go (idle blocking threads exit), so daemons
+//! are spawned by one long-lived std thread; the std `Child` it returns can only
+//! be waited for by blocking, hence one waiting thread per daemon.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,16 +37,18 @@ use nix::unistd::Pid;
 use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::watch;
 
-/// A started daemon.
+/// A started daemon. Dropping it does not stop the process: call [`stop`].
 #[derive(Debug)]
 pub(crate) struct Daemon {
+    /// Its process id, which is also its process group id.
     pub(crate) pid: u32,
     /// `None` while it runs, then its exit status.
     pub(crate) exit: watch::Receiver<Option<Exit>>,
 }
 
 impl Daemon {
-    /// Resolves once the daemon has exited, with how.
+    /// Resolves once the daemon has exited, with how. Cancel-safe. If the waiting
+    /// thread is gone without reporting, answers a plain "exited".
     pub(crate) async fn exited(&mut self) -> Exit {
         match self.exit.wait_for(Option::is_some).await {
             Ok(exit) => exit.clone().unwrap_or_else(|| Exit("exited".into())),
@@ -50,11 +62,14 @@ impl Daemon {
     }
 }
 
-/// How a daemon ended.
+/// How a daemon ended, in words for the log and the status (`exit status 1`,
+/// `killed by signal 9 (SIGKILL)`, or why it could not be waited for).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Exit(pub(crate) String);
 
 impl Exit {
+    /// Describes a wait's result: the exit code if it exited, else the signal
+    /// (number and name) that killed it.
     fn of(status: io::Result<ExitStatus>) -> Exit {
         use std::os::unix::process::ExitStatusExt as _;
         Exit(match status {
@@ -76,6 +91,10 @@ pub(crate) type Outputs = (ChildStdout, ChildStderr);
 
 /// Finds the `ollama` executable: `configured` if given (it must exist), else the
 /// first `ollama` on `PATH` that is a file and executable.
+///
+/// "Executable" means any execute bit is set (not that this user may run it;
+/// the spawn reports that). The error is a message for the user: which setting
+/// is wrong, or how to install Ollama.
 pub(crate) fn find_executable(configured: Option<&Path>) -> Result<PathBuf, String> {
     use std::os::unix::fs::PermissionsExt as _;
     let runnable = |path: &Path| {
@@ -104,7 +123,8 @@ pub(crate) fn find_executable(configured: Option<&Path>) -> Result<PathBuf, Stri
 }
 
 /// The command line and environment of `executable serve` (see [`spawn`]), for
-/// a process whose own variables are named by `inherited`.
+/// a process whose own variables are named by `inherited`: each `WARMLINE_*`
+/// one is removed, then `env` is added (overriding inherited values).
 fn command(
     executable: &Path,
     env: &[(String, String)],
@@ -124,6 +144,13 @@ fn command(
 /// Starts `executable serve` with `env` added to Warmline's own environment, less
 /// Warmline's own variables (`WARMLINE_TOKEN`, `WARMLINE_REDIS`, ...: the daemon
 /// has no business with Warmline's secrets).
+///
+/// The daemon runs in a new process group (its pid), with SIGTERM as its
+/// parent-death signal, stdin from `/dev/null` and both outputs piped. Returns
+/// the daemon and its two output streams, which the caller must read (a full
+/// pipe would block the daemon). Must run within a tokio runtime (the streams
+/// register with it); the fork and exec happen on the spawner thread, and this
+/// call blocks until they are done.
 pub(crate) fn spawn(executable: &Path, env: &[(String, String)]) -> io::Result<(Daemon, Outputs)> {
     let mut command = command(executable, env, std::env::vars_os().map(|(name, _)| name));
     command
@@ -183,7 +210,8 @@ fn die_with_parent(command: &mut Command) {
 }
 
 /// Stops a daemon: SIGTERM to its group, up to `grace` to exit, then SIGKILL.
-/// Returns how it ended.
+/// Returns how it ended. Then SIGKILLs the group again ([`reap_group`]) for any
+/// runner that outlived it. Signal errors (a group already gone) are ignored.
 pub(crate) async fn stop(daemon: &mut Daemon, grace: Duration) -> Exit {
     let group = Pid::from_raw(daemon.pid as i32);
     let _ = killpg(group, Signal::SIGTERM);
@@ -199,15 +227,19 @@ pub(crate) async fn stop(daemon: &mut Daemon, grace: Duration) -> Exit {
 }
 
 /// Kills whatever is left of a daemon's process group (runners it started).
+/// Errors are ignored: usually the group is simply empty already.
 pub(crate) fn reap_group(pid: u32) {
     let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
 }
 
 /// The one thread that spawns daemons (see the module docs).
 struct Spawner {
+    /// Spawn requests: a command and where to send the result.
     requests: mpsc::Sender<(Command, mpsc::Sender<io::Result<std::process::Child>>)>,
 }
 
+/// The process's spawner, its thread started on first use. If the thread cannot
+/// be started, that is logged and every spawn then fails with an I/O error.
 fn spawner() -> &'static Spawner {
     static SPAWNER: OnceLock<Spawner> = OnceLock::new();
     SPAWNER.get_or_init(|| {
@@ -230,6 +262,8 @@ fn spawner() -> &'static Spawner {
 }
 
 impl Spawner {
+    /// Spawns `command` on the spawner thread and waits for the result
+    /// (blocking the caller for as long as a fork and exec take).
     fn spawn(&self, command: Command) -> io::Result<std::process::Child> {
         let (reply, result) = mpsc::channel();
         self.requests

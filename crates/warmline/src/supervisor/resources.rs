@@ -6,16 +6,24 @@
 //! supervisor and is read on its status tick. Memory is the sum of resident set
 //! sizes over the process tree: shared pages are counted once per process, so it
 //! somewhat overstates what the tree alone costs.
+//!
+//! Where it sits: in the supervisor's task, off the request path; the reading
+//! ends up in the daemon status (`/warmline/daemon`, the app's Ollama page).
+//! Each sample refreshes every process on the machine (that is how the tree is
+//! found), which is blocking work. GPU memory is not measured here;
+//! it comes from Ollama's `/api/ps` (see `upstream::inventory`).
 
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use sysinfo::{MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System, ThreadKind};
 
-/// One reading.
+/// One reading. All zero for the tree (but not the machine) when no daemon
+/// process was found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
-    /// The daemon's process tree; 100 = one full core.
+    /// The daemon's process tree; 100 = one full core. Since the previous sample
+    /// (0 on the first one, which has nothing to compare with).
     pub cpu_percent: f32,
     /// Resident memory of the tree, bytes.
     pub rss_bytes: u64,
@@ -23,11 +31,14 @@ pub struct Resources {
     pub processes: usize,
     /// The machine's memory, bytes.
     pub system_total_bytes: u64,
+    /// Memory available for new allocations without swapping (the kernel's
+    /// `MemAvailable` on Linux), bytes.
     pub system_available_bytes: u64,
 }
 
-/// Keeps sysinfo's state between readings.
+/// Keeps sysinfo's state between readings (the previous CPU times).
 pub(crate) struct Sampler {
+    /// `None` if sysinfo cannot work on this system: every sample is then `None`.
     system: Option<System>,
 }
 
@@ -38,6 +49,7 @@ impl std::fmt::Debug for Sampler {
 }
 
 impl Sampler {
+    /// A sampler with nothing read yet.
     pub(crate) fn new() -> Sampler {
         Sampler {
             system: System::new().ok(),
@@ -46,6 +58,11 @@ impl Sampler {
 
     /// Reads the tree under `root` (a pid), or, without one, the first process
     /// that looks like `ollama serve` (an adopted daemon), and the machine.
+    ///
+    /// The tree is every descendant by parent pid (threads are skipped).
+    /// "First" is in sysinfo's map order, so with several `ollama serve`
+    /// processes (other users', other ports) the one measured is arbitrary.
+    /// `None` only when sysinfo is unavailable; blocking.
     pub(crate) fn sample(&mut self, root: Option<u32>) -> Option<Resources> {
         let system = self.system.as_mut()?;
         system.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());

@@ -1,13 +1,13 @@
+use super::confirm::go_duration;
 use super::*;
+use crate::config::KeepAlive;
 
 #[test]
 fn go_durations_parse() {
     assert_eq!(go_duration("30m0s"), Some(Duration::from_secs(1800)));
     assert_eq!(go_duration("5m0s"), Some(Duration::from_secs(300)));
     assert_eq!(go_duration("1h30m0s"), Some(Duration::from_secs(5400)));
-    assert!(
-        go_duration("2562047h47m16.854775807s").is_some_and(|d| d.as_secs() > 9_000_000_000)
-    );
+    assert!(go_duration("2562047h47m16.854775807s").is_some_and(|d| d.as_secs() > 9_000_000_000));
     assert_eq!(go_duration("0s"), Some(Duration::ZERO));
     assert_eq!(go_duration("soon"), None);
 }

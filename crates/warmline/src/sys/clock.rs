@@ -17,6 +17,15 @@ pub fn after(after: Duration) -> Instant {
     now.checked_add(after.min(FAR)).unwrap_or(now)
 }
 
+/// Milliseconds since the Unix epoch, the timestamp every JSON answer and log
+/// line carries (0 if the clock is set before 1970; saturating far after).
+pub fn epoch_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,13 @@
 //!
 //! What is logged never carries a secret: tokens are not logged at all, and
 //! URLs are shown with their passwords masked (see `config::redacted`).
+//!
+//! The in-memory tail is a process-wide ring of [`TAIL_LINES`] lines behind a
+//! mutex, filled by a `tracing` layer on every event that passes the filter. It
+//! is process-wide rather than per gateway because the subscriber is global too:
+//! a process runs one subscriber, whichever gateway logs through it. Logging
+//! never fails the caller: a poisoned ring lock drops the line, and the stderr
+//! layer ignores write errors.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -21,7 +28,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 /// Lines of Warmline's own log kept in memory.
 pub const TAIL_LINES: usize = 1000;
 
-/// One line of Warmline's log.
+/// One line of Warmline's log, as `GET /warmline/logs` serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     /// Milliseconds since the Unix epoch.
@@ -34,12 +41,14 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// The process-wide ring of recent lines, created on first use.
 fn ring() -> &'static Mutex<VecDeque<LogLine>> {
     static RING: OnceLock<Mutex<VecDeque<LogLine>>> = OnceLock::new();
     RING.get_or_init(|| Mutex::new(VecDeque::with_capacity(TAIL_LINES)))
 }
 
 /// The last `n` lines of Warmline's log, oldest first (empty before [`init`]).
+/// At most [`TAIL_LINES`]; copies them, so the lock is held only briefly.
 pub fn tail(n: usize) -> Vec<LogLine> {
     ring()
         .lock()
@@ -51,6 +60,12 @@ pub fn tail(n: usize) -> Vec<LogLine> {
 }
 
 /// Installs the global subscriber; a second call is a no-op.
+///
+/// Two layers, each with its own copy of the filter: formatted lines to stderr
+/// (ANSI colours only when stderr is a terminal) and the in-memory tail.
+/// `RUST_LOG` is read when this runs; an unset or invalid `RUST_LOG` falls back to
+/// `warmline=info`. If another global subscriber is already installed (by an
+/// embedding program or a test), this one is silently not installed.
 pub fn init() {
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
@@ -66,7 +81,8 @@ pub fn init() {
         .try_init();
 }
 
-/// The layer that copies each event into the in-memory tail.
+/// The layer that copies each event into the in-memory tail (dropping the
+/// oldest line when full). Span fields are not included, only the event's own.
 struct Tail;
 
 impl<S: tracing::Subscriber> Layer<S> for Tail {
@@ -75,10 +91,7 @@ impl<S: tracing::Subscriber> Layer<S> for Tail {
         event.record(&mut text);
         let metadata = event.metadata();
         let line = LogLine {
-            at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            at_ms: super::clock::epoch_ms(),
             level: metadata.level().to_string(),
             target: metadata.target().to_owned(),
             text: text.0,
@@ -92,7 +105,8 @@ impl<S: tracing::Subscriber> Layer<S> for Tail {
     }
 }
 
-/// An event's message first, then its other fields as `key=value`.
+/// An event's message first, then its other fields as `key=value` (values in
+/// their `Debug` form, so strings are quoted), whatever order they are visited in.
 #[derive(Default)]
 struct Text(String);
 

@@ -16,6 +16,16 @@
 //! `limits.max_connections` ([`default_max_connections`]) leaves room below it for
 //! the process's own files and for upstream sockets, so the gateway sheds idle
 //! connections itself before the kernel refuses `accept`.
+//!
+//! Who uses it: the admin credential (`auth`, via [`create_private_once`] and
+//! [`check_private`]), the warm-set file (`state`, via [`read_private`] and
+//! [`write_private`]), the desktop app's settings file, the config's default
+//! `max_connections`, and both binaries' start-up ([`raise_fd_limit`]). All of it
+//! is blocking file I/O: call it at start-up, from a blocking thread, or where a
+//! short stall is acceptable — never in a hot request path.
+//!
+//! Unix only (modes, `O_NOFOLLOW`, `rlimit`). Nothing here panics; every failure
+//! is a [`FileError`] naming the path, or `None` where a value is optional.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,7 +35,8 @@ use std::path::{Path, PathBuf};
 const FD_RESERVE: u64 = 128;
 
 /// Warmline's state directory: `$XDG_STATE_HOME/warmline`, or
-/// `~/.local/state/warmline`; `None` with neither variable set.
+/// `~/.local/state/warmline`; `None` with neither variable set (an empty variable
+/// counts as unset). Only computes the path: the directory may not exist yet.
 pub fn state_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
@@ -38,7 +49,8 @@ pub fn state_dir() -> Option<PathBuf> {
     Some(base.join("warmline"))
 }
 
-/// The process's file-descriptor limit (soft), if it can be read.
+/// The process's file-descriptor limit (soft `RLIMIT_NOFILE`), if it can be read.
+/// May be `RLIM_INFINITY` (`u64::MAX`) on systems without a limit.
 pub fn fd_limit() -> Option<u64> {
     use nix::sys::resource::{Resource, getrlimit};
     getrlimit(Resource::RLIMIT_NOFILE)
@@ -49,6 +61,9 @@ pub fn fd_limit() -> Option<u64> {
 /// Raises the soft file-descriptor limit to the hard limit; returns the limit
 /// now in force. A server holding thousands of connections needs more than the
 /// usual soft limit of 1024, and the hard limit is what the administrator allows.
+/// `None` only when the limit cannot be read; a refused raise (some systems
+/// reject an unlimited hard limit as the soft one) leaves the soft limit as it
+/// was and returns it. Call it before [`default_max_connections`] is computed.
 pub fn raise_fd_limit() -> Option<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
@@ -62,7 +77,8 @@ pub fn raise_fd_limit() -> Option<u64> {
 /// [`FD_RESERVE`], less a quarter of them (at most 8,192) kept for upstream
 /// sockets — a busy request holds one, an idle client connection none — and at
 /// least 64. With the hard limit of 20,000 on the project's machines that is
-/// 14,904; with systemd's usual 524,288, 515,968.
+/// 14,904; with systemd's usual 524,288, 515,968. Assumes 1,024 when the limit
+/// cannot be read. The config caps the result at its own maximum.
 pub fn default_max_connections() -> usize {
     let limit = fd_limit().unwrap_or(1024);
     let usable = limit.saturating_sub(FD_RESERVE);
@@ -70,23 +86,29 @@ pub fn default_max_connections() -> usize {
     usize::try_from(usable).unwrap_or(usize::MAX).max(64)
 }
 
-/// Why a private file could not be read or written.
+/// Why a private file could not be read or written. Every variant names the
+/// path, and its message says what to do where there is something to do.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
+    /// An I/O error from the system, for this path (or its temporary sibling).
     #[error("{path}: {source}")]
     Io {
         path: String,
         source: std::io::Error,
     },
+    /// A symbolic link sits where a private file should be: refused, never followed.
     #[error("{path} is a symbolic link; Warmline keeps its private files only in regular files")]
     Link { path: String },
     #[error(
         "{path} can be read by other users (mode {mode:o}); run `chmod 600 {path}` \
          (or 640 for a group of administrators)"
     )]
+    /// Other users may read (or write, or run) the file: `mode` is its permission
+    /// bits, shown in octal.
     Exposed { path: String, mode: u32 },
 }
 
+/// A `map_err` adapter: an I/O error becomes [`FileError::Io`] for `path`.
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
     move |source| FileError::Io {
         path: path.display().to_string(),
@@ -94,7 +116,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
     }
 }
 
-/// Creates `dir` (and its parents) with mode 0700 where it does not exist.
+/// Creates `dir` (and its parents) with mode 0700 where it does not exist. An
+/// existing directory is left as it is, its mode included.
 fn private_dir(dir: &Path) -> Result<(), FileError> {
     use std::os::unix::fs::DirBuilderExt as _;
     if dir.as_os_str().is_empty() || dir.is_dir() {
@@ -107,7 +130,8 @@ fn private_dir(dir: &Path) -> Result<(), FileError> {
         .map_err(io(dir))
 }
 
-/// Refuses a symbolic link at `path` (a missing file is fine).
+/// Refuses a symbolic link at `path` (a missing file is fine, and so is any
+/// error reading its metadata: the open that follows will report it).
 fn not_a_link(path: &Path) -> Result<(), FileError> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => Err(FileError::Link {
@@ -118,7 +142,9 @@ fn not_a_link(path: &Path) -> Result<(), FileError> {
 }
 
 /// Writes `bytes` into a new, unique, 0600 temporary file beside `path`, flushed
-/// to disk; returns its path.
+/// to disk; returns its path. The name (`.<name>.<pid>.<random>.tmp`) is created
+/// with `O_EXCL | O_NOFOLLOW`, so another user cannot pre-create or link it. On a
+/// write error the temporary file is removed.
 fn temp_beside(path: &Path, bytes: &[u8]) -> Result<PathBuf, FileError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -146,7 +172,8 @@ fn temp_beside(path: &Path, bytes: &[u8]) -> Result<PathBuf, FileError> {
     Ok(temp)
 }
 
-/// Flushes a directory entry change (a rename or link) to disk.
+/// Flushes a directory entry change (a rename or link) to disk. Best effort:
+/// errors are ignored, the data itself was already synced.
 fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && let Ok(dir) = std::fs::File::open(dir)
@@ -156,6 +183,10 @@ fn sync_dir(path: &Path) {
 }
 
 /// Replaces `path` with `bytes`, atomically, mode 0600 (see the module docs).
+/// Creates the parent directory (0700) if needed. Fails with
+/// [`FileError::Link`] if `path` is a symbolic link, and with [`FileError::Io`]
+/// for any system error; on failure no temporary file is left behind and the
+/// old contents are intact.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     if let Some(dir) = path.parent() {
         private_dir(dir)?;
@@ -171,6 +202,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 }
 
 /// Reads `path` without following a link; `Ok(None)` when it does not exist.
+/// A link at `path` is [`FileError::Link`] (links in the directories above it
+/// are followed). Does not check the file's mode: see [`check_private`].
 pub fn read_private(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -197,6 +230,10 @@ pub fn read_private(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
 /// Creates `path` holding `bytes` only if it does not exist yet, atomically: of
 /// two processes racing to create it, exactly one wins and both then read the
 /// winner's bytes. Returns the bytes the file holds afterwards.
+///
+/// Used for the admin credential: a new random token is offered, and whatever
+/// the file holds afterwards is the token. A link at `path` is refused like in
+/// [`read_private`].
 pub fn create_private_once(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileError> {
     if let Some(existing) = read_private(path)? {
         return Ok(existing);
@@ -220,6 +257,9 @@ pub fn create_private_once(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileErr
 }
 
 /// Refuses a file that users other than its owner (and its group) may read.
+/// Any permission bit for others (`o+r`, `o+w` or `o+x`) is refused; group bits
+/// are allowed, so a group of administrators can share the file. The file must
+/// exist (a missing one is [`FileError::Io`]).
 pub fn check_private(path: &Path) -> Result<(), FileError> {
     use std::os::unix::fs::PermissionsExt as _;
     let meta = std::fs::symlink_metadata(path).map_err(io(path))?;

@@ -9,6 +9,18 @@
 //! process needs the same user or root; where that is refused, or on a system
 //! without `/proc`, nothing is found and the parallelism is learned instead (see
 //! `parallelism`). Blocking file reads: call from a blocking thread.
+//!
+//! Where it sits: with `concurrency.discover` on, a background task of the
+//! gateway runs it at start and every 10 seconds on a blocking thread, for each
+//! host whose parallelism is neither stated nor supervised
+//! (`Upstream::discover_parallelism`); the result feeds the host's slots. Never
+//! on the request path.
+//!
+//! Limits, by design: only hosts named `localhost` or by a loopback address count
+//! as this machine; a daemon in a container shows no holder, or the environment
+//! of the process that publishes its port, which has no setting: it is learned.
+//! Scanning `/proc/*/fd` walks every process's descriptors, so it costs more on a
+//! busy machine; it stops at the first holder found.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -22,12 +34,20 @@ pub enum Found {
     Nothing,
     /// The process listening there; its `OLLAMA_NUM_PARALLEL` when it has one.
     Daemon {
+        /// The process holding the listening socket.
         pid: u32,
+        /// Its `OLLAMA_NUM_PARALLEL`: `None` when unset, 0, not a number, or the
+        /// environment could not be read (another user's process).
         num_parallel: Option<NonZeroUsize>,
     },
 }
 
 /// The daemon behind `url`, when it runs on this machine.
+///
+/// Looks for a socket in the LISTEN state on the URL's port (any local
+/// address, IPv4 or IPv6), then for the process holding it, then reads that
+/// process's environment. Every failure along the way is [`Found::Nothing`] (or
+/// a `Daemon` without `num_parallel`); never panics. Blocking.
 pub fn daemon(url: &Url) -> Found {
     let local = match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
@@ -52,7 +72,7 @@ pub fn daemon(url: &Url) -> Found {
 }
 
 /// The inodes of the sockets listening on `port` (any address), from `tcp` and
-/// `tcp6` under `net`.
+/// `tcp6` under `net`. A table that cannot be read is skipped.
 fn listening_inodes(net: &Path, port: u16) -> Vec<u64> {
     let mut inodes = Vec::new();
     for table in ["tcp", "tcp6"] {
@@ -68,7 +88,9 @@ fn listening_inodes(net: &Path, port: u16) -> Vec<u64> {
     inodes
 }
 
-/// The inode of one `/proc/net/tcp` line's socket, if it listens on `port`.
+/// The inode of one `/proc/net/tcp` line's socket, if it listens on `port`:
+/// state `0A` (TCP_LISTEN) and the hex port after the local address's last colon.
+/// The header line and malformed lines give `None`.
 fn listening(line: &str, port: u16) -> Option<u64> {
     // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
     let fields: Vec<&str> = line.split_whitespace().collect();
@@ -79,7 +101,9 @@ fn listening(line: &str, port: u16) -> Option<u64> {
     listens.then(|| fields.get(9)?.parse().ok()).flatten()
 }
 
-/// The process holding one of the socket `inodes` open.
+/// The process holding one of the socket `inodes` open: the first numeric entry
+/// of `proc` with an `fd/*` link to `socket:[inode]`. Processes whose `fd`
+/// directory cannot be read (other users', without root) are skipped.
 fn holder(proc: &Path, inodes: &[u64]) -> Option<u32> {
     let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
     for entry in std::fs::read_dir(proc).ok()?.flatten() {
@@ -104,7 +128,9 @@ fn holder(proc: &Path, inodes: &[u64]) -> Option<u32> {
     None
 }
 
-/// `OLLAMA_NUM_PARALLEL` from a NUL-separated environment block.
+/// `OLLAMA_NUM_PARALLEL` from a NUL-separated environment block (as in
+/// `/proc/PID/environ`): the first such variable, trimmed, if it is a positive
+/// integer.
 fn num_parallel(environ: &[u8]) -> Option<NonZeroUsize> {
     environ
         .split(|b| *b == 0)

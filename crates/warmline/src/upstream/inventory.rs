@@ -1,5 +1,5 @@
 //! What each Ollama host has installed (`/api/tags`) and loaded (`/api/ps`), kept
-//! fresh by one background refresh per host.
+//! fresh by one background task that refreshes every host at once.
 //!
 //! Three readers share this one view: routing (a model's requests go to hosts that
 //! have it, loaded ones first), the cache (a model's digest is part of every key,
@@ -11,6 +11,17 @@
 //! proves its model is loaded on the host that answered ([`Inventory::note_loaded`]),
 //! so routing prefers that host from the next request on rather than two seconds
 //! later.
+//!
+//! The refresh itself (`upstream::refresh_models`, driven by the gateway) reads
+//! each host's lists every `timeouts.health_interval` (but no more often than
+//! every 2 s), and at once after a pull, create, copy or delete or a warm load.
+//! A host that does not answer keeps its last lists: stale is better than empty,
+//! which would make routing think no host has any model.
+//!
+//! Invariants: every key is a normalised model name (`cache::key`), so lookups
+//! by a client's spelling (`llama3.2` vs `llama3.2:latest`) agree once the caller
+//! normalises; a snapshot is never modified in place, so a reader holding one
+//! sees a consistent pair of lists.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,13 +35,18 @@ use serde::{Deserialize, Serialize};
 pub struct Installed {
     /// The name as the host lists it (`llama3.2:latest`).
     pub name: String,
+    /// The model's digest as the host lists it; part of every cache key, so a model
+    /// pulled again under the same name gets fresh cache entries. Empty if absent.
     pub digest: String,
     /// Bytes on disk.
     pub size: u64,
+    /// `details.family` (`llama`, `bert`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
+    /// `details.parameter_size` (`3.2B`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter_size: Option<String>,
+    /// `details.quantization_level` (`Q4_K_M`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quantization_level: Option<String>,
     /// `completion`, `embedding`, `tools`, ... (empty when the host does not say).
@@ -40,7 +56,8 @@ pub struct Installed {
 
 impl Installed {
     /// Whether this is an embedding model (loaded with an embed request, not a
-    /// generate request).
+    /// generate request). Judged by the `embedding` capability, or by a family
+    /// containing `bert` or `nomic` (for hosts that do not list capabilities).
     pub fn is_embedding(&self) -> bool {
         self.capabilities.iter().any(|c| c == "embedding")
             || self
@@ -58,6 +75,7 @@ pub struct Loaded {
     /// Bytes in memory, and of those on the GPU.
     pub size: u64,
     pub size_vram: u64,
+    /// The context length it was loaded with, where the host reports it.
     pub context_length: Option<u64>,
 }
 
@@ -66,34 +84,44 @@ pub struct Loaded {
 pub struct HostModels {
     /// Whether a refresh has succeeded yet (before that, nothing is known).
     pub known: bool,
+    /// Installed models, by normalised name.
     pub installed: HashMap<String, Installed>,
+    /// Loaded models, by normalised name: from `/api/ps`, plus any a successful
+    /// answer proved loaded since (until the next refresh replaces the map).
     pub loaded: HashMap<String, Loaded>,
 }
 
-/// The latest [`HostModels`] of one host.
+/// The latest [`HostModels`] of one host: an `ArcSwap`, so readers on the
+/// request path take no lock and writers replace the whole snapshot.
 #[derive(Debug, Default)]
 pub struct Inventory {
     current: ArcSwap<HostModels>,
 }
 
 impl Inventory {
+    /// The current lists, shared: cheap (one reference count), and unaffected by
+    /// later refreshes.
     pub fn snapshot(&self) -> Arc<HostModels> {
         self.current.load_full()
     }
 
-    /// Whether `model` is installed; `None` until the first refresh.
+    /// Whether `model` (a normalised name) is installed; `None` until the first
+    /// refresh, so callers can tell "not installed" from "not known yet".
     pub fn has_model(&self, model: &str) -> Option<bool> {
         let models = self.current.load();
         models.known.then(|| models.installed.contains_key(model))
     }
 
-    /// Whether `model` is loaded, as last seen.
+    /// Whether `model` (a normalised name) is loaded, as last seen. False before
+    /// the first refresh.
     pub fn has_loaded(&self, model: &str) -> bool {
         self.current.load().loaded.contains_key(model)
     }
 
     /// A successful answer for `model` came from this host: it is loaded now. Cheap
-    /// when it already was (one load, no write).
+    /// when it already was (one load, no write). Otherwise adds an entry with no
+    /// expiry or sizes (the next refresh fills them in), with a compare-and-swap
+    /// loop so a concurrent refresh is not lost.
     pub fn note_loaded(&self, model: &str) {
         if self.has_loaded(model) {
             return;
@@ -110,13 +138,19 @@ impl Inventory {
         });
     }
 
-    /// Replaces the view (a refresh).
+    /// Replaces the view (a refresh). Anything `note_loaded` added since the last
+    /// refresh is dropped unless the new lists have it too.
     pub fn store(&self, models: HostModels) {
         self.current.store(Arc::new(models));
     }
 }
 
 /// Reads a host's `/api/tags` and `/api/ps`; `None` if either fails.
+///
+/// Each request has a 5 s timeout and must answer 2xx with JSON holding a
+/// `models` array. Entries without a usable name (`model`, else `name`, that
+/// normalises) are skipped; missing numbers read as 0 and missing details as
+/// `None`. The result has `known` set.
 pub async fn fetch(client: &reqwest::Client, base: &str) -> Option<HostModels> {
     let tags = get_json(client, &format!("{base}/api/tags")).await?;
     let ps = get_json(client, &format!("{base}/api/ps")).await?;
@@ -174,16 +208,20 @@ pub async fn fetch(client: &reqwest::Client, base: &str) -> Option<HostModels> {
     Some(models)
 }
 
+/// An entry's normalised name (the map key) and its name as listed.
 fn name_of(entry: &serde_json::Value) -> Option<(String, String)> {
     let name = str_field(entry, "model").or_else(|| str_field(entry, "name"))?;
     let key = crate::cache::key::normalise_model_name(&name).ok()?;
     Some((key, name))
 }
 
+/// A string field of a JSON object, owned.
 fn str_field(entry: &serde_json::Value, field: &str) -> Option<String> {
     entry.get(field)?.as_str().map(str::to_owned)
 }
 
+/// GETs `url` and parses its body as JSON; `None` on any error, timeout (5 s) or
+/// non-2xx status.
 async fn get_json(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
     let response = client
         .get(url)

@@ -3,30 +3,61 @@
 //! Metrics, logs and (later) cache and routing policy are keyed by [`RouteKind`]
 //! rather than by raw paths, so an arbitrary path sent by a client can never create
 //! a new metric series. Classification is a match on the path, no allocation.
+//!
+//! Used on the request path by the router (metrics of every request), the proxy
+//! (the blob body limit, OpenAI-specific handling) and the cache (which routes
+//! have a key). Matching is exact and case-sensitive: `/api/chat/` and
+//! `/API/chat` are `Other`. The query string is not part of the path and plays
+//! no part.
+//!
+//! Invariant: the declaration order of [`RouteKind`], [`RouteKind::ALL`] and the
+//! indices from [`RouteKind::index`] agree (a test checks it); per-route arrays in
+//! `metrics` are indexed by it, and a new kind must be added to all three.
 
 /// What an Ollama request is, as far as the gateway cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteKind {
+    /// `/api/generate`: a completion, streamed by default.
     Generate,
+    /// `/api/chat`: a chat completion, streamed by default.
     Chat,
+    /// `/api/embed`: embeddings of one or more inputs.
     Embed,
+    /// `/api/embeddings`: the older, single-prompt embeddings endpoint.
     Embeddings,
+    /// `/api/show`: a model's details.
     Show,
+    /// `/api/tags`: the installed models.
     Tags,
+    /// `/api/ps`: the loaded models.
     Ps,
+    /// `/api/pull`: downloads a model (streams progress).
     Pull,
+    /// `/api/push`: uploads a model to a registry.
     Push,
+    /// `/api/create`: creates a model from a Modelfile or blobs.
     Create,
+    /// `/api/copy`: copies a model under a new name.
     Copy,
+    /// `/api/delete`: removes a model.
     Delete,
+    /// `/api/blobs/<digest>`: checks for or uploads a blob (possibly gigabytes).
     Blobs,
+    /// `/api/version`: the daemon's version.
     Version,
+    /// `/`: Ollama's "Ollama is running" page.
     Root,
+    /// `/v1/chat/completions`: OpenAI-compatible chat.
     OpenAiChat,
+    /// `/v1/completions`: OpenAI-compatible completions.
     OpenAiCompletions,
+    /// `/v1/embeddings`: OpenAI-compatible embeddings.
     OpenAiEmbeddings,
+    /// `/v1/models` and `/v1/models/<name>`: OpenAI-compatible model listing.
     OpenAiModels,
+    /// Any other path under `/v1/` (for example `/v1/responses`).
     OpenAiOther,
+    /// Anything else: unknown `/api/*` paths and every other path.
     Other,
 }
 
@@ -56,7 +87,8 @@ impl RouteKind {
         RouteKind::Other,
     ];
 
-    /// Classifies a request path.
+    /// Classifies a request path (without its query). Total: every path maps to
+    /// some kind, falling back to `OpenAiOther` under `/v1/` and `Other` elsewhere.
     pub fn of(path: &str) -> RouteKind {
         if let Some(rest) = path.strip_prefix("/api/") {
             return match rest {
@@ -94,7 +126,8 @@ impl RouteKind {
         }
     }
 
-    /// The metric label for this kind.
+    /// The metric label for this kind: lower-case `snake_case`, stable (dashboards
+    /// and alert rules depend on it), and the key of `/warmline/stats` routes.
     pub fn as_str(self) -> &'static str {
         match self {
             RouteKind::Generate => "generate",
@@ -121,7 +154,8 @@ impl RouteKind {
         }
     }
 
-    /// This kind's position in [`RouteKind::ALL`].
+    /// This kind's position in [`RouteKind::ALL`]: the index of its counters and
+    /// distributions in `metrics`. Always below `RouteKind::ALL.len()`.
     pub fn index(self) -> usize {
         self as usize
     }

@@ -7,19 +7,37 @@
 //! body is observed on the side by keeping only its last [`TAIL`] bytes, and read
 //! once, when it ends. The fields are found as text: a key in quotes followed by a
 //! colon cannot occur inside a JSON string, where quotes are escaped.
+//!
+//! Where it sits: on the response path, beside the body. The proxy's measured
+//! body pushes every chunk it forwards into a [`Tail`] (a copy of at most
+//! [`TAIL`] bytes, never delaying the chunk) and, when the answer ends cleanly,
+//! reads [`Timings`] from it once: for cold-start counting (`load`), tokens per
+//! second (`output_tokens`, `eval`) and learning a host's parallelism
+//! ([`Timings::host_wait`]).
+//!
+//! Why text search instead of a JSON parser: the tail usually starts in the middle
+//! of a document (or of an earlier NDJSON line), so it is not JSON; and searching
+//! from the end finds the final object's fields even when earlier lines of a
+//! stream had fields of the same name. Every field is optional: an answer that
+//! lacks one (an error, an embedding, an OpenAI-shaped answer) simply leaves it
+//! `None`; nothing here fails or panics.
 
 use std::time::Duration;
 
-/// Bytes of the end of a body kept for [`Timings::of`].
+/// Bytes of the end of a body kept for [`Timings::of`]: enough for Ollama's
+/// final counts and durations (a few hundred bytes) or an OpenAI `usage` object.
 pub const TAIL: usize = 1024;
 
-/// The end of a body, kept as it streams past.
+/// The end of a body, kept as it streams past: at most [`TAIL`] bytes, the last
+/// ones seen.
 #[derive(Debug, Default)]
 pub struct Tail {
     bytes: Vec<u8>,
 }
 
 impl Tail {
+    /// Appends a chunk, dropping the oldest bytes beyond [`TAIL`]. A chunk of
+    /// `TAIL` bytes or more replaces everything with its own last `TAIL` bytes.
     pub fn push(&mut self, chunk: &[u8]) {
         if chunk.len() >= TAIL {
             self.bytes.clear();
@@ -33,6 +51,7 @@ impl Tail {
         self.bytes.extend_from_slice(chunk);
     }
 
+    /// What the bytes kept so far report; see [`Timings::of`].
     pub fn timings(&self) -> Timings {
         Timings::of(&self.bytes)
     }
@@ -41,17 +60,27 @@ impl Tail {
 /// What the end of an answer reported (each field only when present).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timings {
+    /// `load_duration`: time spent loading the model (a few ms if it was loaded).
     pub load: Option<Duration>,
+    /// `prompt_eval_count`, or OpenAI's `usage.prompt_tokens`.
     pub prompt_tokens: Option<u64>,
+    /// `eval_count`, or OpenAI's `usage.completion_tokens`.
     pub output_tokens: Option<u64>,
+    /// `eval_duration`: time spent generating the output tokens.
     pub eval: Option<Duration>,
     /// Ollama's `total_duration`: from the handler's start to the answer's end,
     /// including any wait for one of the model's parallel slots.
     pub total: Option<Duration>,
+    /// `prompt_eval_duration`: time spent on the prompt (prefill).
     pub prompt_eval: Option<Duration>,
 }
 
 impl Timings {
+    /// Reads the fields from the end of a body. For each field the last
+    /// occurrence wins; Ollama's native name is preferred over the OpenAI one
+    /// for token counts. Durations are Ollama's nanoseconds. A value that is not
+    /// an unsigned integer right after the key (optional spaces allowed) leaves
+    /// the field `None`.
     pub fn of(tail: &[u8]) -> Timings {
         let ns = |key| number_after(tail, key).map(Duration::from_nanos);
         Timings {
@@ -77,14 +106,17 @@ impl Timings {
         Some((total.saturating_sub(load).saturating_sub(work), work))
     }
 
-    /// Tokens per second of the generation itself, where Ollama reported both.
+    /// Tokens per second of the generation itself, where Ollama reported both
+    /// (`None` for a zero `eval_duration`). Only tests call it at present: the
+    /// metrics add tokens and durations up instead (see `metrics`).
     pub fn tokens_per_second(&self) -> Option<f64> {
         let (tokens, eval) = (self.output_tokens?, self.eval?);
         (!eval.is_zero()).then(|| tokens as f64 / eval.as_secs_f64())
     }
 }
 
-/// The unsigned integer after the last occurrence of `key`.
+/// The unsigned integer after the last occurrence of `key` (which includes its
+/// quotes and colon); `None` if there is none or it does not fit a `u64`.
 fn number_after(haystack: &[u8], key: &str) -> Option<u64> {
     let key = key.as_bytes();
     let at = haystack.windows(key.len()).rposition(|w| w == key)?;

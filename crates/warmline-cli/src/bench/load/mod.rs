@@ -16,7 +16,7 @@
 //! counted, so cache behaviour shows in the same report. Histograms are HDR with
 //! microsecond resolution.
 //!
-//! [`trace`] replays a time-compressed desktop usage trace instead: bursts of
+//! `trace` replays a time-compressed desktop usage trace instead: bursts of
 //! chat with idle gaps, to count the cold starts a person would pay.
 
 use std::collections::BTreeMap;
@@ -28,8 +28,6 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
-
-pub mod trace;
 
 /// What to send and how hard.
 #[derive(Debug, Clone)]
@@ -171,7 +169,7 @@ pub struct BenchReport {
     pub ok_ttft_ms: Percentiles,
     /// Per second of the measured phase, for `--report` charts.
     #[serde(default)]
-    pub history: crate::metrics::History,
+    pub history: warmline::metrics::History,
 }
 
 /// Latency distribution summary, in milliseconds.
@@ -333,7 +331,7 @@ impl Recorder {
     }
 
     /// The per-second history of the measured phase, and one summary for `model`.
-    fn history(&self, started_unix: u64, model: Option<&str>) -> crate::metrics::History {
+    fn history(&self, started_unix: u64, model: Option<&str>) -> warmline::metrics::History {
         let points = self
             .seconds
             .lock()
@@ -343,7 +341,7 @@ impl Recorder {
             (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
         };
         let models = match (model, self.latency.lock(), self.ttft.lock()) {
-            (Some(model), Ok(latency), Ok(ttft)) => vec![crate::metrics::ModelSummary {
+            (Some(model), Ok(latency), Ok(ttft)) => vec![warmline::metrics::ModelSummary {
                 model: model.to_owned(),
                 requests: latency.len(),
                 cold_starts: 0,
@@ -354,7 +352,7 @@ impl Recorder {
             }],
             _ => Vec::new(),
         };
-        crate::metrics::History {
+        warmline::metrics::History {
             step_s: 1,
             points,
             models,
@@ -369,14 +367,14 @@ impl Recorder {
 struct Seconds {
     /// Closed seconds, stamped with their offset from the start
     /// ([`Seconds::points`] stamps them absolutely).
-    closed: Vec<crate::metrics::history::Point>,
-    open: Option<(usize, crate::metrics::history::Accumulator)>,
+    closed: Vec<warmline::metrics::Point>,
+    open: Option<(usize, warmline::metrics::Accumulator)>,
 }
 
 impl Seconds {
     /// The accumulator of second `second`. Completions arrive in time order,
     /// give or take a lock race: a late one joins the open second.
-    fn at(&mut self, second: usize) -> &mut crate::metrics::history::Accumulator {
+    fn at(&mut self, second: usize) -> &mut warmline::metrics::Accumulator {
         let open_at = self.open.as_ref().map(|(at, _)| *at);
         match open_at {
             Some(at) if second > at => {
@@ -384,7 +382,7 @@ impl Seconds {
                     self.close(at, &mut acc);
                     // Seconds in which nothing completed: zero requests.
                     for quiet in at + 1..second {
-                        self.closed.push(crate::metrics::history::Point {
+                        self.closed.push(warmline::metrics::Point {
                             t: quiet as u64,
                             ..Default::default()
                         });
@@ -393,7 +391,7 @@ impl Seconds {
                 }
             }
             Some(_) => {}
-            None => self.open = Some((second, crate::metrics::history::Accumulator::new())),
+            None => self.open = Some((second, warmline::metrics::Accumulator::new())),
         }
         match &mut self.open {
             Some((_, acc)) => acc,
@@ -401,18 +399,18 @@ impl Seconds {
         }
     }
 
-    fn close(&mut self, at: usize, acc: &mut crate::metrics::history::Accumulator) {
+    fn close(&mut self, at: usize, acc: &mut warmline::metrics::Accumulator) {
         self.closed.push(acc.take(at as u64));
     }
 
     /// Every second so far, stamped from `started_unix`.
-    fn points(&mut self, started_unix: u64) -> Vec<crate::metrics::history::Point> {
+    fn points(&mut self, started_unix: u64) -> Vec<warmline::metrics::Point> {
         if let Some((at, mut acc)) = self.open.take() {
             self.close(at, &mut acc);
         }
         self.closed
             .iter()
-            .map(|p| crate::metrics::history::Point {
+            .map(|p| warmline::metrics::Point {
                 t: started_unix + p.t,
                 ..p.clone()
             })
@@ -726,80 +724,4 @@ async fn send(request: reqwest::RequestBuilder, due: Instant) -> Outcome {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repeating_bodies_have_the_requested_repeat_share() {
-        let bodies = repeating(0.7, 10, 42, |p| Bytes::from(p.to_owned()));
-        let texts: Vec<Bytes> = (0..10_000).map(|i| bodies.get(i)).collect();
-        let recurring = texts.iter().filter(|b| b.starts_with(b"Recurring")).count();
-        assert!((6_800..=7_200).contains(&recurring), "{recurring}");
-        let distinct: std::collections::HashSet<&Bytes> = texts.iter().collect();
-        assert_eq!(distinct.len(), 10 + (10_000 - recurring));
-        assert_eq!(bodies.get(5), bodies.get(5), "reproducible");
-    }
-
-    /// A long run keeps one second's histograms, not one per second; quiet
-    /// seconds are zeros, and every second is stamped from the start.
-    #[test]
-    fn seconds_close_into_points_as_the_run_moves_on() {
-        let mut seconds = Seconds::default();
-        for second in [0, 0, 1, 4, 4, 3] {
-            let acc = seconds.at(second);
-            acc.requests += 1;
-        }
-        assert_eq!(seconds.closed.len(), 4, "0, 1 and the quiet 2 and 3 closed");
-        let points = seconds.points(1_000);
-        let got: Vec<(u64, u64)> = points.iter().map(|p| (p.t, p.requests)).collect();
-        assert_eq!(
-            got,
-            [(1_000, 2), (1_001, 1), (1_002, 0), (1_003, 0), (1_004, 3)],
-            "a late completion joins the open second"
-        );
-    }
-
-    #[test]
-    fn a_stream_is_complete_only_with_its_end_marker() {
-        let sse = "text/event-stream";
-        assert!(completed(sse, b"data: {\"x\":1}\n\ndata: [DONE]\n\n"));
-        assert!(!completed(sse, b"data: {\"x\":1}\n\n"), "cut off");
-        let nd = "application/x-ndjson";
-        assert!(completed(
-            nd,
-            b"{\"a\":1}\n{\"done\":true,\"eval_count\":3}\n"
-        ));
-        assert!(!completed(nd, b"{\"a\":1}\n"), "cut off");
-        assert!(!completed(
-            nd,
-            b"{\"a\":1}\n{\"error\":\"upstream broke\"}\n"
-        ));
-        assert!(completed("application/json", b"{\"x\":1}"));
-    }
-
-    #[test]
-    fn percentiles_of_an_empty_histogram_are_zero() {
-        let h = Histogram::<u64>::new_with_bounds(1, 1000, 3).expect("histogram");
-        assert_eq!(Percentiles::of(&h), Percentiles::default());
-    }
-
-    #[tokio::test]
-    async fn invalid_settings_are_refused() {
-        let config = BenchConfig {
-            url: "http://127.0.0.1:9/".into(),
-            also: Vec::new(),
-            method: reqwest::Method::GET,
-            bodies: Bodies::List(vec![Bytes::new()]),
-            mode: Mode::OpenLoop { rate: 0.0 },
-            duration: Duration::from_secs(1),
-            max_requests: None,
-            warmup: Duration::ZERO,
-            timeout: Duration::from_secs(1),
-            max_in_flight: 10,
-            headers: http::HeaderMap::new(),
-            model: None,
-        };
-        let err = run(config, Arc::default()).await.expect_err("rate 0");
-        assert!(err.to_string().contains("rate must be positive"));
-    }
-}
+mod tests;

@@ -1,27 +1,88 @@
-//! A strict RFC 8259 reader that keeps what `serde_json::Value` loses: member order,
-//! duplicate members, the exact text of numbers (Go decodes `1.0` and `1` differently
-//! into an `int`), and whether a string had escapes (Go compares `format` raw).
-//! It is also immune to serde_json's `preserve_order`/`arbitrary_precision` features
-//! being switched on elsewhere in the build.
+//! The body reader: a strict RFC 8259 parser that keeps what `serde_json::Value` loses.
+//!
+//! `canonical` (in `mod.rs`) calls [`parse`] once on the whole body, after checking
+//! that it is UTF-8 and before any field is looked at (`openai` calls it again on each
+//! `/v1` tool call's `arguments` string). Every other part of the key (`field`,
+//! `native`, `openai`, `options`, `tree`) reads the resulting [`J`] tree, whose
+//! strings and numbers borrow from the body wherever they can.
+//!
+//! # What it keeps, and why the key needs it
+//!
+//! - **Member order.** `format` schemas, `tools` and tool-call arguments are keyed in
+//!   document order, because Ollama carries that order into the grammar and the prompt.
+//! - **Duplicate members.** Go keeps the last of two members with the same name (with
+//!   merge rules for maps). Rather than mirror that, the field readers see both members
+//!   and refuse the body (`KeyError::DuplicateField`).
+//! - **The exact text of numbers.** Go decodes `1` into an `int` field but fails on
+//!   `1.0`, and llama.cpp's schema converter prints `1` and `1.0` differently, so a
+//!   number stays text here and is interpreted per field by `number`.
+//! - **Whether a string had escapes.** Ollama compares `format` with the raw bytes
+//!   `"json"`, so `"js\u006fn"` is an error there and must not be keyed as JSON mode.
+//!   A string without escapes is `Cow::Borrowed`, one with escapes `Cow::Owned`.
+//!
+//! Owning the reader also makes the key immune to serde_json's `preserve_order` or
+//! `arbitrary_precision` features being switched on elsewhere in the build.
+//!
+//! # Strictness
+//!
+//! Exactly the RFC 8259 grammar: no comments, no trailing commas, no leading zeros,
+//! no `NaN`/`Infinity`, whitespace only space, tab, LF and CR, nothing after the value.
+//! Beyond the grammar it refuses nesting deeper than [`MAX_DEPTH`] and lone surrogates
+//! in `\u` escapes (Go would substitute U+FFFD). Refusing is always safe: the request
+//! bypasses the cache and Ollama answers it, in its own words. The property tests
+//! below check that the reader accepts only what serde_json accepts and reads the
+//! same values.
+//!
+//! Errors are plain strings, `"<what> at byte <offset>"`, which the caller wraps in
+//! `KeyError::NotJson`. The parser never panics: every read goes through `peek` or a
+//! checked `get`, and the depth limit also bounds its recursion, so a hostile body
+//! cannot overflow the stack.
 
 use std::borrow::Cow;
 
-/// Deeper documents are refused (Go allows 10 000; refusing only costs a bypass).
+/// The deepest nesting of arrays and objects accepted: 128 levels parse, 129 do not.
+///
+/// Deeper documents are refused (Go allows 10 000; refusing only costs a bypass). No
+/// real request comes close, and the limit keeps the recursive descent's stack small.
 pub(super) const MAX_DEPTH: usize = 128;
 
+/// One JSON value as written, borrowing from the body text (`'a`).
+///
+/// Unlike `serde_json::Value` it keeps member order, duplicate members, the text of
+/// numbers and whether a string had escapes; see the module doc for why each matters.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum J<'a> {
+    /// `null`. The readers treat it as absent, as Go's decoder does: it leaves the
+    /// field at its zero value (or sets a pointer, slice or map to nil).
     Null,
+    /// `true` or `false`.
     Bool(bool),
     /// The number exactly as written (already checked against the JSON grammar).
+    ///
+    /// Not interpreted here: whether `1.0` is an integer, a `float32` or a schema
+    /// literal depends on the field, and is decided by the functions of `number`.
     Num(&'a str),
     /// Borrowed when the string had no escapes, owned otherwise.
+    ///
+    /// The content is always the unescaped text; the `Cow` variant is information in
+    /// its own right (`request::Format::from_raw` matches on `Cow::Borrowed("json")`).
     Str(Cow<'a, str>),
+    /// Elements in document order.
     Arr(Vec<J<'a>>),
     /// Members in document order, duplicates kept.
+    ///
+    /// Names are unescaped like strings. Nothing is looked up here; `field::go_struct`
+    /// and `field::go_map` decide how names match and refuse duplicates.
     Obj(Vec<(Cow<'a, str>, J<'a>)>),
 }
 
+/// Parses one complete JSON document.
+///
+/// Leading and trailing whitespace is allowed; anything else after the value is an
+/// error. (Ollama's streaming decoder would read the first value and ignore the rest;
+/// such a body is refused as murky, which makes it a bypass.) On success the tree
+/// borrows from `text`. On failure the error is a short description with the byte
+/// offset where reading stopped, e.g. `"expected ',' or '}' at byte 17"`.
 pub(super) fn parse(text: &str) -> Result<J<'_>, String> {
     let mut p = Parser {
         text,
@@ -38,14 +99,21 @@ pub(super) fn parse(text: &str) -> Result<J<'_>, String> {
     Ok(v)
 }
 
+/// The recursive-descent reader's state. One parser reads one document.
 struct Parser<'a> {
+    /// The whole body, for borrowing slices as `&str`.
     text: &'a str,
+    /// The same bytes, for scanning. Every token boundary is an ASCII byte, so every
+    /// slice taken at a boundary is also a `char` boundary of `text`.
     s: &'a [u8],
+    /// The offset of the next unread byte.
     i: usize,
+    /// Arrays and objects currently open (checked against [`MAX_DEPTH`]).
     depth: usize,
 }
 
 impl<'a> Parser<'a> {
+    /// An error message naming the current offset.
     fn err(&self, what: &str) -> String {
         format!("{what} at byte {}", self.i)
     }
@@ -54,18 +122,22 @@ impl<'a> Parser<'a> {
         self.s.get(self.i).copied()
     }
 
+    /// Skips JSON whitespace: space, tab, LF and CR only (not form feed or NBSP).
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
         }
     }
 
+    /// `text[from..to]`, borrowed. Cannot fail for the offsets the parser passes (they
+    /// sit next to ASCII bytes); the error exists only so that no path can panic.
     fn slice(&self, from: usize, to: usize) -> Result<&'a str, String> {
         self.text
             .get(from..to)
             .ok_or_else(|| self.err("internal error: not a character boundary"))
     }
 
+    /// Reads the value starting at the current byte (whitespace already skipped).
     fn value(&mut self) -> Result<J<'a>, String> {
         match self.peek() {
             None => Err(self.err("unexpected end of input")),
@@ -80,6 +152,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Reads `true`, `false` or `null`, spelled exactly (JSON literals are lower-case).
     fn literal(&mut self, word: &str, v: J<'a>) -> Result<J<'a>, String> {
         if self
             .s
@@ -93,6 +166,8 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Steps over `{` or `[`, counting one more level of nesting, and skips the
+    /// whitespace after it. The matching close decrements `depth`.
     fn enter(&mut self) -> Result<(), String> {
         self.depth += 1;
         self.i += 1;
@@ -103,6 +178,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// Reads an object; members are kept in order, duplicates included.
     fn object(&mut self) -> Result<J<'a>, String> {
         self.enter()?;
         let mut members = Vec::new();
@@ -139,6 +215,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Reads an array.
     fn array(&mut self) -> Result<J<'a>, String> {
         self.enter()?;
         let mut items = Vec::new();
@@ -165,6 +242,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Steps over one or more ASCII digits; none is an error.
     fn digits(&mut self) -> Result<(), String> {
         if !matches!(self.peek(), Some(b'0'..=b'9')) {
             return Err(self.err("invalid number"));
@@ -175,6 +253,8 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// Checks a number against the grammar (`-? (0 | [1-9][0-9]*) (. [0-9]+)?
+    /// ([eE] [+-]? [0-9]+)?`) and returns its text, unconverted.
     fn number(&mut self) -> Result<J<'a>, String> {
         let start = self.i;
         if self.peek() == Some(b'-') {
@@ -199,6 +279,12 @@ impl<'a> Parser<'a> {
         Ok(J::Num(self.slice(start, self.i)?))
     }
 
+    /// Reads a string (the current byte is its opening quote).
+    ///
+    /// Fast path: a string without escapes is returned borrowed. At the first
+    /// backslash it switches to building an owned copy. Raw control characters
+    /// (below U+0020) are refused, as the grammar requires; bytes of multi-byte UTF-8
+    /// characters are copied through untouched.
     fn string(&mut self) -> Result<Cow<'a, str>, String> {
         self.i += 1; // opening quote
         let start = self.i;
@@ -260,6 +346,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Reads the four hex digits of a `\u` escape (either case).
     fn hex4(&mut self) -> Result<u32, String> {
         let mut v = 0u32;
         for _ in 0..4 {

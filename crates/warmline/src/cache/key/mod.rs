@@ -26,10 +26,17 @@
 //! | `show`       | `/api/show`                              | — |
 //!
 //! The key holds the family, never the route; [`Canonical::route`] tells the gateway
-//! which API shape to answer in. Sharing therefore assumes the cache stores the
-//! *native* response (a `/v1` answer lacks native-only fields such as generate's
-//! `context` and the durations) and rewrites its `model` field to the caller's
-//! spelling (Ollama echoes the name as typed).
+//! which API shape to answer in. Sharing one stored answer across routes would need
+//! the cache to store the *native* response (a `/v1` answer lacks native-only fields
+//! such as generate's `context` and the durations) and convert it. The cache does not
+//! do that today: it stores and coalesces per route (`StoreKey` in `cache/mod.rs`
+//! adds the route and the `/v1` fields that shape the answer's bytes), so the shared
+//! key is a property of the canonical form, not yet a source of hits.
+//!
+//! Within one route, requests that differ only in how the model is spelled
+//! (`llama3` and `LLAMA3:latest`) do share a stored answer, and it carries the
+//! `model` field as the first caller spelled it (Ollama echoes the name as typed);
+//! nothing rewrites it on a hit.
 //!
 //! # Rules (one line each)
 //!
@@ -107,26 +114,48 @@ use tree::{C, obj};
 
 /// Version of the canonical form; bump it whenever the form changes so that a new
 /// build can never hit entries written by an old one.
+///
+/// It is the `v` member of the hashed envelope, so a bump changes every key. Entries
+/// in a shared Redis tier written by an older build then simply stop matching and
+/// expire on their TTL.
 pub const KEY_FORMAT_VERSION: i64 = 1;
 
 /// BLAKE3 derive-key context: separates these hashes from any other use of BLAKE3.
+///
+/// Changing it changes every key, like bumping [`KEY_FORMAT_VERSION`].
 pub const DERIVE_CONTEXT: &str = "warmline cache key v1";
 
 /// Which endpoint a body was sent to.
+///
+/// The subset of the gateway's routes whose answers can be cached (`cache::key_route`
+/// maps a `RouteKind` onto it). The variant's `Debug` name is part of the Redis key
+/// (`StoreKey::redis_key` in `cache/mod.rs`), so renaming a variant orphans the
+/// entries a shared Redis tier holds for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyRoute {
+    /// `POST /api/generate`.
     Generate,
+    /// `POST /api/chat`.
     Chat,
+    /// `POST /api/embed`.
     Embed,
+    /// `POST /api/embeddings`, the legacy embedding endpoint.
     Embeddings,
+    /// `POST /api/show`.
     Show,
+    /// `POST /v1/chat/completions`.
     OpenAiChat,
+    /// `POST /v1/completions`.
     OpenAiCompletions,
+    /// `POST /v1/embeddings`.
     OpenAiEmbeddings,
 }
 
 impl KeyRoute {
     /// The generation family: the part of the route that goes into the key.
+    ///
+    /// Each `/v1` route maps onto the native family its middleware rewrites into;
+    /// see the table in the module doc.
     pub fn family(self) -> Family {
         match self {
             KeyRoute::Generate | KeyRoute::OpenAiCompletions => Family::Generate,
@@ -149,15 +178,22 @@ impl KeyRoute {
 /// Routes that become the same native Ollama request share a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
+    /// `/api/generate` and `/v1/completions`.
     Generate,
+    /// `/api/chat` and `/v1/chat/completions`.
     Chat,
+    /// `/api/embed` and `/v1/embeddings`.
     Embed,
+    /// `/api/embeddings` alone: its vectors are not normalised.
     Embeddings,
+    /// `/api/show` alone.
     Show,
 }
 
 impl Family {
     /// Static label, also used inside the canonical form.
+    ///
+    /// These strings are hashed: changing one changes every key of that family.
     pub fn as_str(self) -> &'static str {
         match self {
             Family::Generate => "generate",
@@ -170,11 +206,16 @@ impl Family {
 }
 
 /// A 256-bit BLAKE3 hash of the canonical form.
+///
+/// 256 bits make an accidental collision (two different requests sharing an answer)
+/// practically impossible, so the cache compares keys only, never canonical texts.
+/// `Copy` and `Hash`, so it is cheap to use in the in-process tier and in the
+/// in-flight table; [`CacheKey::to_hex`] is its form in Redis and in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey(pub [u8; 32]);
 
 impl CacheKey {
-    /// Lower-case hex, 64 characters.
+    /// Lower-case hex, 64 characters (also what `Display` prints).
     pub fn to_hex(&self) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(64);
@@ -195,6 +236,7 @@ impl fmt::Display for CacheKey {
 /// The key of one request, plus what the gateway needs to decide whether to cache it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Canonical {
+    /// The hash of `canonical`: the generation's identity.
     pub key: CacheKey,
     /// Which endpoint the body came from: the API shape to answer in.
     pub route: KeyRoute,
@@ -211,29 +253,52 @@ pub struct Canonical {
 }
 
 /// Why a body has no key. The gateway forwards such a request unchanged.
+///
+/// None of these is an error for the client: the request goes to Ollama as sent, and
+/// if Ollama refuses it too, the client gets Ollama's own error. The cache logs the
+/// message at debug level and counts the request as a bypass.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
+    /// Not UTF-8, not JSON, or JSON the reader refuses (trailing bytes, lone
+    /// surrogates, nesting deeper than 128); the text says what and at which byte.
     #[error("request body is not valid JSON: {0}")]
     NotJson(String),
+    /// Valid JSON, but not an object at the top level.
     #[error("request body is not a JSON object")]
     NotAnObject,
+    /// No model named (`model` absent, `null` or `""`, and for `/api/show` no `name`
+    /// either).
     #[error("request names no model")]
     NoModel,
+    /// A model name Ollama would not resolve; holds (the start of) the name as sent.
     #[error("invalid model name {0:?}")]
     InvalidModel(String),
+    /// A field whose JSON type Go could not decode into the field's type: Ollama
+    /// answers 400, which a cached answer must not pre-empt.
     #[error("field `{field}` has the wrong type (expected {expected})")]
     WrongType {
+        /// Dotted path, e.g. `messages[0].content`.
         field: String,
+        /// The expected type, in words.
         expected: &'static str,
     },
+    /// A field of the right type whose value Ollama refuses, or whose meaning the
+    /// cache does not pin down (e.g. a `/v1` content part other than text or image).
     #[error("field `{field}` has a value the cache cannot key: {reason}")]
-    InvalidValue { field: String, reason: &'static str },
+    InvalidValue {
+        /// Dotted path, e.g. `options.num_predict`.
+        field: String,
+        /// Why the value cannot be keyed.
+        reason: &'static str,
+    },
+    /// A member given twice (after Go's case folding for struct fields): Go would
+    /// keep the last one, but mirroring that is not worth the risk.
     #[error("field `{0}` is given more than once")]
     DuplicateField(String),
 }
 
 impl KeyError {
-    /// Low-cardinality label for metrics.
+    /// Low-cardinality label for metrics: one fixed string per variant.
     pub fn kind(&self) -> &'static str {
         match self {
             KeyError::NotJson(_) => "not_json",
@@ -265,6 +330,16 @@ impl KeyError {
 /// `""` for none): different partitions never share keys.
 ///
 /// `Ok(None)`: not cacheable because the model's digest is unknown.
+///
+/// The digest is in the key so that a model re-pulled under the same name never
+/// serves answers its previous weights produced. `digest` is called at most once,
+/// after the whole body has been decoded, so a body that is refused never costs a
+/// lookup. The function is pure apart from that call: same inputs, same result. It
+/// never panics; every problem with the body is a [`KeyError`].
+///
+/// The steps: UTF-8 check, strict JSON read, the route's decoder (native or `/v1`)
+/// into the native request's canonical tree, model normalisation, digest lookup,
+/// then the envelope written as compact sorted JSON and hashed.
 pub fn canonical(
     route: KeyRoute,
     body: &[u8],
@@ -322,6 +397,20 @@ pub fn canonical(
 /// (`llama3.2:latest`, `ns/model:tag`, `host/ns/model:tag`). The gateway should pass
 /// the names it reads from `/api/tags` through this too, so that its digest lookup
 /// and this module agree.
+///
+/// The steps: an `http://` or `https://` prefix is dropped; the name is split into
+/// host, namespace, model and tag; missing parts take Ollama's defaults
+/// (`registry.ollama.ai`, `library`, `latest`); every part is lower-cased (ASCII);
+/// default host and namespace are then left out again. So `llama3`,
+/// `LLAMA3:latest` and `registry.ollama.ai/library/llama3:latest` all give
+/// `llama3:latest`.
+///
+/// Errors: `KeyError::NoModel` for `""`; `KeyError::InvalidModel` for a name longer
+/// than 128 bytes, containing `..`, with more than three `/`-separated parts, an
+/// empty part, or a character outside the part's alphabet (letters, digits, `_`,
+/// `-`; `.` also in the model and tag, `.` and `:` also in the host). Nothing is
+/// trimmed: `" llama3"` is invalid, as it is to Ollama. Also used outside the key
+/// (warm set, purge by model, upstream inventories), wherever a model is named.
 pub fn normalise_model_name(raw: &str) -> Result<String, KeyError> {
     const MAX_LEN: usize = 128; // Ollama's MaxNamePartLen, applied to the whole name
     let invalid = || {

@@ -1,4 +1,26 @@
 //! Decoders for the native `/api/*` bodies.
+//!
+//! `canonical` (in `mod.rs`) picks one of these by route and hands it the members of
+//! the top-level object. Each decoder reads the body the way Ollama's handler binds
+//! it into its Go request struct, and returns a `request::Decoded`: the canonical
+//! tree of the native request plus `model`, `stream`, `deterministic` and
+//! `load_only`.
+//!
+//! How each decoder mirrors Go:
+//!
+//! - The `names` list holds the Go struct's JSON field names that matter, including
+//!   ones that are not keyed (`stream`, `keep_alive`). Listing a field makes it
+//!   case-insensitive, refuses it when given twice, and type-checks it: a bad
+//!   `keep_alive` makes Ollama answer 400, and a cached 200 must not pre-empt that.
+//! - Members not in the list are ignored, as Go ignores unknown fields, and so are
+//!   not keyed: `{"prompt":"hi","foo":1}` and `{"prompt":"hi"}` share a key. (A
+//!   field a newer Ollama reads must be added to the list and to `request`.)
+//! - Absent and `null` give Go's zero values; the `*bool` fields `stream`,
+//!   `truncate` and `shift` default to true when absent, as in Ollama.
+//!
+//! Which fields are keyed, and why the others are left out, is listed in the `key`
+//! module doc. The `/v1` routes have their own decoders in `openai`, which end in the
+//! same `request` structs for generate, chat and embed.
 
 use std::borrow::Cow;
 
@@ -15,6 +37,14 @@ use super::request::{
 };
 use super::tree::{C, exact, go_any, obj};
 
+/// `/api/generate`: Ollama's `api.GenerateRequest`.
+///
+/// Keys the prompt, suffix, system, template, `raw`, `format`, images (in order),
+/// `context`, `think`, options, `truncate`, `shift`, `logprobs`, `top_logprobs`,
+/// `_debug_render_only` and the image-generation `width`/`height`/`steps`.
+/// `context` keeps `null` apart from `[]` (Ollama skips the Modelfile's messages when
+/// it is non-nil); each of its elements must be an integer literal. `stream` defaults
+/// to true. An empty prompt makes the request `load_only`.
 pub(super) fn generate<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     let root = Path::ROOT;
     let names = [
@@ -102,6 +132,11 @@ pub(super) fn generate<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     Ok(request.into_decoded(string(model, &f("model"))?, stream))
 }
 
+/// `/api/chat`: Ollama's `api.ChatRequest`.
+///
+/// Keys the messages (see `message`), tools, `format`, `think`, options, `truncate`,
+/// `shift`, `logprobs`, `top_logprobs` and `_debug_render_only`. `stream` defaults
+/// to true. No messages (absent, `null` or `[]`) makes the request `load_only`.
 pub(super) fn chat<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     let root = Path::ROOT;
     let names = [
@@ -159,6 +194,11 @@ pub(super) fn chat<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     Ok(request.into_decoded(string(model, &f("model"))?, stream))
 }
 
+/// One element of `messages`: Ollama's `api.Message`.
+///
+/// Must be an object. Its role is lower-cased (ASCII) as Ollama does; content,
+/// thinking, images, tool calls, `tool_name` and `tool_call_id` are kept as given.
+/// Unknown members are ignored.
 fn message<'j>(v: &'j J<'j>, p: &Path<'_>) -> Result<Message<'j>, KeyError> {
     let J::Obj(members) = v else {
         return Err(p.wrong("object"));
@@ -200,6 +240,12 @@ fn message<'j>(v: &'j J<'j>, p: &Path<'_>) -> Result<Message<'j>, KeyError> {
     })
 }
 
+/// One element of a message's `tool_calls`: `{"id", "function": {"index", "name",
+/// "arguments"}}`.
+///
+/// A missing or `null` `function` reads as an empty one. `arguments` must be an
+/// object when given (copied in order, as it is rendered into the prompt); when
+/// absent it is keyed as `{}`, which is how Ollama renders it.
 fn tool_call<'j>(v: &'j J<'j>, p: &Path<'_>) -> Result<ToolCall<'j>, KeyError> {
     let J::Obj(members) = v else {
         return Err(p.wrong("object"));
@@ -223,6 +269,11 @@ fn tool_call<'j>(v: &'j J<'j>, p: &Path<'_>) -> Result<ToolCall<'j>, KeyError> {
     })
 }
 
+/// `/api/embed`: Ollama's `api.EmbedRequest`.
+///
+/// Keys `input` (`"a"` ≡ `["a"]`; absent, `null`, `""` and `[]` are all "no input"),
+/// `truncate` (default true), `dimensions` and options. Never a stream, always
+/// deterministic; no input makes the request `load_only`.
 pub(super) fn embed<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     let root = Path::ROOT;
     let names = [
@@ -246,6 +297,12 @@ pub(super) fn embed<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     Ok(request.into_decoded(string(model, &f("model"))?, false, false))
 }
 
+/// `/api/embeddings`, the legacy endpoint: `{"model", "prompt", "keep_alive",
+/// "options"}`.
+///
+/// Its own family, never shared with `/api/embed`: the legacy handler returns
+/// vectors that are not normalised, so the same text gives different bytes there.
+/// Keys the prompt and options; an empty prompt makes the request `load_only`.
 pub(super) fn embeddings<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     let root = Path::ROOT;
     let [model, prompt, keep_alive, options] = go_struct(
@@ -269,6 +326,14 @@ pub(super) fn embeddings<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> 
     })
 }
 
+/// `/api/show`: Ollama's `api.ShowRequest`.
+///
+/// The model comes from `model`, or from the deprecated `name` when `model` is
+/// empty, as in Ollama. Keys `system`, `template`, `verbose` (it changes how much the
+/// answer contains) and `options`, the latter as a Go
+/// `map[string]any` (sorted, numbers as `float64`). The request has no
+/// `keep_alive`. Never a stream, always deterministic, never load-only: the answer
+/// describes the installed model, whose digest is in the key.
 pub(super) fn show<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     let root = Path::ROOT;
     let names = ["model", "system", "template", "verbose", "options", "name"];

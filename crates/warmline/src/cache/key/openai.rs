@@ -1,5 +1,36 @@
 //! Decoders for the `/v1/*` bodies, mapped the way Ollama's compatibility
 //! middleware (`openai/openai.go`) rewrites them into native requests.
+//!
+//! Ollama serves `/v1` through a middleware that rewrites each body into the native
+//! request and then runs the native handler. These decoders repeat that rewrite
+//! and fill the same `request` structs the native decoders fill, so a `/v1` request
+//! and the native request it becomes get the same key. The route is not in the key;
+//! the cache stores answers per route (`StoreKey` in `cache/mod.rs`), so a `/v1`
+//! client is always answered in the OpenAI shape.
+//!
+//! The mapping, where it matters for the key:
+//!
+//! | OpenAI field                          | native                                    |
+//! |---------------------------------------|-------------------------------------------|
+//! | `temperature`, `top_p`                | options, default 1.0, *always* sent       |
+//! | `max_tokens`                          | `options.num_predict`                     |
+//! | `seed`, `frequency_penalty`, `presence_penalty` | options of the same name        |
+//! | `stop` (string or array)              | `options.stop` (array)                    |
+//! | `response_format`                     | `format` (`"json"` or the schema)         |
+//! | `reasoning.effort`, `reasoning_effort`| `think`                                   |
+//! | messages with content parts           | one native message per part               |
+//! | `image_url` parts (`data:` URIs only) | the message's `images`                    |
+//! | tool-call `arguments` (a string)      | an arguments object, parsed               |
+//!
+//! Because the middleware always sends `temperature` and `top_p`, a `/v1` request
+//! never means "the model's default"; that is why `/v1` and native requests share
+//! keys only when the native one spells those two values out.
+//!
+//! Not keyed: `stream` (a flag on the result), `stream_options` and
+//! `encoding_format` (validated; they change the answer's bytes, not the
+//! generation, and the cache keeps such answers apart by a response variant), and
+//! any field the middleware does not read. Content parts other than text and images
+//! are refused rather than guessed at.
 
 use std::borrow::Cow;
 
@@ -16,6 +47,12 @@ use super::request::{
 };
 use super::tree::{exact, strs};
 
+/// `/v1/chat/completions` → the native chat request (`FromChatRequest`).
+///
+/// `stream` defaults to false; `truncate` and `shift` are always true (the OpenAI
+/// API has neither). The temperature and `top_p` are read as `float64` and converted
+/// to the `float32` the native options hold. No messages makes the request
+/// `load_only`.
 pub(super) fn chat<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     let root = Path::ROOT;
     let names = [
@@ -108,23 +145,35 @@ pub(super) fn chat<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
 }
 
 /// One OpenAI message as Go's `openai.Message` holds it.
+///
+/// Kept in this intermediate form because the rewrite needs the whole list at once:
+/// a `tool` message may take its tool name from an earlier message's call.
 struct WireMessage<'j> {
+    /// Position in `messages`, for error paths.
     index: usize,
     role: &'j str,
+    /// Unconverted: a string, an array of content parts, or absent/`null`.
     content: Field<'j>,
+    /// `reasoning`: becomes the native message's `thinking`.
     reasoning: &'j str,
     /// `None` when absent or null (Go nil), `Some(vec![])` for `[]`.
     tool_calls: Option<Vec<WireToolCall<'j>>>,
+    /// `name`: for a `tool` message, the tool's name (becomes `tool_name`).
     name: &'j str,
     tool_call_id: &'j str,
 }
 
+/// One OpenAI tool call: `{"id", "index", "type", "function": {"name",
+/// "arguments"}}`, of which `id`, the name and the argument *string* are kept.
 struct WireToolCall<'j> {
     id: &'j str,
     name: &'j str,
+    /// The arguments as the JSON text OpenAI sends; parsed in `native_tool_calls`.
     arguments: &'j str,
 }
 
+/// Reads one element of `messages` (`index` is its position, `p` its path).
+/// Must be an object; unknown members are ignored.
 fn wire_message<'j>(v: &'j J<'j>, index: usize, p: &Path<'_>) -> Result<WireMessage<'j>, KeyError> {
     let J::Obj(members) = v else {
         return Err(p.wrong("object"));
@@ -161,6 +210,8 @@ fn wire_message<'j>(v: &'j J<'j>, index: usize, p: &Path<'_>) -> Result<WireMess
     })
 }
 
+/// Reads one element of a message's `tool_calls`. `index` and `type` are
+/// type-checked but dropped, as the middleware drops them.
 fn wire_tool_call<'j>(v: &'j J<'j>, p: &Path<'_>) -> Result<WireToolCall<'j>, KeyError> {
     let J::Obj(members) = v else {
         return Err(p.wrong("object"));
@@ -180,6 +231,10 @@ fn wire_tool_call<'j>(v: &'j J<'j>, p: &Path<'_>) -> Result<WireToolCall<'j>, Ke
 
 /// `FromCompletionToolCall`: the id and name are copied, the index is not, the
 /// argument string is parsed into an (ordered) object.
+///
+/// Arguments that are not a JSON object (including `""`) are refused with a
+/// `KeyError::InvalidValue` naming `messages[i].tool_calls[n].function.arguments`.
+/// The parsed object outlives the string's parse tree, so it is made owned.
 fn native_tool_calls<'j>(
     calls: &[WireToolCall<'j>],
     message: usize,
@@ -207,8 +262,9 @@ fn native_tool_calls<'j>(
         .collect()
 }
 
-/// The tool name of a `tool` message without `name`: the last earlier tool call
-/// with the same id (`nameFromToolCallID`).
+/// The tool name of a `tool` message without `name`: the name of the tool call with
+/// the same id, searching the whole conversation from its end, so the last such call
+/// wins (`nameFromToolCallID`). `""` when no call has that id.
 fn name_from_tool_call_id<'j>(wire: &[WireMessage<'j>], id: &str) -> &'j str {
     wire.iter()
         .rev()
@@ -220,6 +276,11 @@ fn name_from_tool_call_id<'j>(wire: &[WireMessage<'j>], id: &str) -> &'j str {
 /// `FromChatRequest`'s message loop, quirks included: each content part becomes
 /// its own native message (text parts are not concatenated), and tool calls of
 /// a multi-part message go onto the last native message produced so far.
+///
+/// Per message: string content gives one native message with the tool calls,
+/// reasoning (as `thinking`) and, for a `tool` role, its tool name. Array content
+/// gives one message per part. Absent or `null` content is accepted only when
+/// `tool_calls` is present (even as `[]`), else it is a `KeyError::WrongType`.
 fn native_messages<'j>(wire: &[WireMessage<'j>]) -> Result<Vec<Message<'j>>, KeyError> {
     let mut out: Vec<Message<'j>> = Vec::with_capacity(wire.len());
     for (i, m) in wire.iter().enumerate() {
@@ -283,6 +344,13 @@ fn native_messages<'j>(wire: &[WireMessage<'j>]) -> Result<Vec<Message<'j>>, Key
     Ok(out)
 }
 
+/// One content part of a message, as its own native message with `role`.
+///
+/// Parts are decoded as a Go `map[string]any` (exact member names, a repeated one
+/// refused). Type `text` needs a string `text` and gives a text message. Type
+/// `image_url` needs `image_url` as `{"url": ...}` or as a plain string, and gives a
+/// message with one image (see `image_data`). Any other part type (audio, files...)
+/// is refused: a bypass, never a guess at what Ollama does.
 fn content_part<'j>(
     part: &'j J<'j>,
     role: Cow<'j, str>,
@@ -329,6 +397,10 @@ fn content_part<'j>(
 
 /// `decodeImageURL`: only base64 data URIs of the listed types; the payload is the
 /// same base64 text a native `images` entry carries.
+///
+/// So a `/v1` image and the native request carrying the same base64 share a key.
+/// An `http(s)` URL is refused (`KeyError::InvalidValue`); the base64 itself is not
+/// validated here.
 fn image_data<'j>(url: &'j str, p: &Path<'_>) -> Result<&'j str, KeyError> {
     const PREFIXES: [&str; 5] = [
         "data:;base64,",
@@ -369,6 +441,12 @@ fn stop_list<'j>(
     Ok((!list.is_empty()).then_some(list))
 }
 
+/// `response_format` → `format`.
+///
+/// `type` is compared trimmed and lower-cased: `json_object` is JSON mode;
+/// `json_schema` with a `json_schema` object uses its `schema` member, read like a
+/// native `format`; anything else (`text`, unknown types, a `json_schema` without
+/// its object) leaves the output unconstrained.
 fn response_format_of<'j>(v: Field<'j>, p: &Path<'_>) -> Result<Format<'j>, KeyError> {
     let Some(members) = object(v, p)? else {
         return Ok(Format::Unset);
@@ -388,6 +466,10 @@ fn response_format_of<'j>(v: Field<'j>, p: &Path<'_>) -> Result<Format<'j>, KeyE
 }
 
 /// `reasoning.effort` wins over `reasoning_effort` whenever `reasoning` is present.
+///
+/// Efforts map onto `think`: `""` leaves it unset (the model's default), `none` is
+/// `false`, `minimal` is `low`, `xhigh` and `ultra` are `max`, and `low`, `medium`,
+/// `high` and `max` are themselves. Any other effort is a `KeyError::InvalidValue`.
 fn think_of(reasoning: Field<'_>, effort: Field<'_>, root: &Path<'_>) -> Result<Think, KeyError> {
     let rp = root.field("reasoning");
     let ep = root.field("reasoning_effort");
@@ -407,6 +489,13 @@ fn think_of(reasoning: Field<'_>, effort: Field<'_>, root: &Path<'_>) -> Result<
     })
 }
 
+/// `/v1/completions` → the native generate request (`FromCompleteRequest`).
+///
+/// Unlike chat, the numeric fields are `float32` in Go's request struct, both
+/// penalties are always sent (default 0), a `top_p` of 0 (or absent) becomes 1.0,
+/// and a non-string `stop` element is an error rather than dropped. OpenAI's
+/// integer `logprobs` becomes `logprobs: true` with that `top_logprobs` when it is
+/// positive. `stream` defaults to false; an empty prompt makes it `load_only`.
 pub(super) fn completions<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     let root = Path::ROOT;
     let names = [
@@ -495,6 +584,13 @@ pub(super) fn completions<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError>
     Ok(request.into_decoded(string(model, &f("model"))?, stream))
 }
 
+/// `/v1/embeddings` → the native embed request.
+///
+/// Keys `input` and `dimensions`, with `truncate` true and no options, so it shares
+/// keys with `/api/embed` requests that say the same. `encoding_format` must be
+/// empty, `float` or `base64` (any case) and is not keyed: base64 is the same
+/// float32 vectors re-encoded. An absent, `null` or `[]` input is refused by the
+/// middleware with a 400, so such a request is keyed but `load_only` (never cached).
 pub(super) fn embeddings<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     let root = Path::ROOT;
     let names = ["input", "model", "dimensions", "encoding_format"];

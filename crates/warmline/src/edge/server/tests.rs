@@ -1,4 +1,5 @@
 use super::*;
+use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn server(limits: HeadLimits) -> (SocketAddr, watch::Sender<bool>) {

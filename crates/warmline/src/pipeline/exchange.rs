@@ -1,0 +1,341 @@
+//! One exchange with the upstream side: pick a host, wait for a slot of the model
+//! there, pass its breaker, send, and wait for the response headers — and, where
+//! that fails before anything reached the client, once more on another host.
+//!
+//! An [`Exchange`] is everything the upstream side needs of a request: its head,
+//! its body (streamed, or held whole when the pipeline read it or a retry may need
+//! it again), its route kind, its model and the [`Trace`] the exchange writes what
+//! it learns into. [`send`] owns the failover decision and the single deadline
+//! (`timeouts.first_byte` for the whole exchange, failover included: timeouts never
+//! stack); [`attempt`] is one try at one host.
+//!
+//! What is retried, and what counts against a host's breaker, is the error's own
+//! business ([`Error::retry_safe`], [`Error::blame`]); this module only asks.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header;
+use http_body::Body as _;
+
+use super::Pipeline;
+use super::body::{BodyFault, LimitedBody, OutBody, declared_length, read_body};
+use super::record::Trace;
+use crate::admission::Slot;
+use crate::error::{Blame, Error, ProxyError};
+use crate::upstream::{InFlight, Upstream};
+use crate::wire::describe;
+use crate::wire::headers::forwardable;
+use crate::wire::route::RouteKind;
+
+/// A request on its way to the upstream side.
+pub(crate) struct Exchange {
+    /// Method, URI and headers as the client sent them (forwardable ones are sent).
+    pub(crate) parts: http::request::Parts,
+    pub(crate) body: OutBody,
+    pub(crate) kind: RouteKind,
+    /// The model the body names, normalised: its slots and its hosts.
+    pub(crate) model: Option<String>,
+    /// Where the exchange writes what it learns, for the request's metrics.
+    pub(crate) trace: Trace,
+}
+
+impl Exchange {
+    /// The body for one attempt: a copy of a body held whole (cheap: `Bytes`), or
+    /// the stream itself, which can be sent only once.
+    fn take_body(&mut self) -> OutBody {
+        match &mut self.body {
+            OutBody::Bytes(bytes) => OutBody::Bytes(bytes.clone()),
+            OutBody::Stream(stream) => OutBody::Stream(std::mem::take(stream)),
+        }
+    }
+}
+
+/// What a request holds on its upstream until its response body ends: its place
+/// in the host's in-flight count and, for a generation, one of the model's slots.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    _in_flight: InFlight,
+    pub(crate) slot: Option<Slot>,
+    /// For a request that names an installed model: what to learn from its answer.
+    pub(crate) observe: Option<Observe>,
+    /// Where what the exchange learns is written, for the request's metrics.
+    pub(crate) trace: Trace,
+}
+
+/// What the end of a model's answer tells: whether it paid a load (a cold start)
+/// and how long that took.
+#[derive(Debug)]
+pub(crate) struct Observe {
+    pub(crate) model: Arc<str>,
+    /// The host did not have the model loaded when the request was sent (the
+    /// answer for `/v1`, whose bodies carry no `load_duration`).
+    pub(crate) cold_hint: bool,
+    /// From sending the request to the upstream's response headers.
+    pub(crate) head_after: Duration,
+}
+
+/// Sends the exchange upstream and waits for the response headers, failing over
+/// once to another host where that is safe (see the module docs).
+pub(crate) async fn send(
+    pipeline: &Pipeline,
+    mut exchange: Exchange,
+) -> Result<(reqwest::Response, Lease), Error> {
+    let limit = if exchange.kind.is_blob_upload() {
+        pipeline.max_blob_body
+    } else {
+        Some(pipeline.max_body)
+    };
+    let declared = declared_length(&exchange.parts.headers);
+    if let Some(limit) = limit
+        && declared.is_some_and(|len| len > limit)
+    {
+        return Err(ProxyError::BodyTooLarge { limit }.into());
+    }
+    // A body can be sent twice only if it is held whole: small declared bodies
+    // are read first when there is another host to fail over to.
+    let may_retry = pipeline.failover && pipeline.upstreams.hosts().len() > 1;
+    if let OutBody::Stream(stream) = &mut exchange.body
+        && may_retry
+        && (stream.size_hint().exact() == Some(0)
+            || declared.is_some_and(|len| len <= pipeline.retry_body))
+    {
+        let stream = std::mem::take(stream);
+        let headers = &exchange.parts.headers;
+        let bytes = read_body(stream, headers, pipeline.retry_body, pipeline.body_timeout);
+        exchange.body = OutBody::Bytes(bytes.await?);
+    }
+
+    // One budget for the whole exchange, failover included: timeouts never stack.
+    let deadline = crate::sys::clock::after(pipeline.first_byte_timeout);
+    let model = exchange.model.clone();
+    let model = model.as_deref();
+    let Some(first) = pipeline.upstreams.pick(model).cloned() else {
+        let (hosts, retry_after) = pipeline.upstreams.all_open();
+        return Err(ProxyError::BreakerOpen { hosts, retry_after }.into());
+    };
+    let second = match &exchange.body {
+        OutBody::Bytes(_) if pipeline.failover => {
+            pipeline.upstreams.pick_other(&first, model).cloned()
+        }
+        _ => None,
+    };
+    let result = attempt(pipeline, &mut exchange, &first, deadline, limit).await;
+    let Some(second) = second else {
+        return result;
+    };
+    let (reason, second) = match &result {
+        Ok((response, _)) if response.status().is_server_error() => {
+            (format!("answered {}", response.status()), second)
+        }
+        // "Model not found" from a host whose list does not have it: another
+        // host that lists the model can answer.
+        Ok((response, _)) if response.status() == http::StatusCode::NOT_FOUND => {
+            let elsewhere = model.and_then(|m| pipeline.upstreams.pick_with_model(&first, m));
+            match elsewhere {
+                Some(host) => ("does not have the model".to_owned(), Arc::clone(host)),
+                None => return result,
+            }
+        }
+        Err(err) if err.retry_safe() => (err.to_string(), second),
+        _ => return result,
+    };
+    // Nothing has reached the client yet: try the other host once.
+    pipeline.metrics.upstream_retry();
+    tracing::info!(
+        from = first.name(),
+        to = second.name(),
+        "retrying on another upstream: {reason}"
+    );
+    drop(result);
+    attempt(pipeline, &mut exchange, &second, deadline, limit).await
+}
+
+/// One request to one upstream, waiting for its response headers until `deadline`.
+/// A generation (model known) first waits for one of the model's slots on this
+/// host, in arrival order, bounded by the queue's length and wait.
+async fn attempt(
+    pipeline: &Pipeline,
+    exchange: &mut Exchange,
+    upstream: &Arc<Upstream>,
+    deadline: tokio::time::Instant,
+    limit: Option<u64>,
+) -> Result<(reqwest::Response, Lease), Error> {
+    let model = exchange.model.clone();
+    let model = model.as_deref();
+    let trace = Arc::clone(&exchange.trace);
+    let trace = &trace;
+    let slot = match model {
+        Some(model) if pipeline.slots => {
+            let slot = upstream.slots.acquire(model).await?;
+            trace.update(|t| t.queue = Some(slot.waited()));
+            Some(slot)
+        }
+        _ => None,
+    };
+    let permit = match upstream.breaker.admit() {
+        Ok(permit) => permit,
+        // Lost a race for the half-open probe, or opened a moment ago.
+        Err(refused) => {
+            return Err(ProxyError::BreakerOpen {
+                hosts: format!("{} ({refused})", upstream.name()),
+                retry_after: refused.retry_in,
+            }
+            .into());
+        }
+    };
+    // A /v1 request cannot carry keep_alive: a warm model it finds unloaded is
+    // loaded with the pinned one first (the request would pay that load anyway).
+    if let Some(model) = model
+        && exchange.kind.is_openai()
+        && let Some(keep_alive) = pipeline.warmth.pinned(model)
+        && !upstream.has_loaded(model)
+        && let Some(installed) = upstream.models.snapshot().installed.get(model).cloned()
+    {
+        let load = crate::warmth::load(
+            &pipeline.client,
+            upstream,
+            model,
+            keep_alive.to_json(),
+            installed.is_embedding(),
+        );
+        match tokio::time::timeout_at(deadline, load).await {
+            Ok(Ok(took)) => {
+                upstream.models.note_loaded(model);
+                trace.update(|t| t.pinned_load = Some(took));
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(model, "pinned load before a /v1 request failed: {err}")
+            }
+            Err(_) => {}
+        }
+    }
+    let installed = model.filter(|m| upstream.has_model(m) == Some(true));
+    if let Some(model) = installed {
+        pipeline.metrics.models.request(model);
+    }
+    trace.update(|t| {
+        t.host = Some(Arc::from(upstream.name()));
+        t.model = installed.map(Arc::from);
+    });
+    let cold_hint = installed.is_some_and(|m| !upstream.has_loaded(m));
+    let sent_at = Instant::now();
+    let in_flight = upstream.begin();
+    let body = exchange.take_body();
+    let parts = &exchange.parts;
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut headers = forwardable(&parts.headers);
+    if matches!(body, OutBody::Bytes(_)) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let mut builder = pipeline
+        .client
+        .request(parts.method.clone(), upstream.target(path_and_query))
+        .headers(headers);
+    let fault = Arc::new(BodyFault::default());
+    match body {
+        OutBody::Stream(body) if body.size_hint().exact() != Some(0) => {
+            let limited = LimitedBody::new(
+                body,
+                limit.unwrap_or(u64::MAX),
+                pipeline.body_timeout,
+                Arc::clone(&fault),
+            );
+            builder = builder.body(reqwest::Body::wrap_stream(limited));
+        }
+        OutBody::Stream(_) => {}
+        OutBody::Bytes(bytes) if bytes.is_empty() => {}
+        // A body held whole may differ from what the client declared (a pinned
+        // keep_alive): its length is the body's own, set by the client library.
+        OutBody::Bytes(bytes) => builder = builder.body(bytes),
+    }
+
+    pipeline.metrics.upstream_request();
+    let result = match tokio::time::timeout_at(deadline, builder.send()).await {
+        Ok(Ok(response)) => {
+            upstream.mark_up(None);
+            if let Some(model) = model
+                && response.status().is_success()
+            {
+                // An answer for a model proves it is loaded there now.
+                upstream.models.note_loaded(model);
+            }
+            let head_after = sent_at.elapsed();
+            trace.update(|t| t.upstream_head = Some(head_after));
+            let lease = Lease {
+                _in_flight: in_flight,
+                slot,
+                observe: installed.map(|model| Observe {
+                    model: Arc::from(model),
+                    cold_hint,
+                    head_after,
+                }),
+                trace: Arc::clone(trace),
+            };
+            Ok((response, lease))
+        }
+        Ok(Err(err)) => Err(fault
+            .error(limit.unwrap_or(u64::MAX), pipeline.body_timeout)
+            .unwrap_or_else(|| classify(pipeline, upstream, &err))),
+        Err(_elapsed) => Err(ProxyError::FirstByteTimeout {
+            upstream: upstream.name().to_owned(),
+            after: pipeline.first_byte_timeout,
+        }
+        .into()),
+    };
+    // The breaker counts the host's failures: no connection, no timely answer, or a
+    // 5xx. A failure that is not the host's counts as nothing.
+    match &result {
+        Ok((response, _)) if response.status().is_server_error() => permit.failure(),
+        Ok(_) => permit.success(),
+        Err(err) if err.blame() == Blame::Host => permit.failure(),
+        Err(_) => drop(permit),
+    }
+    result
+}
+
+/// Turns a reqwest failure into the error the client should see, marking the host
+/// down when it could not be reached.
+fn classify(pipeline: &Pipeline, upstream: &Upstream, err: &reqwest::Error) -> Error {
+    let name = upstream.name().to_owned();
+    if err.is_connect() {
+        if err.is_timeout() {
+            upstream.mark_down(format!(
+                "connect timed out after {}",
+                humantime::format_duration(pipeline.connect_timeout)
+            ));
+            return ProxyError::ConnectTimeout {
+                upstream: name,
+                after: pipeline.connect_timeout,
+            }
+            .into();
+        }
+        let reason = describe(err);
+        upstream.mark_down(reason.clone());
+        return ProxyError::Unreachable {
+            upstream: name,
+            reason,
+        }
+        .into();
+    }
+    if err.is_body() || err.is_request() && is_client_body_error(err) {
+        return ProxyError::ClientBody(describe(err)).into();
+    }
+    ProxyError::Protocol {
+        upstream: name,
+        reason: describe(err),
+    }
+    .into()
+}
+
+/// Whether the failure came from reading the client's request body.
+fn is_client_body_error(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<axum::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}

@@ -1,0 +1,110 @@
+//! What the pipeline learns from a request body before it goes upstream, and the
+//! one change it may make to it.
+//!
+//! [`Facts`] are read from the body the pipeline already holds (it needed it whole
+//! for the cache key): the model (for slots, warmth and metrics), whether the
+//! answer streams (for cold-start masking), whether the request sets its own
+//! `keep_alive`, and whether it only loads a model. [`pin_keep_alive`] adds a warm
+//! model's pinned `keep_alive` to a native request that sets none, so Ollama keeps
+//! the model loaded instead of unloading it after its default five minutes.
+
+use bytes::Bytes;
+
+use super::Pipeline;
+use crate::wire::route::RouteKind;
+
+/// What the gateway needs to know of a generation's body before sending it.
+#[derive(Debug, Default)]
+pub(crate) struct Facts {
+    /// The model, normalised (for its upstream slot); `None` if the body names
+    /// none (Ollama will answer with its own error).
+    pub(crate) model: Option<String>,
+    /// Whether the answer streams (native: unless `"stream": false`; `/v1`: only
+    /// with `"stream": true`; embeddings never).
+    pub(crate) stream: bool,
+    /// Whether the request sets its own `keep_alive`.
+    pub(crate) keep_alive: bool,
+    /// No prompt or messages: Ollama only loads (or unloads) the model.
+    pub(crate) load_only: bool,
+}
+
+impl Facts {
+    /// The facts of `body` for a route of `kind`; a body that is not a JSON object
+    /// has none (the upstream answers it with its own error).
+    pub(crate) fn of(kind: RouteKind, body: &[u8]) -> Facts {
+        #[derive(serde::Deserialize)]
+        struct Probe<'a> {
+            #[serde(borrow)]
+            model: Option<std::borrow::Cow<'a, str>>,
+            stream: Option<serde_json::Value>,
+            keep_alive: Option<serde::de::IgnoredAny>,
+            #[serde(borrow)]
+            prompt: Option<std::borrow::Cow<'a, str>>,
+            messages: Option<Vec<serde::de::IgnoredAny>>,
+        }
+        let Ok(probe) = serde_json::from_slice::<Probe<'_>>(body) else {
+            return Facts::default();
+        };
+        let model = probe.model.map(|model| {
+            crate::cache::key::normalise_model_name(&model).unwrap_or_else(|_| model.into_owned())
+        });
+        let explicit = probe.stream.as_ref().and_then(serde_json::Value::as_bool);
+        let stream = match kind {
+            RouteKind::Generate | RouteKind::Chat => explicit.unwrap_or(true),
+            RouteKind::OpenAiChat | RouteKind::OpenAiCompletions => explicit.unwrap_or(false),
+            _ => false,
+        };
+        let load_only = match kind {
+            RouteKind::Generate => probe.prompt.as_deref().is_none_or(str::is_empty),
+            RouteKind::Chat => probe.messages.as_ref().is_none_or(Vec::is_empty),
+            _ => false,
+        };
+        Facts {
+            model,
+            stream,
+            keep_alive: probe.keep_alive.is_some(),
+            load_only,
+        }
+    }
+}
+
+/// Adds the pinned `keep_alive` to a native request for a warm model that sets
+/// none (see `warmth`). The body is a JSON object, so the field goes right after
+/// its opening brace; everything else stays byte for byte.
+pub(crate) fn pin_keep_alive(
+    pipeline: &Pipeline,
+    kind: RouteKind,
+    facts: &Facts,
+    body: Bytes,
+) -> Bytes {
+    if kind.is_openai() || facts.keep_alive {
+        return body;
+    }
+    let Some(pinned) = facts
+        .model
+        .as_deref()
+        .and_then(|m| pipeline.warmth.pinned(m))
+    else {
+        return body;
+    };
+    let Some(open) = body.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return body;
+    };
+    if body[open] != b'{' {
+        return body;
+    }
+    let empty = body[open + 1..]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'}');
+    let field = format!(
+        "\"keep_alive\":{}{}",
+        pinned.to_json(),
+        if empty { "" } else { "," }
+    );
+    let mut pinned_body = Vec::with_capacity(body.len() + field.len());
+    pinned_body.extend_from_slice(&body[..=open]);
+    pinned_body.extend_from_slice(field.as_bytes());
+    pinned_body.extend_from_slice(&body[open + 1..]);
+    Bytes::from(pinned_body)
+}

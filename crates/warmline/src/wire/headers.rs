@@ -1,0 +1,142 @@
+//! Headers: the ones Warmline adds to answers, and the rules for the ones it
+//! forwards.
+//!
+//! A proxy forwards the headers that belong to the message and drops the ones that
+//! belong to the connection (hop-by-hop, RFC 9110 §7.6.1), plus `Host` (rewritten to
+//! the upstream's address, since Ollama refuses foreign hosts on loopback) and
+//! `Origin` (Warmline checked it; Ollama's own check would refuse browser origins it
+//! does not know). [`Framing`] reads from a response's `Content-Type` how its body
+//! is delimited, which decides how a broken stream is ended.
+
+use http::{HeaderMap, HeaderName, header};
+
+/// The response header that tells how the cache treated a request: `hit`, `miss`,
+/// `coalesced` or `bypass`.
+pub const CACHE_HEADER: &str = "x-warmline-cache";
+
+/// The response header with the request's phases (milliseconds): Warmline's own
+/// time, the queue wait, the upstream's time to its headers, and a model load
+/// Warmline waited for itself.
+pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
+/// The response header on a stream whose headers were sent before its model had
+/// loaded (see `pipeline::coldstart`).
+pub const COLD_START_HEADER: &str = "x-warmline-cold-start";
+
+/// Copies the headers that belong to the message rather than to the connection.
+pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
+    // Headers named in `Connection:` are hop-by-hop too (RFC 9110 §7.6.1).
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if is_hop_by_hop(name) || named.contains(name) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Headers that never cross the proxy: the connection's own, plus `Host` and
+/// `Origin` (see the module docs).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "transfer-encoding"
+            | "host"
+            | "origin"
+    )
+}
+
+/// How a response body is framed, which decides how a broken stream is ended and
+/// when a recorded answer is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Ollama's native streams: one JSON object per line, the last with
+    /// `"done": true`.
+    Ndjson,
+    /// OpenAI-style server-sent events, ending with `data: [DONE]`.
+    Sse,
+    /// Anything else: a whole body, delimited by its length or the connection.
+    Other,
+}
+
+impl Framing {
+    /// The framing a response's `Content-Type` announces.
+    pub fn of(headers: &HeaderMap) -> Framing {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if content_type.starts_with("application/x-ndjson") {
+            Framing::Ndjson
+        } else if content_type.starts_with("text/event-stream") {
+            Framing::Sse
+        } else {
+            Framing::Other
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert(header::HOST, HeaderValue::from_static("localhost:11435"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        let out = forwardable(&headers);
+        assert_eq!(out.len(), 1);
+        assert!(out.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn framing_follows_content_type() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        assert_eq!(Framing::of(&headers), Framing::Ndjson);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
+        assert_eq!(Framing::of(&headers), Framing::Sse);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert_eq!(Framing::of(&headers), Framing::Other);
+    }
+}
