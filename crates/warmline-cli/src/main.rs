@@ -13,6 +13,12 @@ mod bench;
 mod report;
 use warmline::{ConfigSource, Gateway, Overrides};
 
+/// mimalloc rather than glibc malloc: a proxied request allocates a few hundred
+/// times (hyper, reqwest, tower), and glibc's malloc/free were about a quarter of
+/// its instructions (tests/bench/callgrind.sh).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "warmline",

@@ -15,13 +15,38 @@ use crate::error::Error;
 use crate::wire::Flavor;
 use crate::wire::peer::Peer;
 
-/// Middleware: admits a request by its plane and credential (see the module
-/// docs), records its identity, and removes a checked `Authorization` header
-/// before forwarding. Every control-plane request that may change something is
-/// logged once, with who made it.
-pub async fn check(tokens: &Tokens, mut request: Request, next: Next) -> Response {
-    let identity = match admit(tokens, &request) {
-        Ok(None) => return next.run(request).await,
+/// A control-plane change let through, to be logged once with its outcome.
+#[derive(Debug)]
+pub struct ControlChange {
+    method: http::Method,
+    path: String,
+    peer: String,
+}
+
+impl ControlChange {
+    /// Logs the change with the status it was answered with.
+    pub fn log(self, status: StatusCode) {
+        let ControlChange { method, path, peer } = self;
+        tracing::info!(
+            by = "admin credential",
+            %peer,
+            status = status.as_u16(),
+            "control: {method} {path}"
+        );
+    }
+}
+
+/// Admits a request by its plane and credential (see the module docs): records
+/// its identity and removes a checked `Authorization` header before it goes any
+/// further. A refusal is the answer to send (401 with `WWW-Authenticate`, or
+/// 403). A control-plane request that may change something comes back as a
+/// [`ControlChange`] to log once it is answered.
+pub fn admit_request(
+    tokens: &Tokens,
+    request: &mut Request,
+) -> Result<Option<ControlChange>, Box<Response>> {
+    let identity = match admit(tokens, request) {
+        Ok(None) => return Ok(None),
         Ok(Some(identity)) => identity,
         Err(err) => {
             let flavor = Flavor::of(request.uri().path());
@@ -31,7 +56,7 @@ pub async fn check(tokens: &Tokens, mut request: Request, next: Next) -> Respons
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            return response;
+            return Err(Box::new(response));
         }
     };
     request.headers_mut().remove(header::AUTHORIZATION);
@@ -39,22 +64,32 @@ pub async fn check(tokens: &Tokens, mut request: Request, next: Next) -> Respons
     let changes = Plane::of(request.uri().path()) == Plane::Control
         && !matches!(*request.method(), http::Method::GET | http::Method::HEAD);
     if !changes {
-        return next.run(request).await;
+        return Ok(None);
     }
-    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let peer = request
         .extensions()
         .get::<Peer>()
         .map(|p| p.addr.to_string())
         .unwrap_or_default();
-    let response = next.run(request).await;
-    tracing::info!(
-        by = "admin credential",
-        %peer,
-        status = response.status().as_u16(),
-        "control: {method} {path}"
-    );
-    response
+    Ok(Some(ControlChange {
+        method: request.method().clone(),
+        path: request.uri().path().to_owned(),
+        peer,
+    }))
+}
+
+/// [`admit_request`] as a middleware on its own (the gateway's stack calls the
+/// steps directly, in one layer).
+pub async fn check(tokens: &Tokens, mut request: Request, next: Next) -> Response {
+    match admit_request(tokens, &mut request) {
+        Err(refused) => *refused,
+        Ok(None) => next.run(request).await,
+        Ok(Some(change)) => {
+            let response = next.run(request).await;
+            change.log(response.status());
+            response
+        }
+    }
 }
 
 #[cfg(test)]

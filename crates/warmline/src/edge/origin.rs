@@ -305,27 +305,26 @@ fn glob_match(pattern: &str, text: &str) -> bool {
     rest.ends_with(last)
 }
 
-/// Middleware: refuses disallowed origins, answers preflights, strips `Origin` before
-/// forwarding and adds CORS headers to the response of an allowed cross-origin request.
-///
-/// Order of checks: the `Host` check first (for every request, browser or not),
-/// then the `Origin`, judged against the control-plane list for control routes
-/// (see `auth::Plane`) and the API list otherwise. Refusals are Warmline's JSON
-/// error in the route's flavour (Ollama or OpenAI shape). An allowed preflight is
-/// answered 204 here; an allowed request gets `Access-Control-Allow-Origin`
-/// echoing its origin, Warmline's exposed headers and `Vary: Origin`, after any
-/// CORS headers from the upstream are removed. Credentials are never allowed.
-pub async fn check(policy: &OriginPolicy, mut request: Request, next: Next) -> Response {
+/// The origin and `Host` check (see the module docs): a refusal or a preflight's
+/// answer is the response to send; otherwise the request goes on, without its
+/// `Origin` header, and an allowed origin comes back to [`decorate`] the answer
+/// with.
+pub fn admit(
+    policy: &OriginPolicy,
+    request: &mut Request,
+) -> Result<Option<HeaderValue>, Box<Response>> {
     let control = crate::auth::Plane::of(request.uri().path()) == crate::auth::Plane::Control;
     if let Some(host) = request.headers().get(header::HOST)
         && !host.to_str().is_ok_and(|h| policy.allows_host(h))
     {
         let shown = String::from_utf8_lossy(host.as_bytes()).into_owned();
-        return Error::from(OriginError::HostNotAllowed(shown))
-            .to_response(Flavor::of(request.uri().path()));
+        let flavor = Flavor::of(request.uri().path());
+        return Err(Box::new(
+            Error::from(OriginError::HostNotAllowed(shown)).to_response(flavor),
+        ));
     }
     let Some(origin) = request.headers_mut().remove(header::ORIGIN) else {
-        return next.run(request).await;
+        return Ok(None);
     };
     let flavor = Flavor::of(request.uri().path());
     let host = request
@@ -344,7 +343,7 @@ pub async fn check(policy: &OriginPolicy, mut request: Request, next: Next) -> R
         } else {
             OriginError::NotAllowed(shown)
         };
-        return Error::from(err).to_response(flavor);
+        return Err(Box::new(Error::from(err).to_response(flavor)));
     }
 
     let is_preflight = request.method() == Method::OPTIONS
@@ -373,10 +372,14 @@ pub async fn check(policy: &OriginPolicy, mut request: Request, next: Next) -> R
                 "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
             ),
         );
-        return response;
+        return Err(Box::new(response));
     }
+    Ok(Some(origin))
+}
 
-    let mut response = next.run(request).await;
+/// The CORS headers of an answer to an allowed `origin`, exactly once: any the
+/// upstream produced are replaced.
+pub fn decorate(response: &mut Response, origin: HeaderValue) {
     let headers = response.headers_mut();
     strip_cors(headers);
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -388,7 +391,20 @@ pub async fn check(policy: &OriginPolicy, mut request: Request, next: Next) -> R
         HeaderValue::from_static(EXPOSE_HEADERS),
     );
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
-    response
+}
+
+/// [`admit`] and [`decorate`] as a middleware on its own (the gateway's stack
+/// calls the steps directly, in one layer).
+pub async fn check(policy: &OriginPolicy, mut request: Request, next: Next) -> Response {
+    match admit(policy, &mut request) {
+        Err(answer) => *answer,
+        Ok(None) => next.run(request).await,
+        Ok(Some(origin)) => {
+            let mut response = next.run(request).await;
+            decorate(&mut response, origin);
+            response
+        }
+    }
 }
 
 /// Removes any CORS headers an upstream produced: Warmline is the one that answers.

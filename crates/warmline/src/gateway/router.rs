@@ -2,16 +2,22 @@
 //! the order a request meets it:
 //!
 //! ```text
-//!   client ──▶ snapshot: the current Stack, taken once for the whole request
-//!          ──▶ Server-Timing on every answer; refusals counted in the metrics
-//!          ──▶ origin + Host check / CORS        (403, preflights answered)
-//!          ──▶ rate limit per client IP          (429)
-//!          ──▶ bearer token, when configured     (401)
-//!          ──▶ gzip/brotli of whole answers      (if asked and enabled)
-//!          ──▶ /warmline/*, /metrics             (Warmline's own)
-//!          └─▶ proxy ─┬─▶ cacheable POST: cache / coalescing
-//!                     └─▶ upstream Ollama (least busy per weight)
+//!   client ──▶ gate (one layer, see [`gate`]):
+//!                 snapshot: the current Stack, taken once for the whole request
+//!                 Server-Timing on every answer; refusals counted in the metrics
+//!                 origin + Host check / CORS        (403, preflights answered)
+//!                 rate limit per client IP          (429)
+//!                 bearer token / admin credential   (401, 403)
+//!          ──▶ gzip/brotli of whole answers         (if asked and enabled)
+//!          ──▶ /warmline/*, /metrics                (Warmline's own)
+//!          └─▶ pipeline (see `pipeline`): cache, coalescing, slots, breaker,
+//!              failover, upstream Ollama
 //! ```
+//!
+//! The checks run as plain function calls inside one middleware rather than as
+//! one middleware each: every `from_fn` layer clones and boxes the service below
+//! it on every request, which measured about 40,000 instructions per request for
+//! the five layers this used to be (callgrind, `tests/bench/callgrind.sh`).
 
 use std::sync::Arc;
 
@@ -79,55 +85,82 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         // Compression of whole answers only: never a stream (NDJSON, SSE), never an
         // answer the upstream already encoded, never a small one. Byte-faithful
         // still holds after decoding, and clients that do not ask get no change.
-        .layer(
-            CompressionLayer::new().compress_when(WhenEnabled(
-                DefaultPredicate::new()
-                    .and(NotForContentType::const_new("application/x-ndjson"))
-                    .and(SizeAbove::new(COMPRESS_ABOVE)),
-            )),
-        )
-        // Authentication before anything that serves or spends: an unauthenticated
-        // request reaches no route, no cache entry and no upstream.
-        .layer(from_fn(authenticate))
-        // Rate limit per client address inside the origin check: a refused origin
-        // or foreign Host spends no client's tokens.
-        .layer(from_fn(rate_limit))
-        // Origin check before anything else that answers: a refused browser origin
-        // reaches neither an admin route nor an upstream, and CORS headers are
-        // added exactly once.
-        .layer(from_fn(check_origin))
-        // Outside every check: each answer says where its time went
-        // (`Server-Timing`), and requests refused before the proxy (origin, Host,
-        // rate limit, token) are counted like any other.
-        .layer(from_fn(observe))
-        // Outermost: one configuration for the whole request, even across a reload.
-        .layer(from_fn_with_state(Arc::clone(&shared), snapshot))
+        .layer(CompressionLayer::new().compress_when(Compressible))
+        // Outermost: every check, in order, in one layer.
+        .layer(from_fn_with_state(Arc::clone(&shared), gate))
         .with_state(shared)
 }
 
-/// Middleware: takes the current [`Stack`] for this request.
-async fn snapshot(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+/// Middleware: everything a request meets before it is served, in order.
+async fn gate(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    // One configuration for the whole request, even across a reload.
     let stack = shared.stack.load_full();
-    request.extensions_mut().insert(Current(stack));
-    next.run(request).await
+    let path = request.uri().path();
+    let own = path == "/metrics" || path.starts_with("/warmline/");
+    let kind = crate::wire::route::RouteKind::of(path);
+    // Origin and Host before anything else that answers: a refused browser origin
+    // reaches neither an admin route nor an upstream, and CORS headers are added
+    // exactly once (to refusals below too).
+    let response = match crate::edge::origin::admit(&stack.origins, &mut request) {
+        Err(answer) => *answer,
+        Ok(origin) => {
+            let mut response = match admit(&stack, &mut request) {
+                Err(refused) => *refused,
+                Ok(change) => {
+                    request.extensions_mut().insert(Current(Arc::clone(&stack)));
+                    let response = next.run(request).await;
+                    if let Some(change) = change {
+                        change.log(response.status());
+                    }
+                    response
+                }
+            };
+            if let Some(origin) = origin {
+                crate::edge::origin::decorate(&mut response, origin);
+            }
+            response
+        }
+    };
+    observe(&stack, own, kind, started, response)
 }
 
-/// Middleware: `Server-Timing` on every answer, and the metrics of requests the
-/// proxy never saw.
+/// The checks inside the origin check: the rate limit, then the credential.
+fn admit(
+    stack: &Stack,
+    request: &mut Request,
+) -> Result<Option<crate::edge::access::ControlChange>, Box<Response>> {
+    // Rate limit per client address inside the origin check: a refused origin or
+    // foreign Host spends no client's tokens.
+    if let Some(peer) = request.extensions().get::<Peer>()
+        && let Err(limited) = stack.limiter.check(peer.addr.ip())
+    {
+        stack.pipeline.metrics.gateway_error("rate_limited");
+        return Err(Box::new(
+            Error::from(limited).to_response(Flavor::of(request.uri().path())),
+        ));
+    }
+    // Authentication before anything that serves or spends: an unauthenticated
+    // request reaches no route, no cache entry and no upstream.
+    crate::edge::access::admit_request(&stack.tokens, request)
+}
+
+/// `Server-Timing` on every answer, and the metrics of requests the pipeline
+/// never saw.
 ///
-/// The proxy writes its own `Server-Timing` (overhead, queue, load, upstream)
+/// The pipeline writes its own `Server-Timing` (overhead, queue, load, upstream)
 /// and records its requests; an answer Warmline gave by itself — a refusal, an
 /// admin route, `/metrics` — spent all its time in Warmline, so it says
 /// `overhead` alone. Refused client requests count in the request and status
 /// metrics like answered ones; Warmline's own routes do not (a Prometheus
 /// scrape is not traffic).
-async fn observe(request: Request, next: Next) -> Response {
-    let started = std::time::Instant::now();
-    let path = request.uri().path();
-    let own = path == "/metrics" || path.starts_with("/warmline/");
-    let kind = crate::wire::route::RouteKind::of(path);
-    let stack = current(&request);
-    let mut response = next.run(request).await;
+fn observe(
+    stack: &Stack,
+    own: bool,
+    kind: crate::wire::route::RouteKind,
+    started: std::time::Instant,
+    mut response: Response,
+) -> Response {
     let took = started.elapsed();
     if !response
         .headers()
@@ -144,7 +177,6 @@ async fn observe(request: Request, next: Next) -> Response {
             .extensions()
             .get::<crate::pipeline::Recorded>()
             .is_none()
-        && let Some(stack) = stack
     {
         let metrics = &stack.pipeline.metrics;
         metrics.request_started(kind);
@@ -196,61 +228,35 @@ fn current(request: &Request) -> Option<Arc<Stack>> {
         .map(|c| Arc::clone(&c.0))
 }
 
-async fn check_origin(request: Request, next: Next) -> Response {
-    match current(&request) {
-        Some(stack) => crate::edge::origin::check(&stack.origins, request, next).await,
-        None => next.run(request).await,
-    }
-}
-
-/// Middleware: 429 with `Retry-After` for a client address over its rate.
-async fn rate_limit(request: Request, next: Next) -> Response {
-    let (Some(stack), Some(client)) = (
-        current(&request),
-        request.extensions().get::<Peer>().map(|p| p.addr),
-    ) else {
-        return next.run(request).await;
-    };
-    match stack.limiter.check(client.ip()) {
-        Ok(()) => next.run(request).await,
-        Err(limited) => {
-            let flavor = Flavor::of(request.uri().path());
-            let response = Error::from(limited).to_response(flavor);
-            stack.pipeline.metrics.gateway_error("rate_limited");
-            response
-        }
-    }
-}
-
-async fn authenticate(request: Request, next: Next) -> Response {
-    match current(&request) {
-        Some(stack) => crate::edge::access::check(&stack.tokens, request, next).await,
-        None => next.run(request).await,
-    }
-}
-
-/// The fallback: Ollama's routes, through the proxy of the request's stack.
+/// The fallback: Ollama's routes, through the pipeline of the request's stack.
 async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let stack = current(&request).unwrap_or_else(|| shared.stack.load_full());
     crate::pipeline::forward(Arc::clone(&stack.pipeline), request).await
 }
 
-/// Compresses only while `compression.enabled` is on for the request's stack.
-#[derive(Debug, Clone)]
-struct WhenEnabled<P>(P);
+/// Which answers are compressed: only while `compression.enabled` is on for the
+/// request's stack, only above [`COMPRESS_ABOVE`] bytes, never a stream (NDJSON,
+/// SSE), an image or gRPC. The size is judged first: most answers are small, and
+/// it needs no header parsing.
+#[derive(Debug, Clone, Copy)]
+struct Compressible;
 
-impl<P: Predicate> Predicate for WhenEnabled<P> {
+impl Predicate for Compressible {
     fn should_compress<B>(&self, response: &http::Response<B>) -> bool
     where
         B: http_body::Body,
     {
         let enabled = response.extensions().get::<Compress>().is_none_or(|c| c.0);
-        enabled && self.0.should_compress(response)
+        enabled
+            && SizeAbove::new(COMPRESS_ABOVE).should_compress(response)
+            && DefaultPredicate::new()
+                .and(NotForContentType::const_new("application/x-ndjson"))
+                .should_compress(response)
     }
 }
 
 /// Whether a response may be compressed (a response extension, set by
-/// [`mark_compression`] for every response, read by [`WhenEnabled`]).
+/// [`mark_compression`] for every response, read by [`Compressible`]).
 #[derive(Debug, Clone, Copy)]
 struct Compress(bool);
 

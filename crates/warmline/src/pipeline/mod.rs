@@ -246,19 +246,14 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
     // What the cache makes of it (key, determinism) and what the upstream side
     // needs (model, streaming, keep_alive).
     let plan = p.plan(route, &parts, &body);
-    let facts = Facts::of(kind, &body);
-    if let Some(model) = facts.model.as_deref()
-        && p.upstreams.is_installed(model)
-    {
-        // The model for the request's metrics (a hit never reaches a host).
-        finish.trace.update(|t| t.model = Some(Arc::from(model)));
-    }
     let (cache, lookup) = match (plan, &p.cache) {
         (Plan::Use(lookup), Some(cache)) => (Arc::clone(cache), lookup),
         (plan, _) => {
             if let Plan::Bypass(reason) = plan {
                 tracing::trace!(reason, "cache bypass");
             }
+            let facts = Facts::of(kind, &body);
+            p.note_model(&finish, facts.model.as_deref());
             let settled = p.settle(&mut finish, Outcome::Bypass);
             let masked = coldstart::masks_cold_start(p, &facts);
             let body = OutBody::Bytes(pin_keep_alive(p, kind, &facts, body));
@@ -266,7 +261,11 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
             return (settled, p.pass(exchange, flavor, finish, masked).await);
         }
     };
-    // The lookup, before any work only a miss needs (picking a host, pinning).
+    // The model for the request's metrics, as the key read it (a hit never
+    // reaches a host).
+    p.note_model(&finish, Some(&lookup.model));
+    // The lookup, before any work only a miss needs (the body's other facts,
+    // picking a host, pinning).
     if lookup.read
         && let Some((replay, age)) = cache.lookup(&lookup).await
     {
@@ -279,6 +278,7 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
     }
     // Identical requests in flight share one exchange: the first leads it.
     let joined = p.flights.join(&lookup.flight_key());
+    let facts = Facts::of(kind, &body);
     let masked = coldstart::masks_cold_start(p, &facts);
     let (outcome, subscription) = match joined {
         Joined::Leader(publisher, subscription) => {
@@ -334,6 +334,15 @@ impl Pipeline {
         let identity = parts.extensions.get::<crate::auth::Identity>();
         let partition = identity.map_or("", |identity| &identity.0);
         cache.plan(route, &parts.headers, body, partition)
+    }
+
+    /// Names the request's model in its metrics, if a host has it installed.
+    fn note_model(&self, finish: &Finish, model: Option<&str>) {
+        if let Some(model) = model
+            && self.upstreams.is_installed(model)
+        {
+            finish.trace.update(|t| t.model = Some(Arc::from(model)));
+        }
     }
 
     /// The one place a request's cache outcome is set: in its metrics record, in

@@ -82,16 +82,27 @@ impl Timings {
     /// an unsigned integer right after the key (optional spaces allowed) leaves
     /// the field `None`.
     pub fn of(tail: &[u8]) -> Timings {
-        let ns = |key| number_after(tail, key).map(Duration::from_nanos);
+        // One pass over the quotes (the tail is read once per answer, on the
+        // request path): at each, whether one of the keys starts there. A later
+        // occurrence replaces an earlier one, valid or not, as "last wins" asks.
+        let mut found: [Option<Option<u64>>; KEYS.len()] = [None; KEYS.len()];
+        let mut at = 0;
+        while let Some(quote) = tail[at..].iter().position(|b| *b == b'"') {
+            let rest = &tail[at + quote..];
+            if let Some((slot, key)) = KEYS.iter().enumerate().find(|(_, k)| rest.starts_with(k)) {
+                found[slot] = Some(number_at(&rest[key.len()..]));
+            }
+            at += quote + 1;
+        }
+        let get = |key: usize| found[key].flatten();
+        let ns = |key: usize| get(key).map(Duration::from_nanos);
         Timings {
-            load: ns("\"load_duration\":"),
-            prompt_tokens: number_after(tail, "\"prompt_eval_count\":")
-                .or_else(|| number_after(tail, "\"prompt_tokens\":")),
-            output_tokens: number_after(tail, "\"eval_count\":")
-                .or_else(|| number_after(tail, "\"completion_tokens\":")),
-            eval: ns("\"eval_duration\":"),
-            total: ns("\"total_duration\":"),
-            prompt_eval: ns("\"prompt_eval_duration\":"),
+            load: ns(LOAD),
+            prompt_tokens: get(PROMPT_COUNT).or_else(|| get(PROMPT_TOKENS)),
+            output_tokens: get(EVAL_COUNT).or_else(|| get(COMPLETION_TOKENS)),
+            eval: ns(EVAL),
+            total: ns(TOTAL),
+            prompt_eval: ns(PROMPT_EVAL),
         }
     }
 
@@ -115,18 +126,37 @@ impl Timings {
     }
 }
 
-/// The unsigned integer after the last occurrence of `key` (which includes its
-/// quotes and colon); `None` if there is none or it does not fit a `u64`.
-fn number_after(haystack: &[u8], key: &str) -> Option<u64> {
-    let key = key.as_bytes();
-    let at = haystack.windows(key.len()).rposition(|w| w == key)?;
-    let digits: Vec<u8> = haystack[at + key.len()..]
-        .iter()
-        .copied()
-        .skip_while(|b| *b == b' ')
-        .take_while(u8::is_ascii_digit)
-        .collect();
-    std::str::from_utf8(&digits).ok()?.parse().ok()
+/// The keys [`Timings::of`] reads, each with its quotes and colon, and their
+/// places in [`KEYS`].
+const KEYS: [&[u8]; 8] = [
+    b"\"load_duration\":",
+    b"\"prompt_eval_count\":",
+    b"\"prompt_tokens\":",
+    b"\"eval_count\":",
+    b"\"completion_tokens\":",
+    b"\"eval_duration\":",
+    b"\"total_duration\":",
+    b"\"prompt_eval_duration\":",
+];
+const LOAD: usize = 0;
+const PROMPT_COUNT: usize = 1;
+const PROMPT_TOKENS: usize = 2;
+const EVAL_COUNT: usize = 3;
+const COMPLETION_TOKENS: usize = 4;
+const EVAL: usize = 5;
+const TOTAL: usize = 6;
+const PROMPT_EVAL: usize = 7;
+
+/// The unsigned integer at the start of `rest` (after optional spaces); `None`
+/// if there is none or it does not fit a `u64`.
+fn number_at(rest: &[u8]) -> Option<u64> {
+    let digits = rest.iter().skip_while(|b| **b == b' ');
+    let mut value: Option<u64> = None;
+    for digit in digits.take_while(|b| b.is_ascii_digit()) {
+        let next = value.unwrap_or(0).checked_mul(10)?;
+        value = Some(next.checked_add(u64::from(digit - b'0'))?);
+    }
+    value
 }
 
 #[cfg(test)]
