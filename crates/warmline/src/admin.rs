@@ -11,10 +11,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, header};
 
+use crate::error::{Error, RouteError};
 use crate::gateway::Shared;
-use crate::wire::{Flavor, error_response};
+use crate::wire::Flavor;
 
 /// `GET /warmline/health`: overall status and each upstream's reachability.
 pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
@@ -65,7 +66,7 @@ pub async fn update_settings(
         Ok(patch) => patch,
         Err(err) => {
             let message = format!("settings must be a JSON object: {err}");
-            return error_response(StatusCode::BAD_REQUEST, &message, Flavor::Ollama);
+            return refuse(RouteError::Invalid(message));
         }
     };
     match shared.handle() {
@@ -92,13 +93,14 @@ fn applied(result: Result<crate::gateway::Applied, crate::Error>) -> Response {
     }
 }
 
+/// A refusal of one of Warmline's own routes, in Ollama's shape.
+fn refuse(err: RouteError) -> Response {
+    Error::from(err).to_response(Flavor::Ollama)
+}
+
 /// The gateway is shutting down: its handle is gone.
 fn gone() -> Response {
-    error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the gateway is shutting down",
-        Flavor::Ollama,
-    )
+    refuse(RouteError::ShuttingDown)
 }
 
 /// The body of the model routes: `{"model": "llama3.2"}`, and for warm also
@@ -114,19 +116,13 @@ pub struct ModelRequest {
 /// Reads a [`ModelRequest`], or answers why not in Ollama's shape.
 fn model_request(body: &[u8]) -> Result<ModelRequest, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Box::new(error_response(
-            StatusCode::BAD_REQUEST,
-            "missing request body",
-            Flavor::Ollama,
-        )));
+        return Err(Box::new(refuse(RouteError::Invalid(
+            "missing request body".to_owned(),
+        ))));
     }
     serde_json::from_slice(body).map_err(|err| {
         let message = format!("expected {{\"model\": \"NAME\"}}: {err}");
-        Box::new(error_response(
-            StatusCode::BAD_REQUEST,
-            &message,
-            Flavor::Ollama,
-        ))
+        Box::new(refuse(RouteError::Invalid(message)))
     })
 }
 
@@ -155,12 +151,10 @@ pub async fn model_action(
             "load" => handle.load(&request.model).await?,
             "unload" => handle.unload(&request.model).await?,
             other => {
-                let message = format!("no Warmline route POST /warmline/models/{other}");
-                return Ok(error_response(
-                    StatusCode::NOT_FOUND,
-                    &message,
-                    Flavor::Ollama,
-                ));
+                return Ok(refuse(RouteError::NoRoute {
+                    method: "POST".to_owned(),
+                    path: format!("/warmline/models/{other}"),
+                }));
             }
         };
         Ok(Json(view).into_response())
@@ -187,12 +181,10 @@ pub async fn daemon_action(
             "stop" => handle.daemon_stop().await?,
             "restart" => handle.daemon_restart().await?,
             other => {
-                let message = format!("no Warmline route POST /warmline/daemon/{other}");
-                return Ok(error_response(
-                    StatusCode::NOT_FOUND,
-                    &message,
-                    Flavor::Ollama,
-                ));
+                return Ok(refuse(RouteError::NoRoute {
+                    method: "POST".to_owned(),
+                    path: format!("/warmline/daemon/{other}"),
+                }));
             }
         };
         Ok(Json(status).into_response())
@@ -217,7 +209,7 @@ pub async fn history(
         Ok(window) if !window.is_zero() => window,
         _ => {
             let message = format!("window {text:?} is not a duration such as \"15m\" or \"1h\"");
-            return error_response(StatusCode::BAD_REQUEST, &message, Flavor::Ollama);
+            return refuse(RouteError::Invalid(message));
         }
     };
     with_handle(&shared, async move |handle| {
@@ -247,9 +239,7 @@ pub async fn chart(
         .strip_suffix(".svg")
         .and_then(crate::charts::Chart::from_name)
     else {
-        let message =
-            format!("no chart {file:?}: latency, ttft, throughput, hit-rate or models (.svg)");
-        return error_response(StatusCode::NOT_FOUND, &message, Flavor::Ollama);
+        return refuse(RouteError::NoChart(file));
     };
     let window = query
         .window
@@ -274,11 +264,7 @@ pub async fn chart(
                 );
                 Ok(response)
             }
-            Err(err) => Ok(error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &err.to_string(),
-                Flavor::Ollama,
-            )),
+            Err(err) => Ok(refuse(RouteError::Render(err.to_string()))),
         }
     })
     .await
@@ -358,10 +344,8 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 /// Any other path under `/warmline/`: ours, so it is never forwarded.
 pub async fn not_found(request: Request) -> Response {
-    let message = format!(
-        "no Warmline route {} {}",
-        request.method(),
-        request.uri().path()
-    );
-    error_response(StatusCode::NOT_FOUND, &message, Flavor::Ollama)
+    refuse(RouteError::NoRoute {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    })
 }

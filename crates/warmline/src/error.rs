@@ -61,6 +61,55 @@ pub enum ProxyError {
     BodyTimeout { after: Duration },
     #[error("cannot read the request body: {0}")]
     ClientBody(String),
+    /// The upstream broke the connection after its status was sent.
+    #[error("upstream {upstream} broke off the response: {reason}")]
+    Broken { upstream: String, reason: String },
+    /// The upstream went silent mid-response.
+    #[error(
+        "upstream sent nothing for {} mid-response (timeouts.idle)",
+        humantime::format_duration(*after)
+    )]
+    Idle { after: Duration },
+}
+
+/// A connection the server refuses before any request on it was parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error(
+        "the request's headers did not arrive within {} (timeouts.header)",
+        humantime::format_duration(*after)
+    )]
+    HeadTimeout { after: Duration },
+    #[error(
+        "request headers are larger than the configured limit of {limit} bytes (limits.max_header)"
+    )]
+    HeadTooLarge { limit: usize },
+    #[error("Warmline has too many open connections (limits.max_connections); try again shortly")]
+    TooManyConnections,
+}
+
+/// Refusals of Warmline's own routes (`/warmline/*`, `/metrics`).
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// No such route (the whole `/warmline/` namespace is Warmline's).
+    #[error("no Warmline route {method} {path}")]
+    NoRoute { method: String, path: String },
+    /// A chart name that is not one of the dashboard's.
+    #[error("no chart {0:?}: latency, ttft, throughput, hit-rate or models (.svg)")]
+    NoChart(String),
+    /// A body or query that is not what the route takes.
+    #[error("{0}")]
+    Invalid(String),
+    /// A refusal axum's extractors produced (a bad query, a body over the limit,
+    /// a wrong method), with the status they chose.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
+    /// The gateway's handle is gone: it is shutting down.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+    /// A chart could not be drawn.
+    #[error("{0}")]
+    Render(String),
 }
 
 /// A browser origin that the allow-list refuses, or a foreign `Host`.
@@ -96,6 +145,10 @@ pub enum Error {
     #[error(transparent)]
     Origin(#[from] OriginError),
     #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
     AdminKey(#[from] crate::auth::AdminKeyError),
@@ -113,9 +166,12 @@ impl Error {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Proxy(ProxyError::Unreachable { .. } | ProxyError::Protocol { .. }) => {
-                StatusCode::BAD_GATEWAY
-            }
+            Error::Proxy(
+                ProxyError::Unreachable { .. }
+                | ProxyError::Protocol { .. }
+                | ProxyError::Broken { .. },
+            ) => StatusCode::BAD_GATEWAY,
+            Error::Proxy(ProxyError::Idle { .. }) => StatusCode::GATEWAY_TIMEOUT,
             Error::Proxy(
                 ProxyError::ConnectTimeout { .. } | ProxyError::FirstByteTimeout { .. },
             ) => StatusCode::GATEWAY_TIMEOUT,
@@ -124,6 +180,20 @@ impl Error {
             Error::Proxy(ProxyError::BodyTimeout { .. }) => StatusCode::REQUEST_TIMEOUT,
             Error::Proxy(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
             Error::Origin(_) => StatusCode::FORBIDDEN,
+            Error::Connection(ConnectionError::HeadTimeout { .. }) => StatusCode::REQUEST_TIMEOUT,
+            Error::Connection(ConnectionError::HeadTooLarge { .. }) => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
+            Error::Connection(ConnectionError::TooManyConnections) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Error::Route(RouteError::NoRoute { .. } | RouteError::NoChart(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            Error::Route(RouteError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            Error::Route(RouteError::Rejected { status, .. }) => *status,
+            Error::Route(RouteError::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Route(RouteError::Render(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             // 401 where a (better) credential would help, 403 where none would.
             Error::Auth(
                 AuthError::Missing
@@ -164,6 +234,8 @@ impl Error {
                 ProxyError::BreakerOpen { .. } => "breaker_open",
                 ProxyError::BodyTimeout { .. } => "body_timeout",
                 ProxyError::ClientBody(_) => "client_body",
+                ProxyError::Broken { .. } => "stream_aborted",
+                ProxyError::Idle { .. } => "idle_timeout",
             },
             Error::Auth(_) if self.status() == StatusCode::FORBIDDEN => "forbidden",
             Error::Auth(_) => "unauthorized",
@@ -174,6 +246,13 @@ impl Error {
                 "origin_forbidden"
             }
             Error::Daemon(_) => "daemon",
+            Error::Connection(ConnectionError::HeadTimeout { .. }) => "header_timeout",
+            Error::Connection(ConnectionError::HeadTooLarge { .. }) => "header_too_large",
+            Error::Connection(ConnectionError::TooManyConnections) => "too_many_connections",
+            Error::Route(RouteError::NoRoute { .. } | RouteError::NoChart(_)) => "no_route",
+            Error::Route(RouteError::Invalid(_) | RouteError::Rejected { .. }) => "bad_request",
+            Error::Route(RouteError::ShuttingDown) => "shutting_down",
+            Error::Route(RouteError::Render(_)) => "render",
             Error::Warmth(_) => "warmth",
             Error::Origin(OriginError::HostNotAllowed(_)) => "host_forbidden",
         }
@@ -210,7 +289,9 @@ impl Error {
                 | ProxyError::ConnectTimeout { .. }
                 | ProxyError::FirstByteTimeout { .. }
                 | ProxyError::Protocol { .. }
-                | ProxyError::BreakerOpen { .. },
+                | ProxyError::BreakerOpen { .. }
+                | ProxyError::Broken { .. }
+                | ProxyError::Idle { .. },
             ) => Blame::Host,
             Error::Proxy(
                 ProxyError::BodyTooLarge { .. }
@@ -218,12 +299,22 @@ impl Error {
                 | ProxyError::ClientBody(_),
             )
             | Error::Origin(_)
+            | Error::Connection(ConnectionError::HeadTimeout { .. })
+            | Error::Connection(ConnectionError::HeadTooLarge { .. })
+            | Error::Route(
+                RouteError::NoRoute { .. }
+                | RouteError::NoChart(_)
+                | RouteError::Invalid(_)
+                | RouteError::Rejected { .. },
+            )
             | Error::Auth(_)
             | Error::RateLimited(_)
             | Error::Config(_) => Blame::Client,
             Error::Warmth(crate::warmth::WarmthError::InvalidName(_))
             | Error::Warmth(crate::warmth::WarmthError::NotInstalled(_)) => Blame::Client,
             Error::Bind { .. }
+            | Error::Connection(ConnectionError::TooManyConnections)
+            | Error::Route(RouteError::ShuttingDown | RouteError::Render(_))
             | Error::AdminKey(_)
             | Error::Queue(_)
             | Error::Daemon(_)

@@ -211,7 +211,11 @@ async fn json_errors(request: Request, next: Next) -> Response {
             .unwrap_or("request refused")
             .to_ascii_lowercase(),
     };
-    let mut json = crate::wire::error_response(status, &text, Flavor::Ollama);
+    let rejected = crate::error::RouteError::Rejected {
+        status,
+        message: text,
+    };
+    let mut json = Error::from(rejected).to_response(Flavor::Ollama);
     for (name, value) in &parts.headers {
         if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
             json.headers_mut().insert(name, value.clone());

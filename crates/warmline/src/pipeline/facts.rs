@@ -15,23 +15,23 @@ use crate::wire::route::RouteKind;
 
 /// What the gateway needs to know of a generation's body before sending it.
 #[derive(Debug, Default)]
-pub(crate) struct Facts {
+pub struct Facts {
     /// The model, normalised (for its upstream slot); `None` if the body names
     /// none (Ollama will answer with its own error).
-    pub(crate) model: Option<String>,
+    pub model: Option<String>,
     /// Whether the answer streams (native: unless `"stream": false`; `/v1`: only
     /// with `"stream": true`; embeddings never).
-    pub(crate) stream: bool,
+    pub stream: bool,
     /// Whether the request sets its own `keep_alive`.
-    pub(crate) keep_alive: bool,
+    pub keep_alive: bool,
     /// No prompt or messages: Ollama only loads (or unloads) the model.
-    pub(crate) load_only: bool,
+    pub load_only: bool,
 }
 
 impl Facts {
     /// The facts of `body` for a route of `kind`; a body that is not a JSON object
     /// has none (the upstream answers it with its own error).
-    pub(crate) fn of(kind: RouteKind, body: &[u8]) -> Facts {
+    pub fn of(kind: RouteKind, body: &[u8]) -> Facts {
         #[derive(serde::Deserialize)]
         struct Probe<'a> {
             #[serde(borrow)]

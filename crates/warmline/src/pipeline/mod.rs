@@ -64,7 +64,7 @@ pub(crate) mod client;
 pub(crate) mod coalesce;
 pub(crate) mod coldstart;
 pub(crate) mod exchange;
-pub(crate) mod facts;
+pub mod facts;
 pub(crate) mod flight;
 pub(crate) mod record;
 pub(crate) mod respond;

@@ -25,6 +25,7 @@ use super::Pipeline;
 use super::body::BoxError;
 use super::exchange::Lease;
 use super::record::{Finish, Measured};
+use crate::error::{Error, ProxyError};
 use crate::metrics::Metrics;
 use crate::wire::headers::{Framing, SERVER_TIMING, forwardable};
 use crate::wire::{Flavor, describe, error_line};
@@ -140,18 +141,17 @@ impl UpstreamBody {
     }
 
     /// Ends a stream that broke: with an error line, cleanly, or by cutting it.
-    fn broken(
-        &mut self,
-        kind: &'static str,
-        message: String,
-    ) -> Poll<Option<Result<Bytes, BoxError>>> {
+    /// The error is logged and counted here, once.
+    fn broken(&mut self, err: ProxyError) -> Poll<Option<Result<Bytes, BoxError>>> {
+        let err = Error::from(err);
         self.done = true;
-        self.metrics.gateway_error(kind);
+        self.metrics.gateway_error(err.kind());
         self.lease.trace.update(|t| t.broken = true);
-        tracing::warn!(kind, "{message}");
+        tracing::warn!(kind = err.kind(), "{err}");
+        let message = err.to_string();
         match self.framing {
             Framing::Ndjson if self.flavor == Flavor::Ollama => {
-                let line = error_line(Flavor::Ollama, http::StatusCode::BAD_GATEWAY, &message);
+                let line = error_line(Flavor::Ollama, err.status(), &message);
                 if self.ended_with_newline {
                     return Poll::Ready(Some(Ok(line)));
                 }
@@ -194,11 +194,8 @@ impl Stream for UpstreamBody {
                     .url()
                     .map(|u| u.origin().ascii_serialization())
                     .unwrap_or_else(|| "upstream".to_owned());
-                let message = format!(
-                    "upstream {upstream} broke off the response: {}",
-                    describe(&err)
-                );
-                self.broken("stream_aborted", message)
+                let reason = describe(&err);
+                self.broken(ProxyError::Broken { upstream, reason })
             }
             Poll::Ready(None) => {
                 self.done = true;
@@ -208,11 +205,8 @@ impl Stream for UpstreamBody {
             }
             Poll::Pending => match self.idle.as_mut().poll(cx) {
                 Poll::Ready(()) => {
-                    let message = format!(
-                        "upstream sent nothing for {} mid-response (timeouts.idle)",
-                        humantime::format_duration(self.idle_timeout)
-                    );
-                    self.broken("idle_timeout", message)
+                    let after = self.idle_timeout;
+                    self.broken(ProxyError::Idle { after })
                 }
                 Poll::Pending => Poll::Pending,
             },

@@ -65,8 +65,9 @@ use tokio::task::JoinSet;
 use tokio::time::Sleep;
 use tower::ServiceExt as _;
 
+use crate::error::{ConnectionError, Error};
 use crate::wire::peer::{HEAD, HTTP2, IDLE, Peer, SERVING};
-use crate::wire::{Flavor, error_response};
+use crate::wire::{Flavor, error_body};
 
 /// How long a refused connection keeps reading (and dropping) what the client still
 /// sends before it closes, and how much it reads at most.
@@ -242,10 +243,7 @@ impl Registry {
 
 /// Answers a connection over the cap with 503 and closes it.
 fn refuse_connection(tcp: TcpStream) {
-    let bytes = raw_response(
-        http::StatusCode::SERVICE_UNAVAILABLE,
-        "Warmline has too many open connections (limits.max_connections); try again shortly",
-    );
+    let bytes = raw_response(&ConnectionError::TooManyConnections.into());
     let _ = tcp.try_write(&bytes);
 }
 
@@ -435,16 +433,13 @@ impl Guarded {
         }
     }
 
-    /// Answers the request whose head is being read with `status`, then lingers.
-    fn refuse(&mut self, status: http::StatusCode, message: &str, cx: &mut Context<'_>) {
-        let kind = if status == http::StatusCode::REQUEST_TIMEOUT {
-            "header_timeout"
-        } else {
-            "header_too_large"
-        };
+    /// Answers the request whose head is being read with `err`, then lingers.
+    fn refuse(&mut self, err: ConnectionError, cx: &mut Context<'_>) {
+        let err = Error::from(err);
+        let kind = err.kind();
         (self.refused)(kind);
-        tracing::debug!(status = status.as_u16(), kind, "{message}");
-        let bytes = raw_response(status, message);
+        tracing::debug!(status = err.status().as_u16(), kind, "{err}");
+        let bytes = raw_response(&err);
         // Best effort and without waiting: the answer is small and the socket's send
         // buffer empty (nothing else is written while a head is read).
         let _ = self.tcp.try_write(&bytes);
@@ -508,16 +503,8 @@ impl Guarded {
     /// Reading a request head: 431 past the size limit, 408 past the deadline.
     fn poll_head(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if self.reader.bytes() > self.limits.max_bytes {
-            let message = format!(
-                "request headers are larger than the configured limit of {} bytes \
-                 (limits.max_header)",
-                self.limits.max_bytes
-            );
-            self.refuse(
-                http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                &message,
-                cx,
-            );
+            let limit = self.limits.max_bytes;
+            self.refuse(ConnectionError::HeadTooLarge { limit }, cx);
             return self.poll_linger(cx);
         }
         let before = buf.filled().len();
@@ -531,11 +518,8 @@ impl Guarded {
                 if !self.expired(cx) {
                     return Poll::Pending;
                 }
-                let message = format!(
-                    "the request's headers did not arrive within {} (timeouts.header)",
-                    humantime::format_duration(self.limits.timeout)
-                );
-                self.refuse(http::StatusCode::REQUEST_TIMEOUT, &message, cx);
+                let after = self.limits.timeout;
+                self.refuse(ConnectionError::HeadTimeout { after }, cx);
                 self.poll_linger(cx)
             }
         }
@@ -621,21 +605,18 @@ impl AsyncWrite for Guarded {
 /// A whole HTTP/1.1 response in Ollama's error shape, for a request hyper never saw.
 /// The request line was not parsed, so which API the client speaks is unknown:
 /// Ollama's native shape, which OpenAI clients also surface as the message.
-fn raw_response(status: http::StatusCode, message: &str) -> Vec<u8> {
-    let response = error_response(status, message, Flavor::Ollama);
-    let body = serde_json::json!({ "error": message }).to_string();
-    let content_type = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json; charset=utf-8");
-    format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+fn raw_response(err: &Error) -> Vec<u8> {
+    let status = err.status();
+    let body = error_body(status, &err.to_string(), Flavor::Ollama);
+    let mut bytes = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         status.as_str(),
         status.canonical_reason().unwrap_or(""),
         body.len()
     )
-    .into_bytes()
+    .into_bytes();
+    bytes.extend_from_slice(&body);
+    bytes
 }
 
 #[cfg(test)]
