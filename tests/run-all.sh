@@ -6,7 +6,7 @@
 #   ./tests/run-all.sh --deps-only  only install the system packages (for running the app)
 #   SKIP_E2E=1 ./tests/run-all.sh   everything but the webview end-to-end test
 #
-# Stages: system packages → format and lint → core has no GUI dependency → build →
+# Stages: system packages → format and lint → structure → core has no GUI dependency → build →
 # cargo tests (unit, integration, Tauri mock runtime) → fuzzing → official client libraries
 # (Python ollama/openai, JavaScript ollama) → the desktop app end to end under Xvfb.
 set -euo pipefail
@@ -49,6 +49,9 @@ fi
 stage "format and lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+stage "structure: no import cycles, no file over 800 lines, 15 % doc lines in the core"
+python3 tests/structure.py
 
 stage "the core crate has no GUI dependency"
 if cargo tree -p warmline -e normal --prefix none --locked | grep -Eq '^(tauri|wry|tao|gtk|webkit2gtk)[ -]'; then

@@ -4,7 +4,9 @@
 # noise hits every side alike. Open loop (warmline bench --rate), non-streaming
 # small chat requests, simulator delays at 0 so only HTTP and proxy costs remain.
 #
-# Three sides: `direct` (the simulator itself), `bare` (warmline with every
+# Four sides: `direct` (the simulator itself), `nginx` (nginx's plain proxy with
+# the latency report's upstream settings: keepalive 16, least_conn, 500 ms connect
+# timeout; no cache, no rate limit, two workers), `bare` (warmline with every
 # optional layer switched off: rate limit, breaker, per-model slots, compression,
 # failover; no token) and `layers` (all of them on and doing their work: a bearer
 # token checked on every request, loopback clients rate-limited at a rate they
@@ -54,13 +56,51 @@ per_model = 64
 token = "overhead-bench-token"
 TOML
 declare -A URL=([direct]=$SIM)
+
+[ -x /usr/sbin/nginx ] || DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+  install -y -q --no-install-recommends nginx-light >&2
+NGINX_PORT=$(free_port)
+mkdir -p "$OUT/nginx"
+cat >"$OUT/nginx/nginx.conf" <<CONF
+worker_processes 2;
+daemon off;
+pid $PWD/$OUT/nginx/nginx.pid;
+error_log $PWD/$OUT/nginx/error.log warn;
+user root;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $PWD/$OUT/nginx/body;
+  proxy_temp_path $PWD/$OUT/nginx/proxy;
+  fastcgi_temp_path $PWD/$OUT/nginx/fastcgi;
+  uwsgi_temp_path $PWD/$OUT/nginx/uwsgi;
+  scgi_temp_path $PWD/$OUT/nginx/scgi;
+  upstream ollama { least_conn; server ${SIM#http://}; keepalive 16; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    keepalive_requests 1000000;
+    client_body_buffer_size 1m;
+    location / {
+      proxy_pass http://ollama;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host localhost;
+      proxy_connect_timeout 500ms;
+    }
+  }
+}
+CONF
+/usr/sbin/nginx -c "$PWD/$OUT/nginx/nginx.conf" -p "$PWD/$OUT/nginx" 2>"$OUT/nginx/stderr.log" &
+spawned $!
+URL[nginx]="http://127.0.0.1:$NGINX_PORT"
+wait_until 10 "nginx to answer at ${URL[nginx]}" curl -fs -o /dev/null "${URL[nginx]}/"
 for side in bare layers; do
   "$BIN/warmline" serve --listen 127.0.0.1:0 --upstream "$SIM" --no-cache --config "$OUT/$side.toml" \
     >"$OUT/$side.out" 2>"$OUT/$side.log" &
   spawned $!
   URL[$side]=$(wait_line "$OUT/$side.out" 'http://[0-9.:]*')
 done
-SIDES=(direct bare layers)
+SIDES=(direct nginx bare layers)
 if [ -n "${BASELINE:-}" ]; then
   "$BASELINE" serve --listen 127.0.0.1:0 --upstream "$SIM" --no-cache \
     >"$OUT/baseline.out" 2>"$OUT/baseline.log" &
@@ -68,7 +108,7 @@ if [ -n "${BASELINE:-}" ]; then
   URL[baseline]=$(wait_line "$OUT/baseline.out" 'http://[0-9.:]*')
   SIDES+=(baseline)
 fi
-echo "simulator $SIM, bare ${URL[bare]}, layers ${URL[layers]}${BASELINE:+, baseline ${URL[baseline]}}" >&2
+echo "simulator $SIM, nginx ${URL[nginx]}, bare ${URL[bare]}, layers ${URL[layers]}${BASELINE:+, baseline ${URL[baseline]}}" >&2
 
 for rate in $RATES; do
   for round in $(seq "$ROUNDS"); do

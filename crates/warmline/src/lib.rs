@@ -6,29 +6,57 @@
 //! dependency; the headless `warmline` binary and the desktop app are thin shells
 //! around [`Gateway::start`] and the [`GatewayHandle`] it returns.
 //!
-//! A request meets, in order:
+//! # The two stacks a request meets
 //!
 //! ```text
-//!   client
-//!     │
-//!     ▼
-//!   origin check + CORS         refuses unknown browser origins (403), answers preflights
-//!     │
-//!     ├──▶ /warmline/*, /metrics  Warmline's own routes (health, stats, Prometheus)
-//!     │
-//!     ▼
-//!   proxy                       picks the least busy reachable upstream, streams the
-//!     │                         request body up and every response chunk back as it comes
-//!     ▼
+//!   client ─▶ edge::server      accept; head guard (408, 431); connection cap (503)
+//!               │
+//!   outer stack (gateway::router, one `gate` layer, read in order)
+//!               ├─ snapshot      one configuration for the whole request
+//!               ├─ observe       Server-Timing on every answer; refusals counted
+//!               ├─ edge::origin  Host + browser Origin (403), CORS, preflights
+//!               ├─ rate limit    per client address (429)
+//!               ├─ edge::access  data token / admin credential by plane (401, 403)
+//!               ├─ compression   whole answers only, when asked
+//!               ├─ /warmline/*, /metrics ─▶ admin (Warmline's own routes)
+//!               ▼
+//!   inner pipeline (pipeline::serve, one function, read in order)
+//!               ├─ record        metrics event, exactly once
+//!               ├─ not a cacheable POST ─▶ pass through, streamed
+//!               ├─ read the body once (≤ limits.max_body)
+//!               ├─ derive        cache plan (key, determinism); facts on a miss
+//!               ├─ bypass ─▶ pin keep_alive, mask a cold start?, pass through
+//!               ├─ cache lookup ─── hit ─▶ replay
+//!               ├─ join the flight ── follower ─▶ share the leader's answer
+//!               ├─ leader: pin keep_alive, mask a cold start?, drive the exchange
+//!               ├─ exchange      slot (host, model) ─▶ breaker ─▶ send ─▶ failover once
+//!               └─ respond       chunks back as they arrive; store when whole
+//!               ▼
 //!   Ollama (one or more hosts, pooled keep-alive connections, health-checked)
 //! ```
 //!
-//! Modules, one concern each: [`config`] (file/env/flags → validated types),
-//! [`error`] (the single error → HTTP mapping), [`origin`], [`proxy`],
-//! [`upstream`] (hosts, health, selection), [`metrics`], [`route`] (route kinds),
-//! and `gateway` (wiring, lifecycle).
+//! # The layers
+//!
+//! Each layer uses only the ones above it in this list (no import cycles; checked
+//! with `python3 ../shared/tools/modcycles.py crates/warmline/src`):
+//!
+//! ```text
+//!   wire/       the vocabulary: error bodies (whole, in-stream), headers, Peer,
+//!   sys/        route kinds, final-chunk timings · the OS and the clock
+//!   config/     file/env/flags → validated types; owns every config type
+//!   mechanisms  breaker, admission (slots, rate limit), parallelism, cache,
+//!               metrics, charts, upstream, warmth, supervisor, alerts, state, auth,
+//!               models — each with its own error type, none aware of HTTP serving
+//!   error.rs    the one composed Error and the one mapping to HTTP
+//!   pipeline/   the inner request path (above)
+//!   edge/       server, origin, access: where requests arrive and are refused
+//!   gateway/    the outer stack, Warmline's own routes (admin), background tasks,
+//!               lifecycle (start, reload, pause, drain)
+//! ```
+//!
+//! The binaries sit on top: `warmline` (crates/warmline-cli, with the benchmark
+//! client) and `warmline-app` (src-tauri).
 
-pub mod admin;
 pub mod admission;
 pub mod alerts;
 pub mod auth;

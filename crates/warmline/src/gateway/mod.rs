@@ -15,6 +15,7 @@
 //! (which also feeds the cache its model digests), and the rate limiter's
 //! housekeeping.
 
+mod admin;
 mod daemon;
 mod router;
 mod stack;

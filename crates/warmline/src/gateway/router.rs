@@ -32,8 +32,8 @@ use tower_http::compression::predicate::{
 };
 
 use super::Shared;
+use super::admin;
 use super::stack::Stack;
-use crate::admin;
 use crate::error::Error;
 use crate::wire::Flavor;
 use crate::wire::peer::Peer;

@@ -27,14 +27,14 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::Pipeline;
 use super::coalesce::{End, Event, Subscription};
-use super::exchange::Lease;
+use super::exchange::{Answer, Lease};
 use super::facts::Facts;
 use super::record::{Finish, Measured, Trace};
 use super::respond::UpstreamBody;
+use super::state::Pipeline;
 use crate::error::Error;
-use crate::wire::headers::{COLD_START_HEADER, SERVER_TIMING, forwardable};
+use crate::wire::headers::{COLD_START_HEADER, SERVER_TIMING, retain_forwardable};
 use crate::wire::{Flavor, error_event, error_line};
 
 /// Response headers of a masked stream, as Ollama would send them.
@@ -68,7 +68,7 @@ pub(crate) fn masks_cold_start(pipeline: &Pipeline, facts: &Facts) -> bool {
 /// `sent` resolves (or its failure as the stream's last line).
 pub(crate) fn masked_response(
     pipeline: &Arc<Pipeline>,
-    sent: impl Future<Output = Result<(reqwest::Response, Lease), Error>> + Send + 'static,
+    sent: impl Future<Output = Result<(Answer, Lease), Error>> + Send + 'static,
     flavor: Flavor,
     finish: Finish,
 ) -> Response {
@@ -77,13 +77,19 @@ pub(crate) fn masked_response(
     let timing = finish.server_timing();
     let body = futures_util::stream::once(sent).flat_map(move |sent| match sent {
         Ok((upstream, lease)) if upstream.status() == StatusCode::OK => {
-            let headers = forwardable(upstream.headers());
-            UpstreamBody::new(&pipeline, upstream, &headers, flavor, lease).boxed()
+            let (parts, body) = upstream.into_parts();
+            let (status, mut headers) = (parts.status, parts.headers);
+            retain_forwardable(&mut headers);
+            UpstreamBody::new(&pipeline, status, body, &headers, flavor, lease).boxed()
         }
         Ok((upstream, lease)) => {
             let status = upstream.status();
             futures_util::stream::once(async move {
-                let body = upstream.bytes().await.unwrap_or_default();
+                // An error answer: small; a huge one is cut to its first 64 KiB.
+                let body = Body::new(upstream.into_body());
+                let body = axum::body::to_bytes(body, 64 * 1024)
+                    .await
+                    .unwrap_or_default();
                 drop(lease);
                 Ok(error_event(flavor, status, &body))
             })

@@ -15,18 +15,23 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use http::header;
 use http_body::Body as _;
+use hyper_util::client::legacy::Error as ClientError;
 
-use super::Pipeline;
 use super::body::{BodyFault, LimitedBody, OutBody, declared_length, read_body};
 use super::record::Trace;
+use super::state::Pipeline;
 use crate::admission::Slot;
 use crate::error::{Blame, Error, ProxyError};
 use crate::upstream::{InFlight, Upstream};
 use crate::wire::describe;
 use crate::wire::headers::forwardable;
 use crate::wire::route::RouteKind;
+
+/// The upstream's answer, its head received and its body still to come.
+pub(crate) type Answer = http::Response<hyper::body::Incoming>;
 
 /// A request on its way to the upstream side.
 pub(crate) struct Exchange {
@@ -61,6 +66,8 @@ pub(crate) struct Lease {
     pub(crate) observe: Option<Observe>,
     /// Where what the exchange learns is written, for the request's metrics.
     pub(crate) trace: Trace,
+    /// The host, as errors name it.
+    pub(crate) upstream: Arc<str>,
 }
 
 /// What the end of a model's answer tells: whether it paid a load (a cold start)
@@ -80,7 +87,7 @@ pub(crate) struct Observe {
 pub(crate) async fn send(
     pipeline: &Pipeline,
     mut exchange: Exchange,
-) -> Result<(reqwest::Response, Lease), Error> {
+) -> Result<(Answer, Lease), Error> {
     let limit = if exchange.kind.is_blob_upload() {
         pipeline.max_blob_body
     } else {
@@ -160,7 +167,7 @@ async fn attempt(
     upstream: &Arc<Upstream>,
     deadline: tokio::time::Instant,
     limit: Option<u64>,
-) -> Result<(reqwest::Response, Lease), Error> {
+) -> Result<(Answer, Lease), Error> {
     let model = exchange.model.clone();
     let model = model.as_deref();
     let trace = Arc::clone(&exchange.trace);
@@ -228,12 +235,8 @@ async fn attempt(
     if matches!(body, OutBody::Bytes(_)) {
         headers.remove(header::CONTENT_LENGTH);
     }
-    let mut builder = pipeline
-        .client
-        .request(parts.method.clone(), upstream.target(path_and_query))
-        .headers(headers);
     let fault = Arc::new(BodyFault::default());
-    match body {
+    let body = match body {
         OutBody::Stream(body) if body.size_hint().exact() != Some(0) => {
             let limited = LimitedBody::new(
                 body,
@@ -241,17 +244,35 @@ async fn attempt(
                 pipeline.body_timeout,
                 Arc::clone(&fault),
             );
-            builder = builder.body(reqwest::Body::wrap_stream(limited));
+            Body::from_stream(limited)
         }
-        OutBody::Stream(_) => {}
-        OutBody::Bytes(bytes) if bytes.is_empty() => {}
+        OutBody::Stream(_) => Body::empty(),
         // A body held whole may differ from what the client declared (a pinned
-        // keep_alive): its length is the body's own, set by the client library.
-        OutBody::Bytes(bytes) => builder = builder.body(bytes),
-    }
+        // keep_alive): hyper sets its length from the body itself.
+        OutBody::Bytes(bytes) => Body::from(bytes),
+    };
+    let request = match http::Uri::try_from(upstream.target(path_and_query)) {
+        Ok(uri) => {
+            let mut request = http::Request::new(body);
+            *request.method_mut() = parts.method.clone();
+            *request.uri_mut() = uri;
+            *request.headers_mut() = headers;
+            request
+        }
+        Err(err) => {
+            let reason = format!("cannot form the upstream address: {err}");
+            let name = upstream.name().to_owned();
+            return Err(ProxyError::Protocol {
+                upstream: name,
+                reason,
+            }
+            .into());
+        }
+    };
 
     pipeline.metrics.upstream_request();
-    let result = match tokio::time::timeout_at(deadline, builder.send()).await {
+    let sent = pipeline.upstream_client.request(request);
+    let result = match tokio::time::timeout_at(deadline, sent).await {
         Ok(Ok(response)) => {
             upstream.mark_up(None);
             if let Some(model) = model
@@ -271,6 +292,7 @@ async fn attempt(
                     head_after,
                 }),
                 trace: Arc::clone(trace),
+                upstream: Arc::from(upstream.name()),
             };
             Ok((response, lease))
         }
@@ -294,12 +316,15 @@ async fn attempt(
     result
 }
 
-/// Turns a reqwest failure into the error the client should see, marking the host
+/// Turns a client failure into the error the client should see, marking the host
 /// down when it could not be reached.
-fn classify(pipeline: &Pipeline, upstream: &Upstream, err: &reqwest::Error) -> Error {
+fn classify(pipeline: &Pipeline, upstream: &Upstream, err: &ClientError) -> Error {
     let name = upstream.name().to_owned();
     if err.is_connect() {
-        if err.is_timeout() {
+        if caused_by(err, |e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        }) {
             upstream.mark_down(format!(
                 "connect timed out after {}",
                 humantime::format_duration(pipeline.connect_timeout)
@@ -318,7 +343,7 @@ fn classify(pipeline: &Pipeline, upstream: &Upstream, err: &reqwest::Error) -> E
         }
         .into();
     }
-    if err.is_body() || err.is_request() && is_client_body_error(err) {
+    if caused_by(err, |e| e.is::<axum::Error>()) {
         return ProxyError::ClientBody(describe(err)).into();
     }
     ProxyError::Protocol {
@@ -328,11 +353,12 @@ fn classify(pipeline: &Pipeline, upstream: &Upstream, err: &reqwest::Error) -> E
     .into()
 }
 
-/// Whether the failure came from reading the client's request body.
-fn is_client_body_error(err: &reqwest::Error) -> bool {
+/// Whether anything in the error's chain of causes is `what` (a connect timeout,
+/// the client's request body failing).
+fn caused_by(err: &ClientError, what: impl Fn(&(dyn std::error::Error + 'static)) -> bool) -> bool {
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        if cause.is::<axum::Error>() {
+        if what(cause) {
             return true;
         }
         source = cause.source();

@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 
-use super::Pipeline;
+use super::state::Pipeline;
 use crate::wire::route::RouteKind;
 
 /// What the gateway needs to know of a generation's body before sending it.

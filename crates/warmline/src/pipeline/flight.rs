@@ -22,16 +22,16 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 
-use super::Pipeline;
 use super::coalesce::{End, Event, Head, Publisher, Subscription};
 use super::exchange::{Exchange, send};
 use super::record::{Finish, Measured};
 use super::respond::UpstreamBody;
+use super::state::Pipeline;
 use crate::cache::entry::Replay;
 use crate::cache::{Cache, FlightKey, Lookup};
 use crate::error::{Error, ProxyError};
 use crate::wire::Flavor;
-use crate::wire::headers::{Framing, SERVER_TIMING, forwardable};
+use crate::wire::headers::{Framing, SERVER_TIMING, retain_forwardable};
 
 /// A response built from a cached answer: its stored chunks, content type and
 /// length, and its age.
@@ -142,14 +142,15 @@ pub(crate) async fn drive(pipeline: Arc<Pipeline>, exchange: Exchange, flight: F
             return;
         }
     };
-    let status = upstream.status();
-    let headers = forwardable(upstream.headers());
+    let (parts, body) = upstream.into_parts();
+    let (status, mut headers) = (parts.status, parts.headers);
+    retain_forwardable(&mut headers);
     let framing = Framing::of(&headers);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
-    let mut stream = UpstreamBody::new(&pipeline, upstream, &headers, flavor, lease);
+    let mut stream = UpstreamBody::new(&pipeline, status, body, &headers, flavor, lease);
     publisher.head(Head {
         status,
         headers,

@@ -19,28 +19,32 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::HeaderMap;
+use http_body::Body as _;
+use hyper::body::Incoming;
 use tokio::time::Sleep;
 
-use super::Pipeline;
 use super::body::BoxError;
-use super::exchange::Lease;
+use super::exchange::{Answer, Lease};
 use super::record::{Finish, Measured};
+use super::state::Pipeline;
 use crate::error::{Error, ProxyError};
 use crate::metrics::Metrics;
-use crate::wire::headers::{Framing, SERVER_TIMING, forwardable};
+use crate::wire::headers::{Framing, SERVER_TIMING, retain_forwardable};
 use crate::wire::{Flavor, describe, error_line};
 
 /// Builds the client's response around the upstream's, streaming its body.
 pub(crate) fn into_client_response(
     pipeline: &Pipeline,
-    upstream: reqwest::Response,
+    upstream: Answer,
     flavor: Flavor,
     finish: Finish,
     lease: Lease,
 ) -> Response {
-    let status = upstream.status();
-    let mut headers = forwardable(upstream.headers());
-    let body = UpstreamBody::new(pipeline, upstream, &headers, flavor, lease);
+    let (parts, body) = upstream.into_parts();
+    let status = parts.status;
+    let mut headers = parts.headers;
+    retain_forwardable(&mut headers);
+    let body = UpstreamBody::new(pipeline, status, body, &headers, flavor, lease);
     let finish = finish.on_drop(status.as_u16());
     headers.insert(SERVER_TIMING, finish.server_timing());
     let mut response = Response::new(Body::from_stream(Measured::new(body, finish)));
@@ -52,7 +56,7 @@ pub(crate) fn into_client_response(
 /// The upstream's response body on its way to the client, chunk by chunk, with the
 /// idle timeout and the end-of-stream rules from the module docs.
 pub(crate) struct UpstreamBody {
-    inner: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    inner: axum::body::BodyDataStream,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     framing: Framing,
@@ -78,17 +82,18 @@ impl UpstreamBody {
     /// (the host's in-flight count and the model's slot) until it ends.
     pub(crate) fn new(
         pipeline: &Pipeline,
-        upstream: reqwest::Response,
+        status: http::StatusCode,
+        body: Incoming,
         headers: &HeaderMap,
         flavor: Flavor,
         lease: Lease,
     ) -> UpstreamBody {
-        let observe = upstream.status().is_success() && lease.observe.is_some();
+        let observe = status.is_success() && lease.observe.is_some();
         UpstreamBody {
             tail: observe.then(crate::wire::timings::Tail::default),
-            expected: upstream.content_length(),
+            expected: body.size_hint().exact(),
             seen: 0,
-            inner: upstream.bytes_stream().boxed(),
+            inner: Body::new(body).into_data_stream(),
             idle: Box::pin(tokio::time::sleep(pipeline.idle_timeout)),
             idle_timeout: pipeline.idle_timeout,
             framing: Framing::of(headers),
@@ -190,10 +195,7 @@ impl Stream for UpstreamBody {
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(err))) => {
-                let upstream = err
-                    .url()
-                    .map(|u| u.origin().ascii_serialization())
-                    .unwrap_or_else(|| "upstream".to_owned());
+                let upstream = self.lease.upstream.to_string();
                 let reason = describe(&err);
                 self.broken(ProxyError::Broken { upstream, reason })
             }

@@ -43,6 +43,36 @@ pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// [`forwardable`] in place, for a message Warmline owns (an upstream's answer):
+/// removes the hop-by-hop headers instead of copying the others.
+pub fn retain_forwardable(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(&named) {
+        headers.remove(name);
+    }
+}
+
+/// The connection's own headers, plus `Host` and `Origin` (see the module docs).
+static HOP_BY_HOP: [HeaderName; 11] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::TRANSFER_ENCODING,
+    header::HOST,
+    header::ORIGIN,
+];
+
 /// Headers that never cross the proxy: the connection's own, plus `Host` and
 /// `Origin` (see the module docs).
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -118,6 +148,9 @@ mod tests {
         let out = forwardable(&headers);
         assert_eq!(out.len(), 1);
         assert!(out.contains_key(header::CONTENT_TYPE));
+        let mut owned = headers.clone();
+        retain_forwardable(&mut owned);
+        assert_eq!(owned, out);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
 
+use super::Shared;
 use crate::error::{Error, RouteError};
-use crate::gateway::Shared;
 use crate::wire::Flavor;
 
 /// `GET /warmline/health`: overall status and each upstream's reachability.
