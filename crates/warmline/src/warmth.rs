@@ -436,9 +436,9 @@ mod tests {
         };
         set.hosts()[0].models.store(crate::upstream::HostModels {
             known: true,
-            installed: [("m:latest".to_owned(), installed)].into(),
+            installed: [("m:latest".to_owned(), installed)].into_iter().collect(),
             loaded: if loaded {
-                [("m:latest".to_owned(), resident)].into()
+                [("m:latest".to_owned(), resident)].into_iter().collect()
             } else {
                 Default::default()
             },

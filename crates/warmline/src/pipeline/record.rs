@@ -59,6 +59,14 @@ impl TraceCell {
         }
     }
 
+    /// Reads the facts in place (no copy of their names).
+    pub(crate) fn with<T>(&self, read: impl FnOnce(&UpstreamFacts) -> T) -> T {
+        match self.0.lock() {
+            Ok(facts) => read(&facts),
+            Err(poisoned) => read(&poisoned.into_inner()),
+        }
+    }
+
     /// A copy of the facts as they are now.
     pub(crate) fn get(&self) -> UpstreamFacts {
         self.0.lock().map(|f| f.clone()).unwrap_or_default()
@@ -144,7 +152,6 @@ impl Finish {
     /// The `Server-Timing` header for the response about to be sent.
     pub(crate) fn server_timing(&self) -> HeaderValue {
         use std::fmt::Write as _;
-        let facts = self.trace.get();
         // One buffer, written in place: this runs for every answer.
         let mut value = String::with_capacity(96);
         let mut metric = |name: &str, took: Option<Duration>| {
@@ -159,10 +166,14 @@ impl Finish {
                 );
             }
         };
-        metric("overhead", Some(self.overhead(&facts)));
-        metric("queue", facts.queue);
-        metric("load", facts.pinned_load);
-        metric("upstream", facts.upstream_head);
+        let (overhead, queue, load, upstream) = self.trace.with(|facts| {
+            let phases = (facts.queue, facts.pinned_load, facts.upstream_head);
+            (self.overhead(facts), phases.0, phases.1, phases.2)
+        });
+        metric("overhead", Some(overhead));
+        metric("queue", queue);
+        metric("load", load);
+        metric("upstream", upstream);
         if let Some(cache) = self.cache {
             value.push_str(", cache;desc=");
             value.push_str(cache.as_str());

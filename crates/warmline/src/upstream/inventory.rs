@@ -24,6 +24,11 @@
 //! sees a consistent pair of lists.
 
 use std::collections::HashMap;
+
+/// The hasher of the model maps: they are read several times per request (is the
+/// model installed, loaded, where), and SipHash's DoS resistance buys nothing
+/// for names that come from the hosts' own lists.
+type Fast = foldhash::fast::RandomState;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,10 +90,10 @@ pub struct HostModels {
     /// Whether a refresh has succeeded yet (before that, nothing is known).
     pub known: bool,
     /// Installed models, by normalised name.
-    pub installed: HashMap<String, Installed>,
+    pub installed: HashMap<String, Installed, Fast>,
     /// Loaded models, by normalised name: from `/api/ps`, plus any a successful
     /// answer proved loaded since (until the next refresh replaces the map).
-    pub loaded: HashMap<String, Loaded>,
+    pub loaded: HashMap<String, Loaded, Fast>,
 }
 
 /// The latest [`HostModels`] of one host: an `ArcSwap`, so readers on the

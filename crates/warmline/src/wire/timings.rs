@@ -89,8 +89,20 @@ impl Timings {
         let mut at = 0;
         while let Some(quote) = tail[at..].iter().position(|b| *b == b'"') {
             let rest = &tail[at + quote..];
-            if let Some((slot, key)) = KEYS.iter().enumerate().find(|(_, k)| rest.starts_with(k)) {
-                found[slot] = Some(number_at(&rest[key.len()..]));
+            // Most quotes start no key: the letter after one picks the candidates.
+            let candidates: &[usize] = match rest.get(1) {
+                Some(b'l') => &[LOAD],
+                Some(b'p') => &[PROMPT_COUNT, PROMPT_TOKENS, PROMPT_EVAL],
+                Some(b'e') => &[EVAL_COUNT, EVAL],
+                Some(b'c') => &[COMPLETION_TOKENS],
+                Some(b't') => &[TOTAL],
+                _ => &[],
+            };
+            for &slot in candidates {
+                if let Some(value) = rest.strip_prefix(KEYS[slot]) {
+                    found[slot] = Some(number_at(value));
+                    break;
+                }
             }
             at += quote + 1;
         }
