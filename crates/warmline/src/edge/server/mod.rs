@@ -49,7 +49,6 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
 use http::Request;
@@ -93,11 +92,40 @@ pub struct HeadLimits {
 /// head the guard refuses.
 pub type Refused = Arc<dyn Fn(&'static str) + Send + Sync>;
 
-/// Serves `router` on `listener` until `stop` turns true, then lets open connections
+/// What the server serves: any cloneable service from requests to responses that
+/// never fails (errors are answers). The gateway's is `gateway::router::Front`; an
+/// axum `Router` is one too.
+pub trait App:
+    tower::Service<
+        Request<Body>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<
+            Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Serves `app` on `listener` until `stop` turns true, then lets open connections
 /// finish. Abort the returned task to cut them.
 pub fn spawn(
     listener: TcpListener,
-    router: Router,
+    router: impl App,
     limits: impl Fn() -> HeadLimits + Send + 'static,
     refused: Refused,
     mut stop: watch::Receiver<bool>,
@@ -142,7 +170,7 @@ fn serve_connection(
     builder: &auto::Builder<TokioExecutor>,
     io: Guarded,
     peer: Peer,
-    router: &Router,
+    router: &impl App,
     stop: &watch::Receiver<bool>,
     slot: Slot,
     connections: &mut JoinSet<()>,

@@ -1,4 +1,5 @@
 use super::*;
+use axum::Router;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
