@@ -44,15 +44,29 @@ pub(crate) async fn read_body(
     if declared_length(headers).is_some_and(|len| len > limit) {
         return Err(ProxyError::BodyTooLarge { limit }.into());
     }
+    // A small body usually arrived with the head: take it without arming a
+    // timer when one poll finds all of it (the stall limit needs no clock then).
+    let mut body = body;
+    let first = match first_frame(&mut body, limit) {
+        First::Whole(whole) => return Ok(whole),
+        First::Failed(err) => return Err(ProxyError::ClientBody(describe(&err)).into()),
+        First::Part(part) => Some(part),
+        First::Nothing => None,
+    };
+    let taken = first.as_ref().map_or(0, |part| part.len() as u64);
+    if taken > limit {
+        return Err(ProxyError::BodyTooLarge { limit }.into());
+    }
     let fault = Arc::new(BodyFault::default());
     let mut limited = std::pin::pin!(LimitedBody::new(
         body,
-        limit,
+        limit - taken,
         stall_after,
         Arc::clone(&fault)
     ));
     // Most bodies arrive as one chunk: keep it as it is, copy only when split.
     let mut chunks: Vec<Bytes> = Vec::with_capacity(1);
+    chunks.extend(first);
     while let Some(chunk) = limited.next().await {
         match chunk {
             Ok(chunk) => chunks.push(chunk),
@@ -68,6 +82,42 @@ pub(crate) async fn read_body(
         1 => chunks.swap_remove(0),
         _ => Bytes::from(chunks.concat()),
     })
+}
+
+/// What one poll of a body of known length found.
+enum First {
+    /// All of it.
+    Whole(Bytes),
+    /// Its first part (the rest is still to come).
+    Part(Bytes),
+    /// The body failed.
+    Failed(axum::Error),
+    /// Nothing yet, or a length that is not known or over the limit.
+    Nothing,
+}
+
+/// Polls a body whose length is known and within `limit` once, without a waker
+/// of its own (the caller's next poll registers the real one).
+fn first_frame(body: &mut Body, limit: u64) -> First {
+    use http_body::Body as _;
+    let Some(exact) = body.size_hint().exact().filter(|len| *len <= limit) else {
+        return First::Nothing;
+    };
+    if exact == 0 && body.is_end_stream() {
+        return First::Whole(Bytes::new());
+    }
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match Pin::new(&mut *body).poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+            Ok(data) if data.len() as u64 == exact => First::Whole(data),
+            Ok(data) => First::Part(data),
+            // Trailers on a request: nothing Ollama reads.
+            Err(_) => First::Nothing,
+        },
+        Poll::Ready(Some(Err(err))) => First::Failed(err),
+        Poll::Ready(None) => First::Whole(Bytes::new()),
+        Poll::Pending => First::Nothing,
+    }
 }
 
 /// The body length the client declared, if any.
@@ -160,5 +210,57 @@ where
                 Poll::Pending => Poll::Pending,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::{Frame, SizeHint};
+
+    /// A body of known length that arrives in two parts.
+    struct TwoParts(Vec<Bytes>, u64);
+
+    impl http_body::Body for TwoParts {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            let next = (!self.0.is_empty()).then(|| self.0.remove(0));
+            Poll::Ready(next.map(|part| Ok(Frame::data(part))))
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.1)
+        }
+    }
+
+    async fn read(body: Body, limit: u64) -> Result<Bytes, Error> {
+        read_body(body, &HeaderMap::new(), limit, Duration::from_secs(5)).await
+    }
+
+    #[tokio::test]
+    async fn a_body_read_in_one_poll_or_in_parts_is_whole() {
+        assert_eq!(
+            read(Body::from("{\"a\":1}"), 64).await.expect("read"),
+            "{\"a\":1}"
+        );
+        let parts = TwoParts(vec![Bytes::from("{\"a\""), Bytes::from(":1}")], 7);
+        assert_eq!(read(Body::new(parts), 64).await.expect("read"), "{\"a\":1}");
+        assert_eq!(read(Body::empty(), 64).await.expect("read"), "");
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_in_parts_too() {
+        let parts = TwoParts(vec![Bytes::from("12345"), Bytes::from("67890")], 10);
+        let err = read(Body::new(parts), 8).await.expect_err("too large");
+        assert_eq!(err.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+        // Declared within the limit, but it sends more than it declared.
+        let parts = TwoParts(vec![Bytes::from("12345"), Bytes::from("67890")], 6);
+        let err = read(Body::new(parts), 8).await.expect_err("too large");
+        assert_eq!(err.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
     }
 }
