@@ -36,11 +36,11 @@ impl Facts {
         struct Probe<'a> {
             #[serde(borrow)]
             model: Option<std::borrow::Cow<'a, str>>,
-            stream: Option<serde_json::Value>,
+            stream: Option<MaybeBool>,
             keep_alive: Option<serde::de::IgnoredAny>,
             #[serde(borrow)]
             prompt: Option<std::borrow::Cow<'a, str>>,
-            messages: Option<Vec<serde::de::IgnoredAny>>,
+            messages: Option<NonEmpty>,
         }
         let Ok(probe) = serde_json::from_slice::<Probe<'_>>(body) else {
             return Facts::default();
@@ -48,7 +48,7 @@ impl Facts {
         let model = probe.model.map(|model| {
             crate::cache::key::normalise_model_name(&model).unwrap_or_else(|_| model.into_owned())
         });
-        let explicit = probe.stream.as_ref().and_then(serde_json::Value::as_bool);
+        let explicit = probe.stream.and_then(|s| s.0);
         let stream = match kind {
             RouteKind::Generate | RouteKind::Chat => explicit.unwrap_or(true),
             RouteKind::OpenAiChat | RouteKind::OpenAiCompletions => explicit.unwrap_or(false),
@@ -56,7 +56,7 @@ impl Facts {
         };
         let load_only = match kind {
             RouteKind::Generate => probe.prompt.as_deref().is_none_or(str::is_empty),
-            RouteKind::Chat => probe.messages.as_ref().is_none_or(Vec::is_empty),
+            RouteKind::Chat => probe.messages.is_none_or(|m| !m.0),
             _ => false,
         };
         Facts {
@@ -65,6 +65,45 @@ impl Facts {
             keep_alive: probe.keep_alive.is_some(),
             load_only,
         }
+    }
+}
+
+/// A JSON value read only for whether it is a boolean, and which (the field's
+/// other values are the upstream's to refuse): no value tree is built.
+struct MaybeBool(Option<bool>);
+
+impl<'de> serde::Deserialize<'de> for MaybeBool {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(MaybeBool(value.as_bool()))
+    }
+}
+
+/// A JSON array read only for whether it has an element: no element is kept.
+struct NonEmpty(bool);
+
+impl<'de> serde::Deserialize<'de> for NonEmpty {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = NonEmpty;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<NonEmpty, A::Error> {
+                let mut any = false;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    any = true;
+                }
+                Ok(NonEmpty(any))
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
     }
 }
 
