@@ -1,23 +1,23 @@
-//! The request stack, built in one function ([`router`]) and read top to bottom in
+//! The outer request stack, one function ([`Front::serve`]) read top to bottom in
 //! the order a request meets it:
 //!
 //! ```text
-//!   client ──▶ gate (one layer, see [`gate`]):
-//!                 snapshot: the current Stack, taken once for the whole request
-//!                 Server-Timing on every answer; refusals counted in the metrics
-//!                 origin + Host check / CORS        (403, preflights answered)
-//!                 rate limit per client IP          (429)
-//!                 bearer token / admin credential   (401, 403)
-//!          ──▶ gzip/brotli of whole answers         (if asked and enabled)
-//!          ──▶ /warmline/*, /metrics                (Warmline's own)
-//!          └─▶ pipeline (see `pipeline`): cache, coalescing, slots, breaker,
-//!              failover, upstream Ollama
+//!   client ──▶ snapshot: the current Stack, taken once for the whole request
+//!          ──▶ origin + Host check / CORS        (403, preflights answered)
+//!          ──▶ rate limit per client IP          (429)
+//!          ──▶ bearer token / admin credential   (401, 403)
+//!          ├─▶ /warmline/*, /metrics: axum router (Warmline's own routes,
+//!          │   refusals in Ollama's shape, gzip/brotli of whole answers)
+//!          └─▶ everything else: the pipeline (see `pipeline`), with gzip/brotli
+//!              of whole answers when the client asks
+//!          ◀── Server-Timing on every answer; refusals counted in the metrics
 //! ```
 //!
-//! The checks run as plain function calls inside one middleware rather than as
-//! one middleware each: every `from_fn` layer clones and boxes the service below
-//! it on every request, which measured about 40,000 instructions per request for
-//! the five layers this used to be (callgrind, `tests/bench/callgrind.sh`).
+//! The checks run as plain function calls rather than as one middleware each:
+//! every `from_fn` layer and router level clones, boxes and moves the service
+//! and future below it on every request, which measured about 50,000
+//! instructions of a cache hit for the layers this used to be (callgrind,
+//! `tests/bench/callgrind.sh`).
 
 use std::sync::Arc;
 
