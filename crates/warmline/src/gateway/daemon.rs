@@ -135,18 +135,7 @@ impl GatewayHandle {
 
     /// The daemon's state (`disabled` when Warmline does not supervise one).
     pub fn daemon_status(&self) -> DaemonStatus {
-        match self.inner.shared.supervision.get() {
-            Some(supervisor) => supervisor.status(),
-            None => {
-                let config = self.config();
-                let url = config
-                    .upstreams
-                    .first()
-                    .map(|u| u.name())
-                    .unwrap_or_default();
-                DaemonStatus::disabled(&url)
-            }
-        }
+        self.inner.shared.daemon_status()
     }
 
     /// Starts the supervised daemon; answers once it is ready (or failed).

@@ -11,7 +11,7 @@
 //!     ▼
 //!   read the body once (≤ limits.max_body)
 //!     ▼
-//!   derive: cache plan (key, determinism) + facts (model, stream, keep_alive)
+//!   derive the cache plan (key, determinism, model)
 //!     │
 //!     ├─ bypass (sampled, disabled, unkeyable) ─▶ pin, mask? ─▶ pass through
 //!     ▼
@@ -19,7 +19,8 @@
 //!     ▼
 //!   join the flight for the key ── follower ─▶ share the leader's answer
 //!     ▼ leader
-//!   pin keep_alive, mask a cold start?, drive the exchange in its own task
+//!   the body's facts (stream, keep_alive); pin keep_alive, mask a cold start?,
+//!   drive the exchange in its own task
 //!     ▼
 //!   exchange: slot (host, model) ─▶ breaker ─▶ send ─▶ failover once ─▶ headers
 //!     ▼
