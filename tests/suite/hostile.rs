@@ -267,6 +267,25 @@ async fn dns_rebinding_is_refused_on_an_unspecified_listen_address() {
     )
     .await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    // A page of a foreign origin through a name of this machine: refused too.
+    let foreign = raw(
+        port,
+        format!(
+            "POST /api/chat HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: http://evil.example\r\n\
+             Authorization: Bearer a-long-token\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
+    // Each refusal is counted once, by its kind.
+    let metrics = gw.prometheus();
+    for counted in [
+        "warmline_gateway_errors_total{kind=\"host_forbidden\"} 3",
+        "warmline_gateway_errors_total{kind=\"origin_forbidden\"} 1",
+    ] {
+        assert!(metrics.contains(counted), "{counted} in\n{metrics}");
+    }
     gw.shutdown().await;
 }
 

@@ -19,6 +19,10 @@ use crate::auth::AuthError;
 pub use crate::config::ConfigError;
 use crate::wire::{Flavor, error_response};
 
+/// The [`Error::kind`] of an error response (a response extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorKind(pub &'static str);
+
 /// Whose fault an error is (see [`Error::blame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blame {
@@ -332,9 +336,12 @@ impl Error {
         }
     }
 
-    /// Renders the error as a response in the client API's error shape.
+    /// Renders the error as a response in the client API's error shape. The
+    /// response carries the error's [`ErrorKind`], so the outer stack can count a
+    /// refusal made before the pipeline (origin, Host, rate limit) once, by kind.
     pub fn to_response(&self, flavor: Flavor) -> Response {
         let mut response = error_response(self.status(), &self.to_string(), flavor);
+        response.extensions_mut().insert(ErrorKind(self.kind()));
         if let Some(after) = self.retry_after() {
             // Whole seconds, rounded up, at least 1: a client never comes back early.
             let secs = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);

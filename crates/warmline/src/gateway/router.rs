@@ -208,7 +208,6 @@ fn admit(
     if let Some(peer) = request.extensions().get::<Peer>()
         && let Err(limited) = stack.limiter.check(peer.addr.ip())
     {
-        stack.pipeline.metrics.gateway_error("rate_limited");
         return Err(Box::new(
             Error::from(limited).to_response(Flavor::of(request.uri().path())),
         ));
@@ -245,12 +244,16 @@ fn observe(
             .headers_mut()
             .insert(crate::wire::headers::SERVER_TIMING, value);
     }
-    if !own
-        && response
-            .extensions()
-            .get::<crate::pipeline::Recorded>()
-            .is_none()
-    {
+    let recorded = response
+        .extensions()
+        .get::<crate::pipeline::Recorded>()
+        .is_some();
+    // A refusal made out here (origin, Host, rate limit) is counted once, by its
+    // kind; the pipeline counts its own.
+    if !recorded && let Some(kind) = response.extensions().get::<crate::error::ErrorKind>() {
+        stack.pipeline.metrics.gateway_error(kind.0);
+    }
+    if !own && !recorded {
         let metrics = &stack.pipeline.metrics;
         metrics.request_started(kind);
         metrics.finished(crate::metrics::Event {
