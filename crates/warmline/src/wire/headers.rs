@@ -25,14 +25,7 @@ pub const COLD_START_HEADER: &str = "x-warmline-cold-start";
 
 /// Copies the headers that belong to the message rather than to the connection.
 pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
-    // Headers named in `Connection:` are hop-by-hop too (RFC 9110 §7.6.1).
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
+    let named = connection_named(headers);
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         if is_hop_by_hop(name) || named.contains(name) {
@@ -46,13 +39,7 @@ pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
 /// [`forwardable`] in place, for a message Warmline owns (an upstream's answer):
 /// removes the hop-by-hop headers instead of copying the others.
 pub fn retain_forwardable(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
+    let named = connection_named(headers);
     for name in HOP_BY_HOP.iter().chain(&named) {
         headers.remove(name);
     }
@@ -73,23 +60,20 @@ static HOP_BY_HOP: [HeaderName; 11] = [
     header::ORIGIN,
 ];
 
-/// Headers that never cross the proxy: the connection's own, plus `Host` and
-/// `Origin` (see the module docs).
+/// Headers that never cross the proxy: [`HOP_BY_HOP`].
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "transfer-encoding"
-            | "host"
-            | "origin"
-    )
+    HOP_BY_HOP.contains(name)
+}
+
+/// The headers a message's `Connection:` names: hop-by-hop too (RFC 9110 §7.6.1).
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect()
 }
 
 /// How a response body is framed, which decides how a broken stream is ended and
