@@ -40,7 +40,7 @@ pub(crate) struct Exchange {
     pub(crate) body: OutBody,
     pub(crate) kind: RouteKind,
     /// The model the body names, normalised: its slots and its hosts.
-    pub(crate) model: Option<String>,
+    pub(crate) model: Option<Arc<str>>,
     /// Where the exchange writes what it learns, for the request's metrics.
     pub(crate) trace: Trace,
 }

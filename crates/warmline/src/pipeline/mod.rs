@@ -155,7 +155,8 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
             let settled = p.settle(&mut finish, Outcome::Bypass);
             let masked = coldstart::masks_cold_start(p, &facts);
             let body = OutBody::Bytes(pin_keep_alive(p, kind, &facts, body));
-            let exchange = p.exchange(parts, body, kind, facts.model, &finish);
+            let model = facts.model.as_deref().map(Arc::from);
+            let exchange = p.exchange(parts, body, kind, model, &finish);
             return (settled, p.pass(exchange, flavor, finish, masked).await);
         }
     };
@@ -181,7 +182,7 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
     let (outcome, subscription) = match joined {
         Joined::Leader(publisher, subscription) => {
             let body = OutBody::Bytes(pin_keep_alive(p, kind, &facts, body));
-            let model = Some(lookup.model.to_string());
+            let model = Some(Arc::clone(&lookup.model));
             let mut exchange = p.exchange(parts, body, kind, model, &finish);
             // The flight keeps its own trace: each subscriber reads it.
             exchange.trace = Arc::default();
@@ -261,7 +262,7 @@ impl Pipeline {
         parts: http::request::Parts,
         body: OutBody,
         kind: RouteKind,
-        model: Option<String>,
+        model: Option<Arc<str>>,
         finish: &Finish,
     ) -> Exchange {
         Exchange {
