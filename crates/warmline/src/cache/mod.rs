@@ -75,10 +75,22 @@ pub struct FlightKey {
 /// What to do with one request.
 #[derive(Debug)]
 pub enum Plan {
-    /// Forward it untouched; the reason is for logs and metrics.
-    Bypass(&'static str),
+    /// Forward it untouched; the reason is for logs and metrics. The body's
+    /// facts come along when the cache could read them.
+    Bypass(&'static str, Option<Read>),
     /// Look it up, and store the answer.
     Use(Lookup),
+}
+
+/// What the cache read of a body that the upstream side needs too, so that the
+/// body is parsed once: the model (normalised), whether the answer streams,
+/// whether the request sets its own `keep_alive`, whether it only loads.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub model: Arc<str>,
+    pub stream: bool,
+    pub keep_alive: bool,
+    pub load_only: bool,
 }
 
 /// A cacheable request, resolved.
@@ -87,6 +99,8 @@ pub struct Lookup {
     pub store: StoreKey,
     pub stream: bool,
     pub model: Arc<str>,
+    /// The request sets its own `keep_alive`.
+    pub keep_alive: bool,
     pub ttl: Duration,
     /// Whether to answer from the cache (`Cache-Control: no-cache` says no).
     pub read: bool,
@@ -204,6 +218,18 @@ struct Resolved {
     stream: bool,
     deterministic: bool,
     load_only: bool,
+    keep_alive: bool,
+}
+
+impl Resolved {
+    fn read(&self) -> Read {
+        Read {
+            model: Arc::clone(&self.model),
+            stream: self.stream,
+            keep_alive: self.keep_alive,
+            load_only: self.load_only,
+        }
+    }
 }
 
 impl From<&Canonical> for Resolved {
@@ -214,6 +240,7 @@ impl From<&Canonical> for Resolved {
             stream: c.stream,
             deterministic: c.deterministic,
             load_only: c.load_only,
+            keep_alive: c.keep_alive,
         }
     }
 }
@@ -264,7 +291,9 @@ impl Memo {
 
 /// The cache (both tiers), the in-flight table and the model digests.
 pub struct Cache {
-    store: moka::future::Cache<StoreKey, Arc<Entry>>,
+    /// Keyed by a BLAKE3 digest, which no client can steer: a fast hasher is
+    /// enough (moka's default is SipHash).
+    store: moka::future::Cache<StoreKey, Arc<Entry>, foldhash::fast::RandomState>,
     digests: ArcSwap<HashMap<String, String>>,
     /// Bumped whenever `digests` changes (invalidates the memo).
     generation: AtomicU64,
@@ -310,7 +339,7 @@ impl Cache {
             })
             .expire_after(EntryTtl)
             .support_invalidation_closures()
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         let redis = match &config.redis {
             Some(url) => Some(Arc::new(RedisTier::new(url, config.redis_timeout)?)),
             None => None,
@@ -350,7 +379,7 @@ impl Cache {
     ) -> Plan {
         let control = Control::of(headers);
         if control.no_store {
-            return Plan::Bypass("no_store");
+            return Plan::Bypass("no_store", None);
         }
         let generation = self.generation.load(Relaxed);
         let canonical = match self.memo.get(route, body, partition, generation) {
@@ -363,19 +392,19 @@ impl Cache {
                         self.memo.put(route, body, partition, generation, &resolved);
                         resolved
                     }
-                    Ok(None) => return Plan::Bypass("unknown_model"),
+                    Ok(None) => return Plan::Bypass("unknown_model", None),
                     Err(err) => {
                         tracing::debug!("not caching: {err}");
-                        return Plan::Bypass("unparsable");
+                        return Plan::Bypass("unparsable", None);
                     }
                 }
             }
         };
         if canonical.load_only {
-            return Plan::Bypass("load_only");
+            return Plan::Bypass("load_only", Some(canonical.read()));
         }
         if !canonical.deterministic && !self.config.sampled {
-            return Plan::Bypass("sampled");
+            return Plan::Bypass("sampled", Some(canonical.read()));
         }
         let (ttl, native) = match route {
             KeyRoute::Generate => (self.config.ttl_generation, Some(Native::Generate)),
@@ -396,6 +425,7 @@ impl Cache {
                 variant,
             },
             stream: canonical.stream,
+            keep_alive: canonical.keep_alive,
             model: canonical.model,
             ttl,
             read: !control.no_cache,

@@ -38,7 +38,7 @@ fn a_new_model_digest_changes_the_key_of_a_remembered_body() {
     let key_of = |cache: &Cache| match cache.plan(KeyRoute::Generate, &HeaderMap::new(), &body, "")
     {
         Plan::Use(lookup) => lookup.store.key,
-        Plan::Bypass(reason) => panic!("bypassed: {reason}"),
+        Plan::Bypass(reason, _) => panic!("bypassed: {reason}"),
     };
     let digests = |d: &str| HashMap::from([("m:latest".to_owned(), d.to_owned())]);
     cache.set_digests(digests("aaa"));
@@ -53,7 +53,7 @@ fn a_new_model_digest_changes_the_key_of_a_remembered_body() {
     cache.set_digests(HashMap::new());
     assert!(matches!(
         cache.plan(KeyRoute::Generate, &HeaderMap::new(), &body, ""),
-        Plan::Bypass("unknown_model")
+        Plan::Bypass("unknown_model", None)
     ));
 }
 
@@ -71,6 +71,7 @@ async fn the_byte_budget_holds_within_five_percent() {
                 },
                 stream: false,
                 model: Arc::from("m:latest"),
+                keep_alive: false,
                 ttl: Duration::from_secs(60),
                 read: true,
                 max_age: None,

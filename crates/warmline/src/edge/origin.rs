@@ -180,9 +180,19 @@ impl OriginPolicy {
         let Some(check) = &self.host_check else {
             return true;
         };
-        let host = host.trim().to_ascii_lowercase();
-        let name = strip_port(&host);
-        if name.is_empty() || name == "localhost" || name == check.hostname.as_str() {
+        // Every request carries a `Host`: no copy unless it has capitals, and the
+        // usual loopback names are answered before any parsing.
+        let host = host.trim();
+        let lowered;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = host.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            host
+        };
+        let name = strip_port(host);
+        if matches!(name, "" | "localhost" | "127.0.0.1" | "::1") || name == check.hostname.as_str()
+        {
             return true;
         }
         if [".localhost", ".local", ".internal"]

@@ -136,6 +136,8 @@ impl Front {
         // Origin and Host before anything else that answers: a refused browser
         // origin reaches neither an admin route nor an upstream, and CORS headers
         // are added exactly once (to refusals below too).
+        // Whether the pipeline served (and so recorded) the request.
+        let mut recorded = false;
         let response = match crate::edge::origin::admit(&stack.origins, &mut request) {
             Err(answer) => *answer,
             Ok(origin) => {
@@ -147,6 +149,7 @@ impl Front {
                             let routed = self.own.oneshot(request).await;
                             routed.unwrap_or_else(|never| match never {})
                         } else {
+                            recorded = true;
                             data_plane(&stack, request).await
                         };
                         if let Some(change) = change {
@@ -161,7 +164,7 @@ impl Front {
                 response
             }
         };
-        observe(&stack, own, kind, started, response)
+        observe(&stack, own, recorded, kind, started, response)
     }
 }
 
@@ -229,6 +232,7 @@ fn admit(
 fn observe(
     stack: &Stack,
     own: bool,
+    recorded: bool,
     kind: crate::wire::route::RouteKind,
     started: std::time::Instant,
     mut response: Response,
@@ -237,17 +241,15 @@ fn observe(
     if !response
         .headers()
         .contains_key(crate::wire::headers::SERVER_TIMING)
-        && let Ok(value) =
-            http::HeaderValue::from_str(&format!("overhead;dur={:.3}", took.as_secs_f64() * 1000.0))
     {
-        response
-            .headers_mut()
-            .insert(crate::wire::headers::SERVER_TIMING, value);
+        let mut value = Vec::with_capacity(24);
+        crate::wire::headers::push_timing(&mut value, "overhead", Some(took));
+        if let Ok(value) = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+            response
+                .headers_mut()
+                .insert(crate::wire::headers::SERVER_TIMING, value);
+        }
     }
-    let recorded = response
-        .extensions()
-        .get::<crate::pipeline::Recorded>()
-        .is_some();
     // A refusal made out here (origin, Host, rate limit) is counted once, by its
     // kind; the pipeline counts its own.
     if !recorded && let Some(kind) = response.extensions().get::<crate::error::ErrorKind>() {

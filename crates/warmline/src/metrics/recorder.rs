@@ -28,6 +28,7 @@
 //! the history is served with Unix timestamps; if the clock steps backwards, the
 //! interval being filled simply stays open until the clock passes it again.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -112,9 +113,9 @@ pub struct RecentRequest {
     /// up to `BATCH_EVERY` after it finished (all events of a batch share it).
     pub at_ms: u64,
     /// The route kind's label (`chat`, `openai_chat`, ...).
-    pub route: String,
+    pub route: Cow<'static, str>,
     /// The installed model's normalised name, if any.
-    pub model: Option<String>,
+    pub model: Option<Arc<str>>,
     pub status: u16,
     /// A 5xx, or a stream that broke after its status was sent.
     pub failed: bool,
@@ -123,9 +124,9 @@ pub struct RecentRequest {
     /// Arrival to the first body byte sent.
     pub ttft_ms: Option<f64>,
     /// The cache outcome (`hit`, `miss`, `coalesced`, `bypass`).
-    pub cache: Option<String>,
+    pub cache: Option<Cow<'static, str>>,
     /// The upstream that answered.
-    pub host: Option<String>,
+    pub host: Option<Arc<str>>,
     /// The request paid a model load.
     pub cold_start: bool,
 }
@@ -213,7 +214,8 @@ pub(crate) struct Aggregate {
     /// Per route kind, indexed by `RouteKind::index`; `None` until first seen.
     pub(crate) routes: Vec<Option<Box<Dists>>>,
     /// Per installed model (normalised name), created when first seen.
-    pub(crate) models: HashMap<Arc<str>, Box<Dists>>,
+    /// Keyed by installed models' names (not by anything a client makes up).
+    pub(crate) models: HashMap<Arc<str>, Box<Dists>, foldhash::fast::RandomState>,
     /// Every request, for the global queue-wait and overhead figures.
     pub(crate) all: Box<Dists>,
     /// The second and the minute being filled.
@@ -263,7 +265,9 @@ impl AccessLog {
     fn write(&mut self, line: &RecentRequest) {
         use std::io::Write as _;
         let Some(file) = &mut self.file else { return };
-        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        fn opt<S: AsRef<str>>(v: &Option<S>) -> &str {
+            v.as_ref().map_or("-", AsRef::as_ref)
+        }
         let ttft = line.ttft_ms.map_or("-".to_owned(), |t| format!("{t:.1}ms"));
         let _ = writeln!(
             file,
@@ -294,7 +298,7 @@ impl Aggregate {
     fn new(now: u64, incoming: Receiver<Event>) -> Aggregate {
         Aggregate {
             routes: (0..RouteKind::ALL.len()).map(|_| None).collect(),
-            models: HashMap::new(),
+            models: HashMap::default(),
             all: Dists::new(),
             second: Accumulator::new(),
             minute: Accumulator::new(),
@@ -374,10 +378,14 @@ impl Aggregate {
             .record(&event);
         self.all.record(&event);
         if let Some(model) = &event.model {
-            self.models
-                .entry(Arc::clone(model))
-                .or_insert_with(Dists::new)
-                .record(&event);
+            match self.models.get_mut(model) {
+                Some(dists) => dists.record(&event),
+                None => {
+                    let mut dists = Dists::new();
+                    dists.record(&event);
+                    self.models.insert(Arc::clone(model), dists);
+                }
+            }
         }
         for acc in [&mut self.second, &mut self.minute] {
             acc.requests += 1;
@@ -399,14 +407,14 @@ impl Aggregate {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let line = RecentRequest {
             at_ms: now_ms,
-            route: event.kind.as_str().to_owned(),
-            model: event.model.as_deref().map(str::to_owned),
+            route: Cow::Borrowed(event.kind.as_str()),
+            model: event.model.clone(),
             status: event.status,
             failed: event.failed,
             latency_ms: ms(event.latency),
             ttft_ms: event.ttft.map(ms),
-            cache: event.cache.map(str::to_owned),
-            host: event.host.as_deref().map(str::to_owned),
+            cache: event.cache.map(Cow::Borrowed),
+            host: event.host.clone(),
             cold_start: event.load.is_some(),
         };
         if let Some(log) = &mut self.access_log {

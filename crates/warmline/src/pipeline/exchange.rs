@@ -115,8 +115,8 @@ pub(crate) async fn send(
 
     // One budget for the whole exchange, failover included: timeouts never stack.
     let deadline = crate::sys::clock::after(pipeline.first_byte_timeout);
-    let model = exchange.model.clone();
-    let model = model.as_deref();
+    let shared_model = exchange.model.clone();
+    let model = shared_model.as_deref();
     let Some(first) = pipeline.upstreams.pick(model).cloned() else {
         let (hosts, retry_after) = pipeline.upstreams.all_open();
         return Err(ProxyError::BreakerOpen { hosts, retry_after }.into());
@@ -168,8 +168,8 @@ async fn attempt(
     deadline: tokio::time::Instant,
     limit: Option<u64>,
 ) -> Result<(Answer, Lease), Error> {
-    let model = exchange.model.clone();
-    let model = model.as_deref();
+    let shared_model = exchange.model.clone();
+    let model = shared_model.as_deref();
     let trace = Arc::clone(&exchange.trace);
     let trace = &trace;
     let slot = match model {
@@ -221,16 +221,16 @@ async fn attempt(
     if let Some(model) = installed {
         pipeline.metrics.models.request(model);
     }
+    let installed_shared = installed.and(shared_model.as_ref());
     trace.update(|t| {
-        t.host = Some(Arc::from(upstream.name()));
-        t.model = installed.map(Arc::from);
+        t.host = Some(upstream.shared_name());
+        t.model = installed_shared.cloned();
     });
     let cold_hint = installed.is_some_and(|m| !upstream.has_loaded(m));
     let sent_at = Instant::now();
     let in_flight = upstream.begin();
     let body = exchange.take_body();
     let parts = &exchange.parts;
-    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let mut headers = forwardable(&parts.headers);
     if matches!(body, OutBody::Bytes(_)) {
         headers.remove(header::CONTENT_LENGTH);
@@ -251,7 +251,7 @@ async fn attempt(
         // keep_alive): hyper sets its length from the body itself.
         OutBody::Bytes(bytes) => Body::from(bytes),
     };
-    let request = match http::Uri::try_from(upstream.target(path_and_query)) {
+    let request = match upstream.uri(parts.uri.path_and_query()) {
         Ok(uri) => {
             let mut request = http::Request::new(body);
             *request.method_mut() = parts.method.clone();
@@ -286,13 +286,13 @@ async fn attempt(
             let lease = Lease {
                 _in_flight: in_flight,
                 slot,
-                observe: installed.map(|model| Observe {
-                    model: Arc::from(model),
+                observe: installed_shared.map(|model| Observe {
+                    model: Arc::clone(model),
                     cold_hint,
                     head_after,
                 }),
                 trace: Arc::clone(trace),
-                upstream: Arc::from(upstream.name()),
+                upstream: upstream.shared_name(),
             };
             Ok((response, lease))
         }

@@ -8,9 +8,12 @@
 //! model's pinned `keep_alive` to a native request that sets none, so Ollama keeps
 //! the model loaded instead of unloading it after its default five minutes.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::state::Pipeline;
+use crate::cache::{Lookup, Read};
 use crate::wire::route::RouteKind;
 
 /// What the gateway needs to know of a generation's body before sending it.
@@ -18,7 +21,7 @@ use crate::wire::route::RouteKind;
 pub struct Facts {
     /// The model, normalised (for its upstream slot); `None` if the body names
     /// none (Ollama will answer with its own error).
-    pub model: Option<String>,
+    pub model: Option<Arc<str>>,
     /// Whether the answer streams (native: unless `"stream": false`; `/v1`: only
     /// with `"stream": true`; embeddings never).
     pub stream: bool,
@@ -28,9 +31,33 @@ pub struct Facts {
     pub load_only: bool,
 }
 
+impl From<Read> for Facts {
+    /// The facts the cache read while making the body's key.
+    fn from(read: Read) -> Facts {
+        Facts {
+            model: Some(read.model),
+            stream: read.stream,
+            keep_alive: read.keep_alive,
+            load_only: read.load_only,
+        }
+    }
+}
+
 impl Facts {
-    /// The facts of `body` for a route of `kind`; a body that is not a JSON object
-    /// has none (the upstream answers it with its own error).
+    /// The facts of a request the cache will look up (which never only loads).
+    pub fn of_lookup(lookup: &Lookup) -> Facts {
+        Facts {
+            model: Some(Arc::clone(&lookup.model)),
+            stream: lookup.stream,
+            keep_alive: lookup.keep_alive,
+            load_only: false,
+        }
+    }
+
+    /// The facts of `body` for a route of `kind`, for a body the cache did not
+    /// read (cache off, `no-store`, an unknown model, a body it refuses); a body
+    /// that is not a JSON object has none (the upstream answers it with its own
+    /// error).
     pub fn of(kind: RouteKind, body: &[u8]) -> Facts {
         #[derive(serde::Deserialize)]
         struct Probe<'a> {
@@ -46,7 +73,8 @@ impl Facts {
             return Facts::default();
         };
         let model = probe.model.map(|model| {
-            crate::cache::key::normalise_model_name(&model).unwrap_or_else(|_| model.into_owned())
+            crate::cache::key::normalise_model_name(&model)
+                .map_or_else(|_| Arc::from(model), Arc::from)
         });
         let explicit = probe.stream.and_then(|s| s.0);
         let stream = match kind {
@@ -107,16 +135,21 @@ impl<'de> serde::Deserialize<'de> for NonEmpty {
     }
 }
 
-/// Adds the pinned `keep_alive` to a native request for a warm model that sets
-/// none (see `warmth`). The body is a JSON object, so the field goes right after
-/// its opening brace; everything else stays byte for byte.
+/// Adds the pinned `keep_alive` to a native generation or embedding request for a
+/// warm model that sets none (see `warmth`). The body is a JSON object, so the
+/// field goes right after its opening brace; everything else stays byte for byte.
 pub(crate) fn pin_keep_alive(
     pipeline: &Pipeline,
     kind: RouteKind,
     facts: &Facts,
     body: Bytes,
 ) -> Bytes {
-    if kind.is_openai() || facts.keep_alive {
+    // Only Ollama's generation and embedding routes take a `keep_alive`.
+    let loads = matches!(
+        kind,
+        RouteKind::Generate | RouteKind::Chat | RouteKind::Embed | RouteKind::Embeddings
+    );
+    if !loads || facts.keep_alive {
         return body;
     }
     let Some(pinned) = facts

@@ -94,11 +94,6 @@ use crate::wire::Flavor;
 use crate::wire::headers::{CACHE_HEADER, SERVER_TIMING};
 use crate::wire::route::RouteKind;
 
-/// A response extension: this request went through the pipeline, which recorded
-/// it in the metrics (the outer layers count only requests refused before it).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Recorded;
-
 /// Proof that a request's cache outcome was decided (by [`Pipeline::settle`]),
 /// handed back with its response so [`forward`] can label it.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +106,6 @@ pub async fn forward(pipeline: Arc<Pipeline>, request: Request) -> Response {
     let (Settled(outcome), mut response) = serve(pipeline, request).await;
     let headers = response.headers_mut();
     headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
-    response.extensions_mut().insert(Recorded);
     response
 }
 
@@ -147,16 +141,20 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
     let (cache, lookup) = match (plan, &p.cache) {
         (Plan::Use(lookup), Some(cache)) => (Arc::clone(cache), lookup),
         (plan, _) => {
-            if let Plan::Bypass(reason) = plan {
-                tracing::trace!(reason, "cache bypass");
-            }
-            let facts = Facts::of(kind, &body);
+            // The body's facts as the cache read them, else read here.
+            let read = match plan {
+                Plan::Bypass(reason, read) => {
+                    tracing::trace!(reason, "cache bypass");
+                    read
+                }
+                Plan::Use(_) => None,
+            };
+            let facts = read.map_or_else(|| Facts::of(kind, &body), Facts::from);
             p.note_model(&finish, facts.model.as_deref());
             let settled = p.settle(&mut finish, Outcome::Bypass);
             let masked = coldstart::masks_cold_start(p, &facts);
             let body = OutBody::Bytes(pin_keep_alive(p, kind, &facts, body));
-            let model = facts.model.as_deref().map(Arc::from);
-            let exchange = p.exchange(parts, body, kind, model, &finish);
+            let exchange = p.exchange(parts, body, kind, facts.model, &finish);
             return (settled, p.pass(exchange, flavor, finish, masked).await);
         }
     };
@@ -177,7 +175,7 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
     }
     // Identical requests in flight share one exchange: the first leads it.
     let joined = p.flights.join(&lookup.flight_key());
-    let facts = Facts::of(kind, &body);
+    let facts = Facts::of_lookup(&lookup);
     let masked = coldstart::masks_cold_start(p, &facts);
     let (outcome, subscription) = match joined {
         Joined::Leader(publisher, subscription) => {
@@ -228,7 +226,7 @@ impl Pipeline {
     /// flights, so the identity is the key's partition ("" without tokens).
     fn plan(&self, route: cache::KeyRoute, parts: &http::request::Parts, body: &Bytes) -> Plan {
         let Some(cache) = &self.cache else {
-            return Plan::Bypass("disabled");
+            return Plan::Bypass("disabled", None);
         };
         let identity = parts.extensions.get::<crate::auth::Identity>();
         let partition = identity.map_or("", |identity| &identity.0);

@@ -23,6 +23,7 @@ use http::HeaderValue;
 
 use crate::cache::Outcome;
 use crate::metrics::Metrics;
+use crate::wire::headers::push_timing;
 use crate::wire::route::RouteKind;
 
 /// What the upstream side of a request learned, for its metrics: written by
@@ -151,34 +152,23 @@ impl Finish {
 
     /// The `Server-Timing` header for the response about to be sent.
     pub(crate) fn server_timing(&self) -> HeaderValue {
-        use std::fmt::Write as _;
-        // One buffer, written in place: this runs for every answer.
-        let mut value = String::with_capacity(96);
-        let mut metric = |name: &str, took: Option<Duration>| {
-            if let Some(took) = took {
-                let sep = if value.is_empty() { "" } else { ", " };
-                let micros = took.as_micros();
-                let _ = write!(
-                    value,
-                    "{sep}{name};dur={}.{:03}",
-                    micros / 1000,
-                    micros % 1000
-                );
-            }
-        };
+        // One buffer, written in place and handed to the header without a copy:
+        // this runs for every answer.
+        let mut value = Vec::with_capacity(96);
         let (overhead, queue, load, upstream) = self.trace.with(|facts| {
             let phases = (facts.queue, facts.pinned_load, facts.upstream_head);
             (self.overhead(facts), phases.0, phases.1, phases.2)
         });
-        metric("overhead", Some(overhead));
-        metric("queue", queue);
-        metric("load", load);
-        metric("upstream", upstream);
+        push_timing(&mut value, "overhead", Some(overhead));
+        push_timing(&mut value, "queue", queue);
+        push_timing(&mut value, "load", load);
+        push_timing(&mut value, "upstream", upstream);
         if let Some(cache) = self.cache {
-            value.push_str(", cache;desc=");
-            value.push_str(cache.as_str());
+            value.extend_from_slice(b", cache;desc=");
+            value.extend_from_slice(cache.as_str().as_bytes());
         }
-        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("overhead"))
+        HeaderValue::from_maybe_shared(Bytes::from(value))
+            .unwrap_or(HeaderValue::from_static("overhead"))
     }
 }
 

@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use http::Uri;
+use http::uri::PathAndQuery;
 use serde::{Deserialize, Serialize};
 
 use crate::admission::{ConcurrencyConfig, ModelSlots, Slots};
@@ -47,8 +49,11 @@ pub struct Upstream {
     /// The URL as a prefix for request paths: scheme, authority and any base path,
     /// without a trailing slash.
     base: String,
+    /// The base's scheme and authority, parsed once, when the base has no path:
+    /// a request's URI is then put together from parts, not parsed again.
+    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
     /// The URL as shown in errors, logs and health (any password masked).
-    name: String,
+    name: Arc<str>,
     /// Share of the traffic relative to the other hosts.
     weight: u32,
     in_flight: AtomicUsize,
@@ -66,7 +71,12 @@ impl Upstream {
     ) -> Upstream {
         let url = config.url.clone();
         let base = url.as_str().trim_end_matches('/').to_owned();
-        let name = config.name();
+        let name: Arc<str> = config.name().into();
+        let origin = base.split_once("://").and_then(|(scheme, authority)| {
+            let scheme = http::uri::Scheme::try_from(scheme).ok()?;
+            let authority = http::uri::Authority::try_from(authority).ok()?;
+            Some((scheme, authority))
+        });
         let span = tracing::info_span!("upstream", host = %name);
         let (breaker, _task) = span.in_scope(|| Breaker::spawn(breaker));
         Upstream {
@@ -75,6 +85,7 @@ impl Upstream {
             slots: Slots::new(concurrency),
             models: Inventory::default(),
             base,
+            origin,
             name,
             weight: config.weight.get(),
             in_flight: AtomicUsize::new(0),
@@ -97,6 +108,11 @@ impl Upstream {
         &self.name
     }
 
+    /// [`Upstream::name`], shared (for traces and leases, without a copy).
+    pub fn shared_name(&self) -> Arc<str> {
+        Arc::clone(&self.name)
+    }
+
     /// Share of the traffic relative to the other hosts.
     pub fn weight(&self) -> u32 {
         self.weight
@@ -106,6 +122,23 @@ impl Upstream {
     /// balancer's measure of how busy a host is.
     fn load(&self) -> u64 {
         (self.in_flight() as u64).saturating_mul(WEIGHT_SCALE) / u64::from(self.weight)
+    }
+
+    /// The URI a request for `path_and_query` goes to.
+    pub fn uri(&self, path_and_query: Option<&http::uri::PathAndQuery>) -> Result<Uri, String> {
+        if let Some((scheme, authority)) = &self.origin {
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(scheme.clone());
+            parts.authority = Some(authority.clone());
+            parts.path_and_query = Some(
+                path_and_query
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            );
+            return Uri::from_parts(parts).map_err(|err| err.to_string());
+        }
+        let path_and_query = path_and_query.map_or("/", PathAndQuery::as_str);
+        Uri::try_from(self.target(path_and_query)).map_err(|err| err.to_string())
     }
 
     /// The full URL for a request's path and query.
@@ -200,7 +233,7 @@ impl Upstream {
         let micros = self.last_latency_micros.load(Relaxed);
         let parallelism = self.slots.parallelism();
         UpstreamHealth {
-            url: self.name.clone(),
+            url: self.name.to_string(),
             weight: self.weight,
             parallel: parallelism.parallel,
             parallel_source: parallelism.source,

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, header};
 
 /// The response header that tells how the cache treated a request: `hit`, `miss`,
 /// `coalesced` or `bypass`.
-pub const CACHE_HEADER: &str = "x-warmline-cache";
+pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-warmline-cache");
 
 /// The response header with the request's phases (milliseconds): Warmline's own
 /// time, the queue wait, the upstream's time to its headers, and a model load
@@ -21,31 +21,69 @@ pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// The response header on a stream whose headers were sent before its model had
 /// loaded (see `pipeline::coldstart`).
-pub const COLD_START_HEADER: &str = "x-warmline-cold-start";
+pub const COLD_START_HEADER: HeaderName = HeaderName::from_static("x-warmline-cold-start");
+
+/// Appends `name;dur=<milliseconds with three decimals>` to a `Server-Timing`
+/// value, after a separator if it is not the first metric.
+pub fn push_timing(value: &mut Vec<u8>, name: &str, took: Option<std::time::Duration>) {
+    let Some(took) = took else { return };
+    if !value.is_empty() {
+        value.extend_from_slice(b", ");
+    }
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    let mut digits = itoa::Buffer::new();
+    value.extend_from_slice(name.as_bytes());
+    value.extend_from_slice(b";dur=");
+    value.extend_from_slice(digits.format(micros / 1000).as_bytes());
+    let fraction = micros % 1000;
+    value.extend_from_slice(&[
+        b'.',
+        b'0' + (fraction / 100) as u8,
+        b'0' + (fraction / 10 % 10) as u8,
+        b'0' + (fraction % 10) as u8,
+    ]);
+}
 
 /// Copies the headers that belong to the message rather than to the connection.
 pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
-    let named = connection_named(headers);
-    let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if is_hop_by_hop(name) || named.contains(name) {
-            continue;
-        }
-        out.append(name.clone(), value.clone());
-    }
+    // A clone keeps the map's layout (no rehashing); the few hop-by-hop headers
+    // are then taken out of it.
+    let mut out = headers.clone();
+    retain_forwardable(&mut out);
     out
 }
 
 /// [`forwardable`] in place, for a message Warmline owns (an upstream's answer):
 /// removes the hop-by-hop headers instead of copying the others.
 pub fn retain_forwardable(headers: &mut HeaderMap) {
-    let named = connection_named(headers);
-    for name in HOP_BY_HOP.iter().chain(&named) {
+    // One pass over the names finds which are present (most messages carry one
+    // or two: `Host`, `Connection`); only those are removed.
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(at) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[at] = true;
+            any = true;
+        }
+    }
+    if !any {
+        return;
+    }
+    let named = if present[0] {
+        connection_named(headers)
+    } else {
+        Vec::new()
+    };
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
+        headers.remove(name);
+    }
+    for name in &named {
         headers.remove(name);
     }
 }
 
 /// The connection's own headers, plus `Host` and `Origin` (see the module docs).
+/// `Connection` comes first: [`retain_forwardable`] reads the names it lists.
 static HOP_BY_HOP: [HeaderName; 11] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -59,11 +97,6 @@ static HOP_BY_HOP: [HeaderName; 11] = [
     header::HOST,
     header::ORIGIN,
 ];
-
-/// Headers that never cross the proxy: [`HOP_BY_HOP`].
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
-}
 
 /// The headers a message's `Connection:` names: hop-by-hop too (RFC 9110 §7.6.1).
 fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
@@ -110,6 +143,24 @@ impl Framing {
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use std::time::Duration;
+
+    #[test]
+    fn timings_are_milliseconds_with_three_decimals() {
+        let mut value = Vec::new();
+        push_timing(&mut value, "overhead", Some(Duration::from_micros(42)));
+        push_timing(&mut value, "queue", None);
+        push_timing(
+            &mut value,
+            "upstream",
+            Some(Duration::from_micros(12_345_678)),
+        );
+        push_timing(&mut value, "load", Some(Duration::from_nanos(999)));
+        assert_eq!(
+            std::str::from_utf8(&value).unwrap(),
+            "overhead;dur=0.042, upstream;dur=12345.678, load;dur=0.000"
+        );
+    }
 
     #[test]
     fn hop_by_hop_headers_are_dropped() {

@@ -87,7 +87,7 @@ impl Timings {
         // occurrence replaces an earlier one, valid or not, as "last wins" asks.
         let mut found: [Option<Option<u64>>; KEYS.len()] = [None; KEYS.len()];
         let mut at = 0;
-        while let Some(quote) = tail[at..].iter().position(|b| *b == b'"') {
+        while let Some(quote) = memchr::memchr(b'"', &tail[at..]) {
             let rest = &tail[at + quote..];
             // Most quotes start no key: the letter after one picks the candidates.
             let candidates: &[usize] = match rest.get(1) {

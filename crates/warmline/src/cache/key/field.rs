@@ -324,12 +324,13 @@ pub(super) fn check_object(v: Field<'_>, p: &Path<'_>) -> Result<(), KeyError> {
 /// Not keyed because it only says how long the model stays loaded afterwards, never
 /// what it generates; a request with `keep_alive: 0` and an empty prompt is an unload,
 /// which `load_only` keeps out of the cache anyway. Any finite number is accepted
-/// (negative means "for ever" to Ollama).
-pub(super) fn check_keep_alive(v: Field<'_>, p: &Path<'_>) -> Result<(), KeyError> {
+/// (negative means "for ever" to Ollama). True when the request sets one (`null`
+/// is unset, as in Go).
+pub(super) fn check_keep_alive(v: Field<'_>, p: &Path<'_>) -> Result<bool, KeyError> {
     match v {
-        None | Some(J::Null) => Ok(()),
-        Some(J::Num(t)) if go_f64(t).is_some() => Ok(()),
-        Some(J::Str(s)) if go_duration_ok(s) => Ok(()),
+        None | Some(J::Null) => Ok(false),
+        Some(J::Num(t)) if go_f64(t).is_some() => Ok(true),
+        Some(J::Str(s)) if go_duration_ok(s) => Ok(true),
         Some(J::Str(_)) => Err(p.invalid("not a Go duration")),
         Some(_) => Err(p.wrong("number or duration string")),
     }

@@ -248,6 +248,8 @@ pub struct Canonical {
     pub deterministic: bool,
     /// The request only loads or unloads the model: keyed, but never to be cached.
     pub load_only: bool,
+    /// The request sets its own `keep_alive` (native routes).
+    pub keep_alive: bool,
     /// The canonical JSON that was hashed. It contains the prompt: log with care.
     pub canonical: String,
 }
@@ -389,6 +391,7 @@ pub fn canonical(
         stream: decoded.stream,
         deterministic: decoded.deterministic,
         load_only: decoded.load_only,
+        keep_alive: decoded.keep_alive,
         canonical,
     }))
 }
@@ -456,21 +459,23 @@ pub fn normalise_model_name(raw: &str) -> Result<String, KeyError> {
     {
         return Err(invalid());
     }
-    let host = host.map_or(Cow::Borrowed("registry.ollama.ai"), |h| {
-        Cow::Owned(h.to_ascii_lowercase())
-    });
-    let namespace = namespace.map_or(Cow::Borrowed("library"), |n| {
-        Cow::Owned(n.to_ascii_lowercase())
-    });
-    let model = model.to_ascii_lowercase();
-    let tag = tag.map_or(Cow::Borrowed("latest"), |t| {
-        Cow::Owned(t.to_ascii_lowercase())
-    });
-    Ok(if host != "registry.ollama.ai" {
-        format!("{host}/{namespace}/{model}:{tag}")
-    } else if namespace != "library" {
-        format!("{namespace}/{model}:{tag}")
-    } else {
-        format!("{model}:{tag}")
-    })
+    // Written part by part and lowered once: this runs for every request that
+    // names a model. The default host and namespace are left out.
+    let host = host.filter(|h| !h.eq_ignore_ascii_case("registry.ollama.ai"));
+    let namespace = namespace.filter(|n| host.is_some() || !n.eq_ignore_ascii_case("library"));
+    let mut name = String::with_capacity(s.len() + 32);
+    if let Some(host) = host {
+        name.push_str(host);
+        name.push('/');
+        name.push_str(namespace.unwrap_or("library"));
+        name.push('/');
+    } else if let Some(namespace) = namespace {
+        name.push_str(namespace);
+        name.push('/');
+    }
+    name.push_str(model);
+    name.push(':');
+    name.push_str(tag.unwrap_or("latest"));
+    name.make_ascii_lowercase();
+    Ok(name)
 }

@@ -94,7 +94,7 @@ pub(super) fn generate<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
         steps,
     ] = go_struct(members, &names, &root)?;
     let f = |name: &'static str| root.field(name);
-    check_keep_alive(keep_alive, &f("keep_alive"))?;
+    let keep_alive = check_keep_alive(keep_alive, &f("keep_alive"))?;
     let context = match array(context, &f("context"))? {
         None => None,
         Some(items) => Some(
@@ -129,7 +129,9 @@ pub(super) fn generate<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
         steps: int32(steps, &f("steps"))?,
     };
     let stream = opt_bool(stream, &f("stream"))?.unwrap_or(true);
-    Ok(request.into_decoded(string(model, &f("model"))?, stream))
+    Ok(request
+        .into_decoded(string(model, &f("model"))?, stream)
+        .keeping_alive(keep_alive))
 }
 
 /// `/api/chat`: Ollama's `api.ChatRequest`.
@@ -170,7 +172,7 @@ pub(super) fn chat<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
         top_logprobs,
     ] = go_struct(members, &names, &root)?;
     let f = |name: &'static str| root.field(name);
-    check_keep_alive(keep_alive, &f("keep_alive"))?;
+    let keep_alive = check_keep_alive(keep_alive, &f("keep_alive"))?;
     let list_path = f("messages");
     let messages = array(messages, &list_path)?
         .unwrap_or_default()
@@ -191,7 +193,9 @@ pub(super) fn chat<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
         debug_render_only: boolean(debug, &f("_debug_render_only"))?,
     };
     let stream = opt_bool(stream, &f("stream"))?.unwrap_or(true);
-    Ok(request.into_decoded(string(model, &f("model"))?, stream))
+    Ok(request
+        .into_decoded(string(model, &f("model"))?, stream)
+        .keeping_alive(keep_alive))
 }
 
 /// One element of `messages`: Ollama's `api.Message`.
@@ -287,14 +291,16 @@ pub(super) fn embed<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
     let [model, input, keep_alive, truncate, dimensions, options] =
         go_struct(members, &names, &root)?;
     let f = |name: &'static str| root.field(name);
-    check_keep_alive(keep_alive, &f("keep_alive"))?;
+    let keep_alive = check_keep_alive(keep_alive, &f("keep_alive"))?;
     let request = EmbedRequest {
         input: embed_input(input, &f("input"))?,
         truncate: opt_bool(truncate, &f("truncate"))?.unwrap_or(true),
         dimensions: integer(dimensions, &f("dimensions"))?,
         options: Options::native(options, &f("options"))?,
     };
-    Ok(request.into_decoded(string(model, &f("model"))?, false, false))
+    Ok(request
+        .into_decoded(string(model, &f("model"))?, false, false)
+        .keeping_alive(keep_alive))
 }
 
 /// `/api/embeddings`, the legacy endpoint: `{"model", "prompt", "keep_alive",
@@ -311,7 +317,7 @@ pub(super) fn embeddings<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> 
         &root,
     )?;
     let f = |name: &'static str| root.field(name);
-    check_keep_alive(keep_alive, &f("keep_alive"))?;
+    let keep_alive = check_keep_alive(keep_alive, &f("keep_alive"))?;
     let prompt = string(prompt, &f("prompt"))?;
     let request = obj(vec![
         ("options", Options::native(options, &f("options"))?.into_c()),
@@ -322,6 +328,7 @@ pub(super) fn embeddings<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> 
         stream: false,
         deterministic: true,
         load_only: prompt.is_empty(),
+        keep_alive,
         request,
     })
 }
@@ -365,6 +372,7 @@ pub(super) fn show<'j>(members: Obj<'j>) -> Result<Decoded<'j>, KeyError> {
         stream: false,
         deterministic: true,
         load_only: false,
+        keep_alive: false,
         request,
     })
 }

@@ -45,8 +45,17 @@ pub(super) struct Decoded<'j> {
     pub(super) deterministic: bool,
     /// The request only loads or unloads the model; it is keyed but never cached.
     pub(super) load_only: bool,
+    /// The request sets its own `keep_alive` (native routes; not keyed).
+    pub(super) keep_alive: bool,
     /// The native request as a canonical tree: the `request` member of the envelope.
     pub(super) request: C<'j>,
+}
+
+impl Decoded<'_> {
+    /// The same, noting whether the request sets its own `keep_alive`.
+    pub(super) fn keeping_alive(self, keep_alive: bool) -> Self {
+        Decoded { keep_alive, ..self }
+    }
 }
 
 /// `format` as Ollama reads its `json.RawMessage`: raw `null`/`""` mean unset, raw
@@ -211,6 +220,7 @@ impl<'j> GenerateRequest<'j> {
             stream,
             deterministic,
             load_only,
+            keep_alive: false,
             request,
         }
     }
@@ -344,6 +354,7 @@ impl<'j> ChatRequest<'j> {
             stream,
             deterministic,
             load_only,
+            keep_alive: false,
             request,
         }
     }
@@ -399,6 +410,7 @@ impl<'j> EmbedRequest<'j> {
             stream,
             deterministic: true,
             load_only: load_only || self.input.is_empty(),
+            keep_alive: false,
             request,
         }
     }

@@ -345,7 +345,11 @@ struct Guarded {
     tcp: TcpStream,
     phase: Arc<AtomicU8>,
     limits: HeadLimits,
-    /// The head deadline; allocated with the first head and reused.
+    /// When the current head (or idle spell) runs out.
+    due: tokio::time::Instant,
+    /// The timer behind `due`, allocated when first needed and reused. It may
+    /// be set earlier than `due` (a deadline since pushed back): it is reset
+    /// only when it fires early or must fire sooner, not for every request.
     deadline: Option<Pin<Box<Sleep>>>,
     /// Set once the connection was refused: the lingering close.
     lingering: Option<Lingering>,
@@ -441,6 +445,7 @@ impl Guarded {
             tcp,
             phase,
             limits,
+            due: tokio::time::Instant::now(),
             deadline: None,
             lingering: None,
             reader: HeadReader::first(limits.max_bytes),
@@ -454,11 +459,7 @@ impl Guarded {
     }
 
     fn arm(&mut self, after: Duration) {
-        let at = crate::sys::clock::after(after);
-        match &mut self.deadline {
-            Some(sleep) => sleep.as_mut().reset(at),
-            None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
-        }
+        self.due = crate::sys::clock::after(after);
     }
 
     /// Answers the request whose head is being read with `err`, then lingers.
@@ -523,9 +524,22 @@ impl AsyncRead for Guarded {
 impl Guarded {
     /// Whether the armed deadline has passed (registering for its wake-up if not).
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadline
-            .as_mut()
-            .is_some_and(|d| d.as_mut().poll(cx).is_ready())
+        let due = self.due;
+        let sleep = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if sleep.deadline() > due {
+            sleep.as_mut().reset(due);
+        }
+        // A timer that fires before `due` was set for an earlier deadline: wait
+        // on until `due` itself.
+        while sleep.as_mut().poll(cx).is_ready() {
+            if tokio::time::Instant::now() >= due {
+                return true;
+            }
+            sleep.as_mut().reset(due);
+        }
+        false
     }
 
     /// Reading a request head: 431 past the size limit, 408 past the deadline.
