@@ -157,7 +157,7 @@ mod tests {
         );
         push_timing(&mut value, "load", Some(Duration::from_nanos(999)));
         assert_eq!(
-            std::str::from_utf8(&value).unwrap(),
+            std::str::from_utf8(&value).expect("ASCII"),
             "overhead;dur=0.042, upstream;dur=12345.678, load;dur=0.000"
         );
     }
