@@ -119,8 +119,12 @@ impl tower::Service<Request> for Front {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let front = self.clone();
-        Box::pin(async move { Ok(front.serve(request).await) })
+        // The request's future goes straight into its box (no wrapping async
+        // block, which would hold a second copy of it).
+        Box::pin(futures_util::FutureExt::map(
+            self.clone().serve(request),
+            Ok,
+        ))
     }
 }
 

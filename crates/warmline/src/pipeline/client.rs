@@ -1,45 +1,18 @@
 //! The HTTP clients the gateway talks to its upstreams with.
 //!
-//! Requests on the request path go through [`UpstreamClient`], hyper's pooled
-//! client used directly: the upstream's address is known and already valid, so
-//! nothing needs what reqwest adds on top (URL parsing three times per request, a
-//! redirect layer even with redirects off, a retry layer), which measured about a
-//! third of a pass-through's instructions. Background work (health probes, model
-//! inventories, warm loads) uses the reqwest client from [`build_client`]. Both
-//! keep connections per host (the report's "a new connection per request" is
-//! gone), and both count the connections they open so `/warmline/stats` shows how
-//! well the pools are reused.
+//! Requests on the request path go through the pool in `pool` (HTTP/1.1
+//! connections per host, nothing else on the way: see there why not reqwest or
+//! hyper's pooled client). Background work (health probes, model inventories,
+//! warm loads) uses the reqwest client from [`build_client`]. Both keep
+//! connections per host (the report's "a new connection per request" is gone),
+//! and both count the connections they open so `/warmline/stats` shows how well
+//! the pools are reused.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
-use axum::body::Body;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-
 use crate::config::Config;
-
-/// The request path's upstream client: hyper's pooled HTTP/1.1 client.
-pub(crate) type UpstreamClient = Client<Counted<HttpConnector>, Body>;
-
-/// The request path's client: the same pool settings, connect timeout and
-/// `TCP_NODELAY` as [`build_client`]; plain HTTP, never a proxy, never a redirect
-/// followed, bodies passed through as encoded.
-pub(crate) fn build_upstream_client(config: &Config, connects: Arc<AtomicU64>) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.timeouts.connect));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(config.pool.max_idle_per_host)
-        .pool_idle_timeout(config.pool.idle_timeout)
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .build(Counted {
-            inner: connector,
-            count: connects,
-        })
-}
 
 /// One pooled, keep-alive HTTP client for every upstream. No automatic
 /// decompression (bodies pass through as encoded), no proxies from the environment
@@ -78,7 +51,7 @@ impl<S> tower::Layer<S> for CountConnects {
 
 /// A connector that counts the connections it opens.
 #[derive(Debug, Clone)]
-pub(crate) struct Counted<S> {
+struct Counted<S> {
     inner: S,
     count: Arc<AtomicU64>,
 }

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use http::header;
 use http_body::Body as _;
-use hyper_util::client::legacy::Error as ClientError;
 
 use super::body::{BodyFault, LimitedBody, OutBody, declared_length, read_body};
+use super::pool::{ClientError, PooledBody};
 use super::record::Trace;
 use super::state::Pipeline;
 use crate::admission::Slot;
@@ -31,7 +31,7 @@ use crate::wire::headers::forwardable;
 use crate::wire::route::RouteKind;
 
 /// The upstream's answer, its head received and its body still to come.
-pub(crate) type Answer = http::Response<hyper::body::Incoming>;
+pub(crate) type Answer = http::Response<PooledBody>;
 
 /// A request on its way to the upstream side.
 pub(crate) struct Exchange {
@@ -251,8 +251,11 @@ async fn attempt(
         // keep_alive): hyper sets its length from the body itself.
         OutBody::Bytes(bytes) => Body::from(bytes),
     };
-    let request = match upstream.uri(parts.uri.path_and_query()) {
+    let request = match upstream.request_target(parts.uri.path_and_query()) {
         Ok(uri) => {
+            if let Some(endpoint) = upstream.endpoint() {
+                headers.insert(header::HOST, endpoint.host().clone());
+            }
             let mut request = http::Request::new(body);
             *request.method_mut() = parts.method.clone();
             *request.uri_mut() = uri;
@@ -271,7 +274,9 @@ async fn attempt(
     };
 
     pipeline.metrics.upstream_request();
-    let sent = pipeline.upstream_client.request(request);
+    let sent = pipeline
+        .upstream_client
+        .request(upstream.endpoint(), request);
     let result = match tokio::time::timeout_at(deadline, sent).await {
         Ok(Ok(response)) => {
             upstream.mark_up(None);

@@ -37,7 +37,8 @@ use crate::wire::headers::{Framing, SERVER_TIMING, retain_forwardable};
 /// length, and its age.
 pub(crate) fn hit(replay: Replay, age: std::time::Duration) -> Response {
     let length: usize = replay.chunks.iter().map(Bytes::len).sum();
-    let body = if replay.chunks.len() == 1 {
+    let whole = replay.chunks.len() == 1;
+    let body = if whole {
         Body::from(replay.chunks.into_iter().next().unwrap_or_default())
     } else {
         Body::from_stream(futures_util::stream::iter(
@@ -47,14 +48,25 @@ pub(crate) fn hit(replay: Replay, age: std::time::Duration) -> Response {
                 .map(Ok::<_, std::convert::Infallible>),
         ))
     };
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
+    // Sized for what the pipeline and the edge add (cache outcome,
+    // Server-Timing, CORS): it never grows on the way out.
+    let mut headers = http::HeaderMap::with_capacity(8);
     headers.insert(header::CONTENT_TYPE, replay.content_type);
-    if !replay.stream {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    // A single chunk has an exact size, which hyper writes as `Content-Length`
+    // itself.
+    if !replay.stream && !whole {
+        headers.insert(header::CONTENT_LENGTH, number(length as u64));
     }
-    headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
+    headers.insert(header::AGE, number(age.as_secs()));
+    let mut response = Response::new(body);
+    *response.headers_mut() = headers;
     response
+}
+
+/// A number as a header value, without the buffer `HeaderValue::from` grows.
+fn number(n: u64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    HeaderValue::from_str(digits.format(n)).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// Turns a flight subscription into this client's response.

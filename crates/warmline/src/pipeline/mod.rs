@@ -67,6 +67,7 @@ pub(crate) mod coldstart;
 pub(crate) mod exchange;
 pub mod facts;
 pub(crate) mod flight;
+pub mod pool;
 pub(crate) mod record;
 pub(crate) mod respond;
 mod state;
@@ -103,7 +104,10 @@ pub(crate) struct Settled(Outcome);
 /// The fallback handler: serves the request through the pipeline and labels the
 /// answer with its cache outcome.
 pub async fn forward(pipeline: Arc<Pipeline>, request: Request) -> Response {
-    let (Settled(outcome), mut response) = serve(pipeline, request).await;
+    // Boxed: the pipeline's future is a few kilobytes, and every future that
+    // awaits it inline would grow by as much and be copied as it moves (each
+    // layer out doubled: 76 KB at the connection, copied on every request).
+    let (Settled(outcome), mut response) = Box::pin(serve(pipeline, request)).await;
     let headers = response.headers_mut();
     headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
     response

@@ -20,11 +20,11 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::HeaderMap;
 use http_body::Body as _;
-use hyper::body::Incoming;
 use tokio::time::Sleep;
 
 use super::body::BoxError;
 use super::exchange::{Answer, Lease};
+use super::pool::PooledBody;
 use super::record::{Finish, Measured};
 use super::state::Pipeline;
 use crate::error::{Error, ProxyError};
@@ -83,7 +83,7 @@ impl UpstreamBody {
     pub(crate) fn new(
         pipeline: &Pipeline,
         status: http::StatusCode,
-        body: Incoming,
+        body: PooledBody,
         headers: &HeaderMap,
         flavor: Flavor,
         lease: Lease,

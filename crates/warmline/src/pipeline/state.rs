@@ -8,8 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::client::{UpstreamClient, build_client, build_upstream_client};
+use super::client::build_client;
 use super::coalesce::Flights;
+use super::pool::{UpstreamClient, build_upstream_client};
 use crate::cache::{Cache, FlightKey};
 use crate::config::Config;
 use crate::error::{Error, ProxyError};

@@ -11,8 +11,10 @@
 //! the attempt (a 502 naming that host) rather than a generic refusal.
 
 pub mod discover;
+mod endpoint;
 mod inventory;
 
+pub use endpoint::{Endpoint, Target};
 pub use inventory::{HostModels, Installed, Inventory, Loaded};
 
 use std::num::NonZeroUsize;
@@ -49,9 +51,11 @@ pub struct Upstream {
     /// The URL as a prefix for request paths: scheme, authority and any base path,
     /// without a trailing slash.
     base: String,
-    /// The base's scheme and authority, parsed once, when the base has no path:
-    /// a request's URI is then put together from parts, not parsed again.
-    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
+    /// Where its connections go (`None` for a URL that is not `http://`).
+    endpoint: Option<Endpoint>,
+    /// The URL's path without its trailing slash (usually empty): request paths
+    /// go under it.
+    base_path: String,
     /// The URL as shown in errors, logs and health (any password masked).
     name: Arc<str>,
     /// Share of the traffic relative to the other hosts.
@@ -72,11 +76,8 @@ impl Upstream {
         let url = config.url.clone();
         let base = url.as_str().trim_end_matches('/').to_owned();
         let name: Arc<str> = config.name().into();
-        let origin = base.split_once("://").and_then(|(scheme, authority)| {
-            let scheme = http::uri::Scheme::try_from(scheme).ok()?;
-            let authority = http::uri::Authority::try_from(authority).ok()?;
-            Some((scheme, authority))
-        });
+        let endpoint = Endpoint::of(&url);
+        let base_path = url.path().trim_end_matches('/').to_owned();
         let span = tracing::info_span!("upstream", host = %name);
         let (breaker, _task) = span.in_scope(|| Breaker::spawn(breaker));
         Upstream {
@@ -85,7 +86,8 @@ impl Upstream {
             slots: Slots::new(concurrency),
             models: Inventory::default(),
             base,
-            origin,
+            endpoint,
+            base_path,
             name,
             weight: config.weight.get(),
             in_flight: AtomicUsize::new(0),
@@ -124,21 +126,24 @@ impl Upstream {
         (self.in_flight() as u64).saturating_mul(WEIGHT_SCALE) / u64::from(self.weight)
     }
 
-    /// The URI a request for `path_and_query` goes to.
-    pub fn uri(&self, path_and_query: Option<&http::uri::PathAndQuery>) -> Result<Uri, String> {
-        if let Some((scheme, authority)) = &self.origin {
-            let mut parts = http::uri::Parts::default();
-            parts.scheme = Some(scheme.clone());
-            parts.authority = Some(authority.clone());
-            parts.path_and_query = Some(
-                path_and_query
-                    .cloned()
-                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
-            );
-            return Uri::from_parts(parts).map_err(|err| err.to_string());
+    /// Where this host's connections go; `None` for a URL Warmline cannot
+    /// connect to (not `http://`).
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint.as_ref()
+    }
+
+    /// The request target (origin form) for a request's path and query: the
+    /// same, under the URL's own path if it has one.
+    pub fn request_target(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, String> {
+        let path_and_query = path_and_query
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        if self.base_path.is_empty() {
+            return Ok(Uri::from(path_and_query));
         }
-        let path_and_query = path_and_query.map_or("/", PathAndQuery::as_str);
-        Uri::try_from(self.target(path_and_query)).map_err(|err| err.to_string())
+        let mut target = self.base_path.clone();
+        target.push_str(path_and_query.as_str());
+        Uri::try_from(target).map_err(|err| err.to_string())
     }
 
     /// The full URL for a request's path and query.
