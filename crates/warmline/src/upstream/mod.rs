@@ -366,6 +366,10 @@ impl UpstreamSet {
     /// is still chosen when it is the only candidate, so the client learns the real
     /// cause from the attempt. `None` when every host's breaker is open.
     pub fn pick(&self, model: Option<&str>) -> Option<&Arc<Upstream>> {
+        // One host (the usual setup): it is the pick whenever its breaker admits.
+        if let [only] = self.hosts.as_slice() {
+            return only.breaker.admits().then_some(only);
+        }
         self.candidates(model, None).min_by_key(|h| {
             (
                 !h.is_reachable(),
@@ -416,6 +420,9 @@ impl UpstreamSet {
 
     /// The best reachable host other than `tried`, for a retry.
     pub fn pick_other(&self, tried: &Arc<Upstream>, model: Option<&str>) -> Option<&Arc<Upstream>> {
+        if self.hosts.len() < 2 {
+            return None;
+        }
         self.candidates(model, Some(tried))
             .filter(|h| h.is_reachable())
             .min_by_key(|h| {

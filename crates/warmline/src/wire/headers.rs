@@ -61,7 +61,7 @@ pub fn retain_forwardable(headers: &mut HeaderMap) {
     let mut present = [false; HOP_BY_HOP.len()];
     let mut any = false;
     for name in headers.keys() {
-        if let Some(at) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+        if let Some(at) = hop_by_hop(name) {
             present[at] = true;
             any = true;
         }
@@ -97,6 +97,25 @@ static HOP_BY_HOP: [HeaderName; 11] = [
     header::HOST,
     header::ORIGIN,
 ];
+
+/// The place of `name` in [`HOP_BY_HOP`], if it is there: one match on the name
+/// (the names are lower case), not a comparison with each.
+fn hop_by_hop(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "upgrade" => 7,
+        "transfer-encoding" => 8,
+        "host" => 9,
+        "origin" => 10,
+        _ => return None,
+    })
+}
 
 /// The headers a message's `Connection:` names: hop-by-hop too (RFC 9110 §7.6.1).
 fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
@@ -160,6 +179,14 @@ mod tests {
             std::str::from_utf8(&value).expect("ASCII"),
             "overhead;dur=0.042, upstream;dur=12345.678, load;dur=0.000"
         );
+    }
+
+    #[test]
+    fn the_hop_by_hop_match_agrees_with_the_list() {
+        for (at, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop(name), Some(at), "{name}");
+        }
+        assert_eq!(hop_by_hop(&header::CONTENT_TYPE), None);
     }
 
     #[test]

@@ -82,13 +82,19 @@ impl Timings {
     /// an unsigned integer right after the key (optional spaces allowed) leaves
     /// the field `None`.
     pub fn of(tail: &[u8]) -> Timings {
-        // One pass over the quotes (the tail is read once per answer, on the
-        // request path): at each, whether one of the keys starts there. A later
-        // occurrence replaces an earlier one, valid or not, as "last wins" asks.
+        // One pass over the quotes, from the end (the tail is read once per
+        // answer, on the request path): at each, whether one of the keys starts
+        // there. The first occurrence met is the last in the body, which wins,
+        // valid or not. Ollama's final object ends the body, so the scan stops
+        // once its six fields are read (the OpenAI names would not be used).
         let mut found: [Option<Option<u64>>; KEYS.len()] = [None; KEYS.len()];
-        let mut at = 0;
-        while let Some(quote) = memchr::memchr(b'"', &tail[at..]) {
-            let rest = &tail[at + quote..];
+        let mut at = tail.len();
+        while at > 0 {
+            at -= 1;
+            if tail[at] != b'"' {
+                continue;
+            }
+            let rest = &tail[at..];
             // Most quotes start no key: the letter after one picks the candidates.
             let candidates: &[usize] = match rest.get(1) {
                 Some(b'l') => &[LOAD],
@@ -96,15 +102,19 @@ impl Timings {
                 Some(b'e') => &[EVAL_COUNT, EVAL],
                 Some(b'c') => &[COMPLETION_TOKENS],
                 Some(b't') => &[TOTAL],
-                _ => &[],
+                _ => continue,
             };
             for &slot in candidates {
                 if let Some(value) = rest.strip_prefix(KEYS[slot]) {
-                    found[slot] = Some(number_at(value));
+                    if found[slot].is_none() {
+                        found[slot] = Some(number_at(value));
+                    }
                     break;
                 }
             }
-            at += quote + 1;
+            if NATIVE.iter().all(|&key| found[key].is_some()) {
+                break;
+            }
         }
         let get = |key: usize| found[key].flatten();
         let ns = |key: usize| get(key).map(Duration::from_nanos);
@@ -158,6 +168,8 @@ const COMPLETION_TOKENS: usize = 4;
 const EVAL: usize = 5;
 const TOTAL: usize = 6;
 const PROMPT_EVAL: usize = 7;
+/// Ollama's own fields: once all are read, the OpenAI ones would not be used.
+const NATIVE: [usize; 6] = [LOAD, PROMPT_COUNT, EVAL_COUNT, EVAL, TOTAL, PROMPT_EVAL];
 
 /// The unsigned integer at the start of `rest` (after optional spaces); `None`
 /// if there is none or it does not fit a `u64`.
@@ -190,6 +202,21 @@ mod tests {
         assert_eq!(t.output_tokens, Some(40));
         assert_eq!(t.tokens_per_second(), Some(20.0));
         assert_eq!(t.total, Some(Duration::from_millis(9)));
+    }
+
+    #[test]
+    fn the_last_occurrence_wins_valid_or_not() {
+        let t = Timings::of(
+            br#"{"eval_count":1,"load_duration":5,"usage":{"completion_tokens":7}}
+{"eval_count":2,"load_duration":"x"}"#,
+        );
+        assert_eq!(t.output_tokens, Some(2));
+        assert_eq!(t.load, None);
+        let openai = Timings::of(br#"{"usage":{"prompt_tokens":3,"completion_tokens":9}}"#);
+        assert_eq!(
+            (openai.prompt_tokens, openai.output_tokens),
+            (Some(3), Some(9))
+        );
     }
 
     #[test]
