@@ -8,7 +8,8 @@
 #
 # Stages: system packages → format and lint → structure → core has no GUI dependency → build →
 # cargo tests (unit, integration, Tauri mock runtime) → fuzzing → official client libraries
-# (Python ollama/openai, JavaScript ollama) → the desktop app end to end under Xvfb.
+# (Python ollama/openai, JavaScript ollama; against ollama-sim and a real llama-cpp-python
+# engine) → the desktop app end to end under Xvfb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -70,7 +71,7 @@ cargo test --workspace --locked
 stage "fuzzing (every target, 45 s each)"
 ./tests/fuzz.sh 45
 
-stage "official client libraries"
+stage "official client libraries (ollama-sim and a real engine)"
 WARMLINE_BIN_DIR="$ROOT/target/debug" ./tests/clients/run.sh
 
 stage "webview helpers (node --test)"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Client-compatibility suite: the official Python `ollama` and `openai` clients
 # (pytest) and the official JS `ollama` client (node --test), each pointed at
-# warmline and directly at ollama-sim, results compared.
+# warmline and directly at ollama-sim, results compared; and the same Python
+# clients through warmline in front of a real inference engine
+# (llama-cpp-python's server, set up by tests/engine/setup.sh: built once per
+# machine, about 6 minutes, then seconds).
 #
 # Assumes the binaries are built (`cargo build -p ollama-sim -p warmline-cli`);
 # WARMLINE_BIN_DIR overrides where they are (default <repo>/target/debug).
@@ -32,11 +35,14 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/python/requirements.txt" \
   || die "pip install failed"
 (cd "$here/js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed"
+echo "== setup: the real inference engine (tests/engine/setup.sh)"
+engine_env="$("$repo/tests/engine/setup.sh")" || die "engine setup failed"
+eval "$engine_env"
 
 reports="$(mktemp -d)"
 trap 'rm -rf "$reports"' EXIT
 
-echo "== python: ollama + openai clients (pytest)"
+echo "== python: ollama + openai clients, against ollama-sim and a real engine (pytest)"
 (cd "$here/python" && timeout --signal=TERM --kill-after=10 "$suite_timeout" \
   "$venv/bin/python" -m pytest -q --junitxml="$reports/pytest.xml")
 py_rc=$?

@@ -72,10 +72,12 @@ struct ServeArgs {
     /// Address to listen on [env: WARMLINE_LISTEN] [default: 127.0.0.1:11435]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Ollama base URL, optionally followed by "weight=N" and "parallel=N" (its
-    /// OLLAMA_NUM_PARALLEL), e.g. "http://10.0.0.5:11434 weight=2 parallel=4";
-    /// repeat for several hosts [env: WARMLINE_UPSTREAMS, comma-separated]
-    /// [default: http://127.0.0.1:11434]
+    /// Upstream base URL, optionally followed by "weight=N", "parallel=N" (its
+    /// OLLAMA_NUM_PARALLEL), "kind=openai" (an engine with only the
+    /// OpenAI-compatible API: llama.cpp's server, vLLM, LM Studio) and
+    /// "api_key=KEY", e.g. "http://10.0.0.5:11434 weight=2 parallel=4"; repeat
+    /// for several hosts [env: WARMLINE_UPSTREAMS, comma-separated] [default:
+    /// http://127.0.0.1:11434]
     #[arg(long = "upstream", value_name = "URL")]
     upstreams: Vec<String>,
     /// Shared Redis cache tier, e.g. redis://127.0.0.1:6379 [env: WARMLINE_REDIS]

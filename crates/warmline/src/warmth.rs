@@ -337,6 +337,9 @@ pub async fn load(
     keep_alive: serde_json::Value,
     embedding: bool,
 ) -> Result<Duration, String> {
+    if host.kind() == crate::config::UpstreamKind::OpenAi {
+        return load_openai(client, host, model, embedding).await;
+    }
     let (path, body) = if embedding {
         (
             "/api/embed",
@@ -353,8 +356,48 @@ pub async fn load(
     Ok(started.elapsed())
 }
 
+/// An OpenAI-compatible engine has no load-only request: the smallest real one
+/// (one output token, or one input to embed) under the engine's own id for the
+/// model. It loads a model the engine loads on demand; an engine that holds its
+/// model anyway answers it at once.
+async fn load_openai(
+    client: &reqwest::Client,
+    host: &Upstream,
+    model: &str,
+    embedding: bool,
+) -> Result<Duration, String> {
+    let id = host
+        .models
+        .snapshot()
+        .installed
+        .get(model)
+        .map_or_else(|| model.to_owned(), |installed| installed.name.clone());
+    let (path, body) = if embedding {
+        (
+            "/v1/embeddings",
+            serde_json::json!({ "model": id, "input": "warm" }),
+        )
+    } else {
+        (
+            "/v1/chat/completions",
+            serde_json::json!({
+                "model": id,
+                "messages": [{ "role": "user", "content": "hi" }],
+                "max_tokens": 1,
+            }),
+        )
+    };
+    let started = std::time::Instant::now();
+    post(client, host, path, &body).await?;
+    Ok(started.elapsed())
+}
+
 /// Unloads `model` from `host` (`keep_alive: 0`, answered at once by Ollama).
+/// An OpenAI-compatible engine has no way to be told: nothing is sent.
 pub async fn unload(client: &reqwest::Client, host: &Upstream, model: &str) -> Result<(), String> {
+    if host.kind() == crate::config::UpstreamKind::OpenAi {
+        return Ok(());
+    }
     let body = serde_json::json!({ "model": model, "keep_alive": 0 });
     post(client, host, "/api/generate", &body).await
 }
@@ -365,9 +408,13 @@ async fn post(
     path: &str,
     body: &serde_json::Value,
 ) -> Result<(), String> {
-    let response = client
+    let mut request = client
         .post(host.target(path))
-        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(auth) = host.auth() {
+        request = request.header(http::header::AUTHORIZATION, auth.clone());
+    }
+    let response = request
         .body(body.to_string())
         .timeout(LOAD_TIMEOUT)
         .send()

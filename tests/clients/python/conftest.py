@@ -5,6 +5,10 @@ Topology (one pytest session):
     client ──────────────────────────────► ollama-sim  "direct"
     client ──► warmline ─────────────────► ollama-sim  "upstream"
 
+The engine tests (test_engine.py) start their own: llama-cpp-python's server
+with a tiny self-made model (see tests/engine/), and warmline in front of it
+as an upstream of `kind=openai`.
+
 Two simulators, not one, because pull/copy/delete mutate simulator state: every
 test performs the same call on both endpoints in the same order, so both
 simulators go through identical histories and any difference in what a client
@@ -62,6 +66,8 @@ class Daemon:
         self.ready = ready
         self.proc: subprocess.Popen[str] | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=200)
+        # Every line, for tests that count what a daemon logged (requests).
+        self.lines: list[str] = []
         self._ready_lines: queue.Queue[str | None] = queue.Queue()
 
     def start(self) -> re.Match[str]:
@@ -114,10 +120,15 @@ class Daemon:
         for line in pipe:
             line = line.rstrip("\n")
             self.tail.append(f"[{stream_name}] {line}")
+            self.lines.append(line)
             if stream_name == self.ready_stream:
                 self._ready_lines.put(line)
         if stream_name == self.ready_stream:
             self._ready_lines.put(None)
+
+    def count(self, needle: str) -> int:
+        """How many lines logged so far contain `needle`."""
+        return sum(needle in line for line in list(self.lines))
 
     def output(self) -> str:
         return f"--- {self.name} ({' '.join(self.argv)}) last output ---\n" + "\n".join(self.tail)

@@ -411,7 +411,8 @@ pub struct WarmthConfig {
     pub mask_cold_starts: bool,
 }
 
-/// One Ollama host.
+/// One inference host: an Ollama daemon, or an engine with only the
+/// OpenAI-compatible API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
     pub url: Url,
@@ -420,6 +421,11 @@ pub struct UpstreamConfig {
     pub weight: NonZeroU32,
     /// The host's `OLLAMA_NUM_PARALLEL`, when it differs from `concurrency.per_model`.
     pub parallel: Option<NonZeroUsize>,
+    /// The API the host speaks (default Ollama's).
+    pub kind: UpstreamKind,
+    /// A bearer token the host wants (vLLM, LM Studio may): sent with every
+    /// request to it, never logged or shown.
+    pub api_key: Option<ApiKey>,
 }
 
 impl From<Url> for UpstreamConfig {
@@ -428,7 +434,60 @@ impl From<Url> for UpstreamConfig {
             url,
             weight: NonZeroU32::MIN,
             parallel: None,
+            kind: UpstreamKind::Ollama,
+            api_key: None,
         }
+    }
+}
+
+/// The API an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamKind {
+    /// Ollama: `/api/*` and `/v1/*`, models from `/api/tags` and `/api/ps`.
+    #[default]
+    Ollama,
+    /// An OpenAI-compatible engine (llama.cpp's server, llama-cpp-python, vLLM,
+    /// LM Studio): `/v1/*` only, models from `/v1/models`.
+    OpenAi,
+}
+
+impl UpstreamKind {
+    /// The name used in settings: `ollama` or `openai`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamKind::Ollama => "ollama",
+            UpstreamKind::OpenAi => "openai",
+        }
+    }
+
+    /// The kind a setting names; `None` for anything else.
+    pub fn parse(text: &str) -> Option<UpstreamKind> {
+        match text {
+            "ollama" => Some(UpstreamKind::Ollama),
+            "openai" => Some(UpstreamKind::OpenAi),
+            _ => None,
+        }
+    }
+}
+
+/// An upstream's API key: a secret, so its `Debug` form is masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> ApiKey {
+        ApiKey(key.into())
+    }
+
+    /// The key itself, for the `Authorization` header and the settings file.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(***)")
     }
 }
 

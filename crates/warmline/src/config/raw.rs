@@ -114,12 +114,12 @@ pub struct RawConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum RawUpstream {
-    /// `"http://10.0.0.5:11434"`, optionally followed by space-separated `weight=N`
-    /// and `parallel=N` (`"http://10.0.0.5:11434 weight=2"`), the form
-    /// `--upstream` and `WARMLINE_UPSTREAMS` take. A bare `host:port` gets
-    /// `http://`; only plain HTTP is accepted.
+    /// `"http://10.0.0.5:11434"`, optionally followed by space-separated `weight=N`,
+    /// `parallel=N`, `kind=openai` and `api_key=KEY` (`"http://10.0.0.5:11434
+    /// weight=2"`), the form `--upstream` and `WARMLINE_UPSTREAMS` take. A bare
+    /// `host:port` gets `http://`; only plain HTTP is accepted.
     Url(String),
-    /// `{ url = "...", weight = 2, parallel = 4 }`.
+    /// `{ url = "...", weight = 2, parallel = 4, kind = "openai", api_key = "..." }`.
     Table {
         /// The host's base URL, as in the string form (without options).
         url: String,
@@ -130,6 +130,13 @@ pub enum RawUpstream {
         /// `concurrency.per_model`; at least 1, at most `MAX_PARALLEL`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parallel: Option<usize>,
+        /// `ollama` (the default) or `openai` (an engine with only the
+        /// OpenAI-compatible API).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
+        /// A bearer token the host wants; shown masked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key: Option<String>,
     },
 }
 

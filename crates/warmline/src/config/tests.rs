@@ -362,3 +362,59 @@ fn masked_urls_in_a_settings_patch_stand_for_the_real_ones() {
     assert_eq!(patch["upstreams"][2]["url"], "http://a:pw1@127.0.0.1:1");
     assert_eq!(patch["cache"]["redis"], "redis://:pw2@127.0.0.1:6379");
 }
+
+/// An OpenAI-compatible engine is an upstream of `kind=openai`, inline or in a
+/// table; its API key is never shown, and a masked key sent back keeps the
+/// real one.
+#[test]
+fn openai_upstreams_carry_their_kind_and_a_hidden_key() {
+    let config = RawConfig::from_toml(
+        "upstreams = [\"http://127.0.0.1:8080 kind=openai api_key=sk-secret\", { url = \"http://127.0.0.1:8081\", kind = \"openai\" }, \"http://127.0.0.1:11434\"]",
+    )
+    .expect("toml")
+    .validate()
+    .expect("valid");
+    let kinds: Vec<_> = config.upstreams.iter().map(|u| u.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            UpstreamKind::OpenAi,
+            UpstreamKind::OpenAi,
+            UpstreamKind::Ollama
+        ]
+    );
+    let key = config.upstreams[0].api_key.as_ref().expect("a key");
+    assert_eq!(key.expose(), "sk-secret");
+    assert!(!format!("{config:?}").contains("sk-secret"));
+
+    let shown = serde_json::to_value(config.to_raw_redacted()).expect("json");
+    assert!(!shown.to_string().contains("sk-secret"), "{shown}");
+    assert_eq!(shown["upstreams"][0]["api_key"], "***");
+    assert_eq!(shown["upstreams"][0]["kind"], "openai");
+    assert_eq!(shown["upstreams"][2], "http://127.0.0.1:11434");
+    let mut patch = serde_json::json!({ "upstreams": shown["upstreams"].clone() });
+    config.unmask(&mut patch);
+    assert_eq!(patch["upstreams"][0]["api_key"], "sk-secret");
+
+    // Written out and read back: the same configuration.
+    let again = config.to_raw().validate().expect("valid");
+    assert_eq!(again.upstreams, config.upstreams);
+
+    for (toml, expected) in [
+        (
+            "upstreams = [\"http://127.0.0.1:1 kind=vllm\"]",
+            "upstreams[0].kind: \"vllm\" is not an upstream kind (ollama or openai)",
+        ),
+        (
+            "upstreams = [{ url = \"http://127.0.0.1:1\", kind = \"openai\", api_key = \"two words\" }]",
+            "upstreams[0].api_key: must be non-empty printable ASCII without spaces",
+        ),
+    ] {
+        let err = RawConfig::from_toml(toml)
+            .expect("toml")
+            .validate()
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(err, expected);
+    }
+}

@@ -362,16 +362,26 @@ fn is_local(url: &Url) -> bool {
     }
 }
 
+/// An upstream's options, as written (in a table, or after its URL inline).
+#[derive(Default)]
+struct UpstreamOptions<'a> {
+    weight: Option<u32>,
+    parallel: Option<usize>,
+    kind: Option<&'a str>,
+    api_key: Option<&'a str>,
+}
+
 /// An upstream written as one string, as `--upstream` and `WARMLINE_UPSTREAMS`
-/// take it: the URL, then optional `weight=N` and `parallel=N`, separated by
-/// spaces (`"http://10.0.0.5:11434 weight=2 parallel=4"`).
+/// take it: the URL, then optional `weight=N`, `parallel=N`, `kind=openai` and
+/// `api_key=KEY`, separated by spaces (`"http://10.0.0.5:11434 weight=2
+/// parallel=4"`).
 fn inline_upstream<'a>(
     text: &'a str,
     field: &str,
-) -> Result<(&'a str, Option<u32>, Option<usize>), ConfigError> {
+) -> Result<(&'a str, UpstreamOptions<'a>), ConfigError> {
     let mut words = text.split_whitespace();
     let url = words.next().unwrap_or_default();
-    let (mut weight, mut parallel) = (None, None);
+    let mut options = UpstreamOptions::default();
     for word in words {
         let number = |key: &str, value: &str| {
             value.parse::<u32>().map_err(|_| {
@@ -382,17 +392,25 @@ fn inline_upstream<'a>(
             })
         };
         match word.split_once('=') {
-            Some(("weight", value)) => weight = Some(number("weight", value)?),
-            Some(("parallel", value)) => parallel = Some(number("parallel", value)? as usize),
+            Some(("weight", value)) => options.weight = Some(number("weight", value)?),
+            Some(("parallel", value)) => {
+                options.parallel = Some(number("parallel", value)? as usize);
+            }
+            Some(("kind", value)) => options.kind = Some(value),
+            Some(("api_key", value)) => options.api_key = Some(value),
             _ => {
+                // The word may be a key given in the wrong place: never echo it.
+                let shown = if word.len() > 24 { "an option" } else { word };
                 return Err(ConfigError::invalid(
                     field,
-                    format!("{word:?} is not an upstream option (weight=N or parallel=N)"),
+                    format!(
+                        "{shown:?} is not an upstream option (weight=N, parallel=N, kind=ollama|openai, api_key=KEY)"
+                    ),
                 ));
             }
         }
     }
-    Ok((url, weight, parallel))
+    Ok((url, options))
 }
 
 fn upstreams(raw: Option<Vec<RawUpstream>>) -> Result<Vec<UpstreamConfig>, ConfigError> {
@@ -406,13 +424,49 @@ fn upstreams(raw: Option<Vec<RawUpstream>>) -> Result<Vec<UpstreamConfig>, Confi
     let mut upstreams: Vec<UpstreamConfig> = Vec::with_capacity(raw.len());
     for (i, entry) in raw.iter().enumerate() {
         let field = format!("upstreams[{i}]");
-        let (url, weight, parallel) = match entry {
+        let (url, options) = match entry {
             RawUpstream::Url(text) => inline_upstream(text, &field)?,
             RawUpstream::Table {
                 url,
                 weight,
                 parallel,
-            } => (url.as_str(), *weight, *parallel),
+                kind,
+                api_key,
+            } => (
+                url.as_str(),
+                UpstreamOptions {
+                    weight: *weight,
+                    parallel: *parallel,
+                    kind: kind.as_deref(),
+                    api_key: api_key.as_deref(),
+                },
+            ),
+        };
+        let UpstreamOptions {
+            weight,
+            parallel,
+            kind,
+            api_key,
+        } = options;
+        let kind = match kind {
+            None => UpstreamKind::Ollama,
+            Some(text) => UpstreamKind::parse(text).ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{field}.kind"),
+                    format!("{text:?} is not an upstream kind (ollama or openai)"),
+                )
+            })?,
+        };
+        let api_key = match api_key {
+            None => None,
+            // Sent as `Authorization: Bearer KEY`: visible ASCII only.
+            Some(key) if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(ConfigError::invalid(
+                    format!("{field}.api_key"),
+                    "must be non-empty printable ASCII without spaces",
+                ));
+            }
+            Some(key) => Some(ApiKey::new(key)),
         };
         let url =
             parse_upstream(url).map_err(|message| ConfigError::invalid(field.clone(), message))?;
@@ -442,6 +496,8 @@ fn upstreams(raw: Option<Vec<RawUpstream>>) -> Result<Vec<UpstreamConfig>, Confi
             url,
             weight,
             parallel,
+            kind,
+            api_key,
         });
     }
     Ok(upstreams)

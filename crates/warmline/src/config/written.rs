@@ -27,13 +27,20 @@ impl Config {
                     .iter()
                     .map(|u| {
                         let url = written(&u.url);
-                        if u.weight == NonZeroU32::MIN && u.parallel.is_none() {
+                        let plain = u.weight == NonZeroU32::MIN
+                            && u.parallel.is_none()
+                            && u.kind == UpstreamKind::Ollama
+                            && u.api_key.is_none();
+                        if plain {
                             RawUpstream::Url(url)
                         } else {
                             RawUpstream::Table {
                                 url,
                                 weight: Some(u.weight.get()),
                                 parallel: u.parallel.map(NonZeroUsize::get),
+                                kind: (u.kind != UpstreamKind::Ollama)
+                                    .then(|| u.kind.as_str().to_owned()),
+                                api_key: u.api_key.as_ref().map(|k| k.expose().to_owned()),
                             }
                         }
                     })
@@ -192,6 +199,20 @@ impl Config {
                         if let Some(url) = table.get_mut("url") {
                             real(url);
                         }
+                        // An API key shown masked stands for the key of the host
+                        // with that URL.
+                        let url = table.get("url").and_then(|u| u.as_str()).map(str::to_owned);
+                        if let Some(key) = table.get_mut("api_key")
+                            && key.as_str() == Some(MASK)
+                            && let Some(real) = url.and_then(|url| {
+                                self.upstreams
+                                    .iter()
+                                    .find(|u| written(&u.url) == url)
+                                    .and_then(|u| u.api_key.as_ref())
+                            })
+                        {
+                            *key = serde_json::Value::String(real.expose().to_owned());
+                        }
                     }
                     other => real(other),
                 }
@@ -238,7 +259,13 @@ impl Config {
             for (raw, upstream) in upstreams.iter_mut().zip(&self.upstreams) {
                 let shown = upstream.name();
                 match raw {
-                    RawUpstream::Url(url) | RawUpstream::Table { url, .. } => *url = shown,
+                    RawUpstream::Url(url) => *url = shown,
+                    RawUpstream::Table { url, api_key, .. } => {
+                        *url = shown;
+                        if api_key.is_some() {
+                            *api_key = Some(MASK.to_owned());
+                        }
+                    }
                 }
             }
         }

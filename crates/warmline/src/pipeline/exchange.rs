@@ -256,6 +256,11 @@ async fn attempt(
             if let Some(endpoint) = upstream.endpoint() {
                 headers.insert(header::HOST, endpoint.host().clone());
             }
+            // A host with an API key gets it, in place of whatever credential
+            // the client sent Warmline.
+            if let Some(auth) = upstream.auth() {
+                headers.insert(header::AUTHORIZATION, auth.clone());
+            }
             let mut request = http::Request::new(body);
             *request.method_mut() = parts.method.clone();
             *request.uri_mut() = uri;

@@ -192,8 +192,10 @@ pub(crate) async fn drive(pipeline: Arc<Pipeline>, exchange: Exchange, flight: F
 }
 
 /// Whether a successful answer is whole: a native stream must end with its
-/// `done: true` object and carry no in-stream error, an SSE stream must end with
-/// `data: [DONE]` (Ollama's SSE streams that fail end without it).
+/// `done: true` object and carry no in-stream error; an SSE stream must end with
+/// `data: [DONE]` (Ollama's SSE streams that fail end without it) after an event
+/// that says why it finished (llama-cpp-python's server ends a stream that a
+/// newer request interrupted with `[DONE]` but no `finish_reason`).
 fn is_complete(framing: Framing, chunks: &[Bytes]) -> bool {
     if chunks.is_empty() {
         return false;
@@ -219,9 +221,30 @@ fn is_complete(framing: Framing, chunks: &[Bytes]) -> bool {
             }
             done
         }
-        Framing::Sse => body.ends_with(b"data: [DONE]\n\n"),
+        // Events end with a blank line, LF or CRLF (llama-cpp-python writes CRLF).
+        Framing::Sse => body.trim_ascii_end().ends_with(b"data: [DONE]") && finished(&body),
         Framing::Other => true,
     }
+}
+
+/// Whether an SSE body has a `finish_reason` that is not `null` (the key in
+/// quotes cannot occur unescaped inside a JSON string; spaces may follow it, as
+/// Python's `json.dumps` writes them).
+fn finished(body: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"finish_reason\"";
+    let mut rest = body;
+    while let Some(at) = rest.windows(KEY.len()).position(|w| w == KEY) {
+        rest = &rest[at + KEY.len()..];
+        let value = rest.trim_ascii_start();
+        let Some(value) = value.strip_prefix(b":") else {
+            continue;
+        };
+        let value = value.trim_ascii_start();
+        if !value.is_empty() && !value.starts_with(b"null") {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -249,9 +272,30 @@ mod tests {
             Framing::Ndjson,
             &chunks(&["{\"done\":false}\n{\"error\":\"boom\"}\n"])
         ));
+        // Ollama's shape: compact JSON, LF.
         assert!(is_complete(
             Framing::Sse,
-            &chunks(&["data: {}\n\n", "data: [DONE]\n\n"])
+            &chunks(&[
+                "data: {\"choices\":[{\"finish_reason\":null}]}\n\n",
+                "data: {\"choices\":[{\"finish_reason\":\"stop\"}]}\n\n",
+                "data: [DONE]\n\n"
+            ])
+        ));
+        // llama-cpp-python's: spaces after colons, CRLF.
+        assert!(is_complete(
+            Framing::Sse,
+            &chunks(&[
+                "data: {\"choices\": [{\"finish_reason\": \"length\"}]}\r\n\r\n",
+                "data: [DONE]\r\n\r\n"
+            ])
+        ));
+        // Ended early: [DONE] without a reason (an interrupted stream).
+        assert!(!is_complete(
+            Framing::Sse,
+            &chunks(&[
+                "data: {\"choices\": [{\"delta\": {\"content\": \"\\\"finish_reason\\\": 1\"}, \"finish_reason\": null}]}\r\n\r\n",
+                "data: [DONE]\r\n\r\n"
+            ])
         ));
         assert!(!is_complete(Framing::Sse, &chunks(&["data: {}\n\n"])));
         assert!(!is_complete(Framing::Other, &[]));

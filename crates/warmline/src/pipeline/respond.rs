@@ -165,6 +165,12 @@ impl UpstreamBody {
                 joined.extend_from_slice(&line);
                 Poll::Ready(Some(Ok(Bytes::from(joined))))
             }
+            // An OpenAI-shaped stream that broke between events gets an error
+            // event (what OpenAI's API sends, and what its clients raise on)
+            // and no `[DONE]`; one cut inside an event just ends.
+            Framing::Sse if self.flavor == Flavor::OpenAi && self.ended_with_newline => {
+                Poll::Ready(Some(Ok(error_line(Flavor::OpenAi, err.status(), &message))))
+            }
             Framing::Ndjson | Framing::Sse => Poll::Ready(None),
             Framing::Other => Poll::Ready(Some(Err(message.into()))),
         }

@@ -157,8 +157,8 @@ impl Inventory {
 /// normalises) are skipped; missing numbers read as 0 and missing details as
 /// `None`. The result has `known` set.
 pub async fn fetch(client: &reqwest::Client, base: &str) -> Option<HostModels> {
-    let tags = get_json(client, &format!("{base}/api/tags")).await?;
-    let ps = get_json(client, &format!("{base}/api/ps")).await?;
+    let tags = get_json(client, &format!("{base}/api/tags"), None).await?;
+    let ps = get_json(client, &format!("{base}/api/ps"), None).await?;
     let mut models = HostModels {
         known: true,
         ..HostModels::default()
@@ -213,6 +213,67 @@ pub async fn fetch(client: &reqwest::Client, base: &str) -> Option<HostModels> {
     Some(models)
 }
 
+/// Reads an OpenAI-compatible engine's `/v1/models` (with its API key, if it
+/// has one); `None` if that fails.
+///
+/// Such an engine lists model ids and nothing else Ollama's lists carry: no
+/// digest, size or load state. Each listed model is installed, and loaded for
+/// as long as the engine answers (these engines serve what they hold, or load
+/// on demand without saying so). Its digest, part of every cache key, is made
+/// from the entry as listed (`openai:` and a hash of its id, `created` and
+/// `owned_by`): an engine restarted with another model under the same id lists
+/// a new `created`, so old answers are not replayed for it.
+pub async fn fetch_openai(
+    client: &reqwest::Client,
+    base: &str,
+    auth: Option<&http::HeaderValue>,
+) -> Option<HostModels> {
+    let list = get_json(client, &format!("{base}/v1/models"), auth).await?;
+    let mut models = HostModels {
+        known: true,
+        ..HostModels::default()
+    };
+    for entry in list.get("data")?.as_array()? {
+        let Some(id) = str_field(entry, "id") else {
+            continue;
+        };
+        let Ok(key) = crate::cache::key::normalise_model_name(&id) else {
+            continue;
+        };
+        let listed = format!(
+            "{id}\n{}\n{}",
+            entry
+                .get("created")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            str_field(entry, "owned_by").unwrap_or_default()
+        );
+        let digest = format!("openai:{}", blake3::hash(listed.as_bytes()).to_hex());
+        models.loaded.insert(
+            key.clone(),
+            Loaded {
+                expires_at: None,
+                size: 0,
+                size_vram: 0,
+                context_length: None,
+            },
+        );
+        models.installed.insert(
+            key,
+            Installed {
+                name: id,
+                digest,
+                size: 0,
+                family: None,
+                parameter_size: None,
+                quantization_level: None,
+                capabilities: Vec::new(),
+            },
+        );
+    }
+    Some(models)
+}
+
 /// An entry's normalised name (the map key) and its name as listed.
 fn name_of(entry: &serde_json::Value) -> Option<(String, String)> {
     let name = str_field(entry, "model").or_else(|| str_field(entry, "name"))?;
@@ -225,15 +286,18 @@ fn str_field(entry: &serde_json::Value, field: &str) -> Option<String> {
     entry.get(field)?.as_str().map(str::to_owned)
 }
 
-/// GETs `url` and parses its body as JSON; `None` on any error, timeout (5 s) or
-/// non-2xx status.
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
-    let response = client
-        .get(url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?;
+/// GETs `url` (with `auth` as its `Authorization`, if any) and parses its body
+/// as JSON; `None` on any error, timeout (5 s) or non-2xx status.
+async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+    auth: Option<&http::HeaderValue>,
+) -> Option<serde_json::Value> {
+    let mut request = client.get(url).timeout(Duration::from_secs(5));
+    if let Some(auth) = auth {
+        request = request.header(http::header::AUTHORIZATION, auth.clone());
+    }
+    let response = request.send().await.ok()?;
     if !response.status().is_success() {
         return None;
     }

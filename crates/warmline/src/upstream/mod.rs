@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admission::{ConcurrencyConfig, ModelSlots, Slots};
 use crate::breaker::{Breaker, BreakerConfig, Snapshot};
-use crate::config::{Concurrency, UpstreamConfig};
+use crate::config::{Concurrency, UpstreamConfig, UpstreamKind};
 use url::Url;
 
 /// No probe has measured a latency yet.
@@ -53,6 +53,10 @@ pub struct Upstream {
     base: String,
     /// Where its connections go (`None` for a URL that is not `http://`).
     endpoint: Option<Endpoint>,
+    /// The API it speaks.
+    kind: UpstreamKind,
+    /// `Bearer <api_key>`, for a host that wants one (marked sensitive).
+    auth: Option<http::HeaderValue>,
     /// The URL's path without its trailing slash (usually empty): request paths
     /// go under it.
     base_path: String,
@@ -77,6 +81,12 @@ impl Upstream {
         let base = url.as_str().trim_end_matches('/').to_owned();
         let name: Arc<str> = config.name().into();
         let endpoint = Endpoint::of(&url);
+        let auth = config.api_key.as_ref().and_then(|key| {
+            let mut value =
+                http::HeaderValue::from_str(&format!("Bearer {}", key.expose())).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        });
         let base_path = url.path().trim_end_matches('/').to_owned();
         let span = tracing::info_span!("upstream", host = %name);
         let (breaker, _task) = span.in_scope(|| Breaker::spawn(breaker));
@@ -87,6 +97,8 @@ impl Upstream {
             models: Inventory::default(),
             base,
             endpoint,
+            kind: config.kind,
+            auth,
             base_path,
             name,
             weight: config.weight.get(),
@@ -124,6 +136,17 @@ impl Upstream {
     /// balancer's measure of how busy a host is.
     fn load(&self) -> u64 {
         (self.in_flight() as u64).saturating_mul(WEIGHT_SCALE) / u64::from(self.weight)
+    }
+
+    /// The API this host speaks.
+    pub fn kind(&self) -> UpstreamKind {
+        self.kind
+    }
+
+    /// The `Authorization` value its requests carry (`Bearer <api_key>`), for a
+    /// host configured with a key.
+    pub fn auth(&self) -> Option<&http::HeaderValue> {
+        self.auth.as_ref()
     }
 
     /// Where this host's connections go; `None` for a URL Warmline cannot
@@ -455,7 +478,13 @@ impl UpstreamSet {
 /// not answer keeps its last lists.
 pub async fn refresh_models(set: &UpstreamSet, client: &reqwest::Client) {
     let refreshes = set.hosts().iter().map(|host| async move {
-        if let Some(models) = inventory::fetch(client, &host.base).await {
+        let fetched = match host.kind {
+            UpstreamKind::Ollama => inventory::fetch(client, &host.base).await,
+            UpstreamKind::OpenAi => {
+                inventory::fetch_openai(client, &host.base, host.auth.as_ref()).await
+            }
+        };
+        if let Some(models) = fetched {
             host.models.store(models);
         }
     });
@@ -505,7 +534,19 @@ pub async fn probe_all(set: &UpstreamSet, client: &reqwest::Client, timeout: Dur
 
 async fn probe(host: &Upstream, client: &reqwest::Client, timeout: Duration) {
     let started = Instant::now();
-    let request = client.head(host.target("/")).timeout(timeout).send();
+    // Ollama answers `HEAD /`; an OpenAI-compatible engine may have nothing at
+    // `/` (llama-cpp-python answers 404), but always lists its models.
+    let request = match host.kind {
+        UpstreamKind::Ollama => client.head(host.target("/")),
+        UpstreamKind::OpenAi => {
+            let request = client.get(host.target("/v1/models"));
+            match &host.auth {
+                Some(auth) => request.header(http::header::AUTHORIZATION, auth.clone()),
+                None => request,
+            }
+        }
+    };
+    let request = request.timeout(timeout).send();
     match request.await {
         Ok(response) if !response.status().is_server_error() => {
             host.mark_up(Some(started.elapsed()));
