@@ -65,6 +65,10 @@ pub enum ProxyError {
     BodyTimeout { after: Duration },
     #[error("cannot read the request body: {0}")]
     ClientBody(String),
+    /// A native request for a model only an OpenAI-compatible engine serves,
+    /// with a field that has no OpenAI equivalent (see `translate`).
+    #[error("{0}")]
+    Untranslatable(String),
     /// The upstream broke the connection after its status was sent.
     #[error("upstream {upstream} broke off the response: {reason}")]
     Broken { upstream: String, reason: String },
@@ -182,7 +186,9 @@ impl Error {
             Error::Proxy(ProxyError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Proxy(ProxyError::BreakerOpen { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Proxy(ProxyError::BodyTimeout { .. }) => StatusCode::REQUEST_TIMEOUT,
-            Error::Proxy(ProxyError::ClientBody(_)) => StatusCode::BAD_REQUEST,
+            Error::Proxy(ProxyError::ClientBody(_) | ProxyError::Untranslatable(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             Error::Origin(_) => StatusCode::FORBIDDEN,
             Error::Connection(ConnectionError::HeadTimeout { .. }) => StatusCode::REQUEST_TIMEOUT,
             Error::Connection(ConnectionError::HeadTooLarge { .. }) => {
@@ -238,6 +244,7 @@ impl Error {
                 ProxyError::BreakerOpen { .. } => "breaker_open",
                 ProxyError::BodyTimeout { .. } => "body_timeout",
                 ProxyError::ClientBody(_) => "client_body",
+                ProxyError::Untranslatable(_) => "untranslatable",
                 ProxyError::Broken { .. } => "stream_aborted",
                 ProxyError::Idle { .. } => "idle_timeout",
             },
@@ -300,7 +307,8 @@ impl Error {
             Error::Proxy(
                 ProxyError::BodyTooLarge { .. }
                 | ProxyError::BodyTimeout { .. }
-                | ProxyError::ClientBody(_),
+                | ProxyError::ClientBody(_)
+                | ProxyError::Untranslatable(_),
             )
             | Error::Origin(_)
             | Error::Connection(ConnectionError::HeadTimeout { .. })

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
+import ollama
 import openai
 import pytest
 
@@ -53,10 +54,11 @@ class Engine:
     """One llama-cpp-python server on a fixed port (so it can be restarted
     where Warmline expects it)."""
 
-    def __init__(self, workdir: Path, interrupt: bool = False):
+    def __init__(self, workdir: Path, interrupt: bool = False, embedding: bool = False):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.interrupt = interrupt
+        self.embedding = embedding
         self.workdir = workdir
         self.daemon: Daemon | None = None
         self.generations_before = 0
@@ -70,6 +72,8 @@ class Engine:
             "--interrupt_requests", "true" if self.interrupt else "false",
             "--verbose", "false",
         ]
+        if self.embedding:
+            argv += ["--embedding", "true"]
         if self.daemon is not None:
             self.generations_before += self.daemon.count(GENERATION)
         self.daemon = Daemon(f"engine-{self.port}", argv, dict(os.environ), "stderr", ENGINE_READY)
@@ -131,7 +135,7 @@ def pair() -> Iterator[tuple[Engine, Gateway]]:
     """One engine (streams queue, none interrupted) behind one gateway, shared by
     the tests that leave both running."""
     work = Path(tempfile.mkdtemp(prefix="warmline-engine-"))
-    engine = Engine(work).start()
+    engine = Engine(work, embedding=True).start()
     gateway = Gateway(work, [engine])
     yield engine, gateway
     gateway.stop()
@@ -317,3 +321,83 @@ def test_two_engines_fail_over_with_no_client_error(workdir):
         gateway.stop()
         first.stop()
         second.stop()
+
+
+def ollama_client(gateway: Gateway) -> ollama.Client:
+    return ollama.Client(host=gateway.url, timeout=30)
+
+
+def test_the_ollama_client_chats_generates_and_embeds_through_an_engine(pair):
+    engine, gateway = pair
+    client = ollama_client(gateway)
+    options = {"temperature": 0, "num_predict": 8}
+    messages = [{"role": "user", "content": unique("Tell me about the sea.")}]
+    whole = client.chat(model=MODEL, messages=messages, options=options)
+    assert whole.done and whole.done_reason == "length"
+    assert whole.message.role == "assistant" and whole.message.content.strip()
+    assert whole.eval_count == 8 and whole.prompt_eval_count > 0
+    assert whole.total_duration > 0
+    chunks = list(client.chat(model=MODEL, messages=messages, options=options, stream=True))
+    assert "".join(c.message.content for c in chunks) == whole.message.content
+    assert chunks[-1].done and chunks[-1].done_reason == "length" and chunks[-1].eval_count == 8
+    assert all(not c.done for c in chunks[:-1])
+
+    prompt = unique("Once upon a time")
+    generated = client.generate(model=MODEL, prompt=prompt, options=options)
+    assert generated.done and generated.response.strip()
+    streamed = list(client.generate(model=MODEL, prompt=prompt, options=options, stream=True))
+    assert "".join(c.response for c in streamed) == generated.response
+
+    embedded = client.embed(model=MODEL, input=["hello world", "a lazy dog"])
+    assert len(embedded.embeddings) == 2
+    for vector in embedded.embeddings:
+        assert abs(sum(x * x for x in vector) - 1.0) < 1e-6, "Ollama's /api/embed vectors have length 1"
+    legacy = client.embeddings(model=MODEL, prompt="hello world")
+    assert len(legacy.embedding) == len(embedded.embeddings[0])
+
+    assert [m.model for m in client.list().models] == [MODEL]
+    assert [m.model for m in client.ps().models] == [MODEL]
+    assert "FROM tiny" in client.show(MODEL).modelfile
+
+
+def test_the_same_request_in_either_api_gets_the_same_answer(pair):
+    engine, gateway = pair
+    prompt = unique("What is warm?")
+    native = ollama_client(gateway).chat(
+        model=MODEL, messages=[{"role": "user", "content": prompt}],
+        options={"temperature": 0, "num_predict": 10},
+    )
+    openai_answer = gateway.client().chat.completions.create(**chat(prompt, temperature=0, max_tokens=10))
+    assert native.message.content == openai_answer.choices[0].message.content
+
+
+def test_a_native_answer_from_an_engine_is_cached_byte_for_byte(pair):
+    engine, gateway = pair
+    for stream in (False, True):
+        body = {
+            "model": MODEL, "stream": stream,
+            "messages": [{"role": "user", "content": unique("Count the stars.")}],
+            "options": {"temperature": 0, "num_predict": 6},
+        }
+        before = engine.generations()
+        first = gateway.http.post("/api/chat", json=body)
+        second = gateway.http.post("/api/chat", json=body)
+        assert (first.headers["x-warmline-cache"], second.headers["x-warmline-cache"]) == ("miss", "hit")
+        assert second.content == first.content
+        assert engine.generations() - before == 1
+        content_type = "application/x-ndjson" if stream else "application/json; charset=utf-8"
+        assert first.headers["content-type"] == content_type
+
+
+def test_what_cannot_be_sent_to_an_engine_is_a_400_in_ollamas_shape(pair):
+    engine, gateway = pair
+    client = ollama_client(gateway)
+    before = engine.generations()
+    with pytest.raises(ollama.ResponseError) as refused:
+        client.chat(model=MODEL, messages=[{"role": "user", "content": "x"}], options={"num_ctx": 8192})
+    assert refused.value.status_code == 400
+    assert "options.num_ctx" in refused.value.error
+    with pytest.raises(ollama.ResponseError) as pulled:
+        client.pull("llama3.2")
+    assert pulled.value.status_code == 400 and "no Ollama host" in pulled.value.error
+    assert engine.generations() == before

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use bytes::Bytes;
 use http::header;
 use http_body::Body as _;
 
@@ -23,7 +24,10 @@ use super::body::{BodyFault, LimitedBody, OutBody, declared_length, read_body};
 use super::pool::{ClientError, PooledBody};
 use super::record::Trace;
 use super::state::Pipeline;
+use super::translate::answer::Translating;
+use super::translate::{Native, Shape, Translated};
 use crate::admission::Slot;
+use crate::config::UpstreamKind;
 use crate::error::{Blame, Error, ProxyError};
 use crate::upstream::{InFlight, Upstream};
 use crate::wire::describe;
@@ -31,7 +35,51 @@ use crate::wire::headers::forwardable;
 use crate::wire::route::RouteKind;
 
 /// The upstream's answer, its head received and its body still to come.
-pub(crate) type Answer = http::Response<PooledBody>;
+pub(crate) type Answer = http::Response<AnswerBody>;
+
+/// An answer's body: the engine's own, translated into Ollama's shape (see
+/// `translate`), or one Warmline wrote whole.
+pub(crate) enum AnswerBody {
+    Pooled(PooledBody),
+    Translated(Box<Translating>),
+    Whole(Option<Bytes>),
+}
+
+impl http_body::Body for AnswerBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            AnswerBody::Pooled(body) => std::pin::Pin::new(body).poll_frame(cx),
+            AnswerBody::Translated(body) => std::pin::Pin::new(body.as_mut()).poll_frame(cx),
+            AnswerBody::Whole(bytes) => {
+                std::task::Poll::Ready(bytes.take().map(|b| Ok(http_body::Frame::data(b))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            AnswerBody::Pooled(body) => body.is_end_stream(),
+            AnswerBody::Translated(body) => body.is_end_stream(),
+            AnswerBody::Whole(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            AnswerBody::Pooled(body) => body.size_hint(),
+            AnswerBody::Translated(body) => body.size_hint(),
+            AnswerBody::Whole(bytes) => {
+                http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
 
 /// A request on its way to the upstream side.
 pub(crate) struct Exchange {
@@ -117,7 +165,23 @@ pub(crate) async fn send(
     let deadline = crate::sys::clock::after(pipeline.first_byte_timeout);
     let shared_model = exchange.model.clone();
     let model = shared_model.as_deref();
-    let Some(first) = pipeline.upstreams.pick(model).cloned() else {
+    // Engines have none of Ollama's own routes (pull, create, version...).
+    let no_route = model.is_none() && !exchange.parts.uri.path().starts_with("/v1/");
+    let first = match pipeline.upstreams.pick(model) {
+        Some(host) if !(no_route && pipeline.upstreams.engines_only()) => Some(Arc::clone(host)),
+        _ => None,
+    };
+    let Some(first) = first else {
+        let hosts = pipeline.upstreams.hosts();
+        if pipeline.upstreams.engines_only() && hosts.iter().any(|h| h.breaker.admits()) {
+            // Not the breakers: only engines, and none lists the model.
+            let path = exchange.parts.uri.path();
+            let wanted = model.map_or_else(String::new, |m| format!(" for {m}"));
+            return Err(ProxyError::Untranslatable(format!(
+                "no upstream can answer {path}{wanted}: OpenAI-compatible engines serve only the models they list, and no Ollama host is configured"
+            ))
+            .into());
+        }
         let (hosts, retry_after) = pipeline.upstreams.all_open();
         return Err(ProxyError::BreakerOpen { hosts, retry_after }.into());
     };
@@ -229,9 +293,74 @@ async fn attempt(
     let cold_hint = installed.is_some_and(|m| !upstream.has_loaded(m));
     let sent_at = Instant::now();
     let in_flight = upstream.begin();
-    let body = exchange.take_body();
+    let mut body = exchange.take_body();
     let parts = &exchange.parts;
     let mut headers = forwardable(&parts.headers);
+    // A native request to an engine with only OpenAI's API goes in its form
+    // (see `translate`); what it cannot answer, Warmline does.
+    let mut shape = None;
+    let mut path_and_query = parts.uri.path_and_query().cloned();
+    let mut local = None;
+    if upstream.kind() == UpstreamKind::OpenAi {
+        let engine_model = model
+            .and_then(|m| {
+                upstream
+                    .models
+                    .snapshot()
+                    .installed
+                    .get(m)
+                    .map(|i| i.name.clone())
+            })
+            .unwrap_or_else(|| model.unwrap_or_default().to_owned());
+        match (exchange.kind, Native::of(exchange.kind), &body) {
+            (RouteKind::Show, _, _) => {
+                let show = super::translate::listing::show(&engine_model, upstream.name());
+                let mut headers = http::HeaderMap::new();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json; charset=utf-8"),
+                );
+                local = Some((Bytes::from(show.to_string()), headers));
+            }
+            (_, Some(native), OutBody::Bytes(bytes)) => {
+                match super::translate::request(native, bytes, &engine_model) {
+                    Err(reason) => return Err(ProxyError::Untranslatable(reason).into()),
+                    Ok(Translated::LoadOnly(load)) => {
+                        let answer = super::translate::answer::load_only(&load);
+                        local = Some((answer, super::translate::answer::headers(&load)));
+                    }
+                    Ok(Translated::Send {
+                        path,
+                        body: translated,
+                        shape: sent,
+                    }) => {
+                        body = OutBody::Bytes(translated);
+                        path_and_query = Some(http::uri::PathAndQuery::from_static(path));
+                        headers.insert(
+                            header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("application/json"),
+                        );
+                        headers.remove(header::ACCEPT_ENCODING);
+                        shape = Some(sent);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((bytes, headers)) = local {
+        let mut answer = http::Response::new(AnswerBody::Whole(Some(bytes)));
+        *answer.headers_mut() = headers;
+        let lease = Lease {
+            _in_flight: in_flight,
+            slot,
+            observe: None,
+            trace: Arc::clone(trace),
+            upstream: upstream.shared_name(),
+        };
+        permit.success();
+        return Ok((answer, lease));
+    }
     if matches!(body, OutBody::Bytes(_)) {
         headers.remove(header::CONTENT_LENGTH);
     }
@@ -251,7 +380,7 @@ async fn attempt(
         // keep_alive): hyper sets its length from the body itself.
         OutBody::Bytes(bytes) => Body::from(bytes),
     };
-    let request = match upstream.request_target(parts.uri.path_and_query()) {
+    let request = match upstream.request_target(path_and_query.as_ref()) {
         Ok(uri) => {
             if let Some(endpoint) = upstream.endpoint() {
                 headers.insert(header::HOST, endpoint.host().clone());
@@ -293,6 +422,10 @@ async fn attempt(
             }
             let head_after = sent_at.elapsed();
             trace.update(|t| t.upstream_head = Some(head_after));
+            let response = match &shape {
+                Some(shape) => translated_answer(response, shape).await,
+                None => response.map(AnswerBody::Pooled),
+            };
             let lease = Lease {
                 _in_flight: in_flight,
                 slot,
@@ -324,6 +457,31 @@ async fn attempt(
         Err(_) => drop(permit),
     }
     result
+}
+
+/// An engine's answer to a translated request, in Ollama's shape: its body
+/// translated as it streams, or its error as `{"error": "..."}` (read whole,
+/// at most 1 MiB).
+async fn translated_answer(response: http::Response<PooledBody>, shape: &Shape) -> Answer {
+    let (mut parts, body) = response.into_parts();
+    if parts.status.is_success() {
+        parts.headers = super::translate::answer::headers(shape);
+        let body = AnswerBody::Translated(Box::new(Translating::new(body, shape.clone())));
+        return http::Response::from_parts(parts, body);
+    }
+    let limited = http_body_util::Limited::new(body, 1 << 20);
+    let bytes = http_body_util::BodyExt::collect(limited)
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let mut error = super::translate::answer::headers(&Shape {
+        stream: false,
+        ..shape.clone()
+    });
+    error.remove(header::CONTENT_LENGTH);
+    parts.headers = error;
+    let body = super::translate::answer::error(parts.status, &bytes);
+    http::Response::from_parts(parts, AnswerBody::Whole(Some(body)))
 }
 
 /// Turns a client failure into the error the client should see, marking the host

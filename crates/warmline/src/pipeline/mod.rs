@@ -71,6 +71,7 @@ pub mod pool;
 pub(crate) mod record;
 pub(crate) mod respond;
 mod state;
+pub(crate) mod translate;
 
 pub use self::state::Pipeline;
 
@@ -90,6 +91,7 @@ use self::flight::{Flight, drive, hit, respond};
 use self::record::Finish;
 use self::respond::into_client_response;
 use crate::cache::{self, Outcome, Plan};
+use crate::config::UpstreamKind;
 use crate::error::Error;
 use crate::wire::Flavor;
 use crate::wire::headers::{CACHE_HEADER, SERVER_TIMING};
@@ -128,8 +130,27 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
     let (parts, body) = request.into_parts();
     let Some(route) = route else {
         let settled = p.settle(&mut finish, Outcome::Bypass);
+        // Ollama's lists show the models OpenAI-compatible engines serve too.
+        let listed = matches!(kind, RouteKind::Tags | RouteKind::Ps)
+            && translate::listing::has_engines(&p.upstreams);
+        let ollama = p
+            .upstreams
+            .hosts()
+            .iter()
+            .any(|h| h.kind() == UpstreamKind::Ollama);
+        if listed && !ollama {
+            finish.record(http::StatusCode::OK.as_u16());
+            let list = translate::listing::answer(None, &p.upstreams, kind == RouteKind::Ps);
+            return (settled, list.await);
+        }
         let exchange = p.exchange(parts, OutBody::Stream(body), kind, None, &finish);
-        return (settled, p.pass(exchange, flavor, finish, false).await);
+        let answer = p.pass(exchange, flavor, finish, false).await;
+        if listed {
+            let list =
+                translate::listing::answer(Some(answer), &p.upstreams, kind == RouteKind::Ps);
+            return (settled, list.await);
+        }
+        return (settled, answer);
     };
     // The body, read once, whole and bounded: everything below derives from it.
     let body = match read_body(body, &parts.headers, p.max_body, p.body_timeout).await {

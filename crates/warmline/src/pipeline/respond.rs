@@ -23,8 +23,7 @@ use http_body::Body as _;
 use tokio::time::Sleep;
 
 use super::body::BoxError;
-use super::exchange::{Answer, Lease};
-use super::pool::PooledBody;
+use super::exchange::{Answer, AnswerBody, Lease};
 use super::record::{Finish, Measured};
 use super::state::Pipeline;
 use crate::error::{Error, ProxyError};
@@ -83,7 +82,7 @@ impl UpstreamBody {
     pub(crate) fn new(
         pipeline: &Pipeline,
         status: http::StatusCode,
-        body: PooledBody,
+        body: AnswerBody,
         headers: &HeaderMap,
         flavor: Flavor,
         lease: Lease,

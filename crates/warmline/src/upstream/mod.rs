@@ -322,6 +322,8 @@ pub struct UpstreamHealth {
 #[derive(Debug)]
 pub struct UpstreamSet {
     hosts: Vec<Arc<Upstream>>,
+    /// Every host is an OpenAI-compatible engine (no Ollama to send the rest to).
+    engines_only: bool,
 }
 
 impl UpstreamSet {
@@ -359,6 +361,12 @@ impl UpstreamSet {
                 let kept = previous.and_then(|set| {
                     set.hosts.iter().find(|h| {
                         h.url == config.url
+                            && h.kind == config.kind
+                            && h.auth.as_ref().map(|a| a.as_bytes().to_vec())
+                                == config
+                                    .api_key
+                                    .as_ref()
+                                    .map(|k| format!("Bearer {}", k.expose()).into_bytes())
                             && h.weight == config.weight.get()
                             && h.breaker.config() == *breaker
                             && h.slots.config() == slots
@@ -369,8 +377,12 @@ impl UpstreamSet {
                     None => Arc::new(Upstream::new(config, *breaker, slots)),
                 }
             })
-            .collect();
-        UpstreamSet { hosts }
+            .collect::<Vec<Arc<Upstream>>>();
+        let engines_only = hosts.iter().all(|h| h.kind == UpstreamKind::OpenAi);
+        UpstreamSet {
+            hosts,
+            engines_only,
+        }
     }
 
     pub fn hosts(&self) -> &[Arc<Upstream>] {
@@ -389,9 +401,10 @@ impl UpstreamSet {
     /// is still chosen when it is the only candidate, so the client learns the real
     /// cause from the attempt. `None` when every host's breaker is open.
     pub fn pick(&self, model: Option<&str>) -> Option<&Arc<Upstream>> {
-        // One host (the usual setup): it is the pick whenever its breaker admits.
+        // One host (the usual setup): it is the pick whenever its breaker admits
+        // (and, for an engine, it serves the model).
         if let [only] = self.hosts.as_slice() {
-            return only.breaker.admits().then_some(only);
+            return (only.breaker.admits() && self.may_serve(only, model)).then_some(only);
         }
         self.candidates(model, None).min_by_key(|h| {
             (
@@ -401,6 +414,23 @@ impl UpstreamSet {
                 std::cmp::Reverse(h.weight),
             )
         })
+    }
+
+    /// Whether every host is an OpenAI-compatible engine.
+    pub fn engines_only(&self) -> bool {
+        self.engines_only
+    }
+
+    /// Whether a request for `model` (or for none) may go to `host`: anything
+    /// may go to Ollama; an OpenAI-compatible engine answers for the models it
+    /// lists (no pulls, no unknown names) and, when there is no Ollama host,
+    /// requests that name no model (`/v1/models`).
+    fn may_serve(&self, host: &Upstream, model: Option<&str>) -> bool {
+        host.kind == UpstreamKind::Ollama
+            || match model {
+                Some(m) => host.has_model(m) == Some(true),
+                None => self.engines_only,
+            }
     }
 
     /// Hosts that may serve `model`, excluding `tried`.
@@ -416,6 +446,7 @@ impl UpstreamSet {
             model.is_some_and(|m| self.hosts.iter().any(|h| h.has_model(m) == Some(true)));
         self.hosts.iter().filter(move |h| {
             h.breaker.admits()
+                && self.may_serve(h, model)
                 && tried.is_none_or(|t| !Arc::ptr_eq(h, t))
                 && !(someone_has_it && model.is_some_and(|m| h.has_model(m) != Some(true)))
         })
