@@ -53,8 +53,10 @@ impl Scenario {
         }
     }
 
-    fn body(self, model: &str, prompt: &str) -> String {
-        let value = match self {
+    /// The scenario's request body; `max_tokens` caps the answer
+    /// (`options.num_predict` natively, `max_tokens` in OpenAI's shape).
+    fn body(self, model: &str, prompt: &str, max_tokens: Option<u64>) -> String {
+        let mut value = match self {
             Scenario::Chat | Scenario::ChatStream => serde_json::json!({
                 "model": model,
                 "messages": [{"role": "user", "content": prompt}],
@@ -78,6 +80,20 @@ impl Scenario {
             }
             Scenario::Tags => return String::new(),
         };
+        if let (Some(n), Some(object)) = (max_tokens, value.as_object_mut()) {
+            match self {
+                Scenario::Chat | Scenario::ChatStream | Scenario::Generate => {
+                    object.insert(
+                        "options".into(),
+                        serde_json::json!({"temperature": 0, "num_predict": n}),
+                    );
+                }
+                Scenario::OpenaiChat | Scenario::OpenaiChatStream | Scenario::Report => {
+                    object.insert("max_tokens".into(), n.into());
+                }
+                Scenario::Embed | Scenario::Tags => {}
+            }
+        }
         value.to_string()
     }
 }
@@ -95,6 +111,10 @@ pub struct BenchArgs {
     /// Model named in the built-in bodies
     #[arg(long, default_value = "llama3.2")]
     model: String,
+    /// Cap the built-in bodies' answers at this many tokens (for engines that
+    /// would otherwise generate up to their context's end)
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<u64>,
     /// Share of requests (0..1) that repeat one of --distinct recurring prompts;
     /// the rest are one-off prompts. Without it every request is identical.
     #[arg(long, value_name = "SHARE")]
@@ -309,7 +329,12 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
         if !(0.0..=1.0).contains(&share) {
             return Err(format!("--repeat must be between 0 and 1, got {share}"));
         }
-        let (scenario, model, tag) = (args.scenario, args.model.clone(), args.tag.clone());
+        let (scenario, model, tag, cap) = (
+            args.scenario,
+            args.model.clone(),
+            args.tag.clone(),
+            args.max_tokens,
+        );
         // A per-run salt: one-off prompts must not hit entries from an earlier run.
         let salt = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -319,12 +344,14 @@ fn config(args: &BenchArgs) -> Result<BenchConfig, String> {
             _ => 10,
         });
         load::repeating(share, distinct, salt, move |prompt| {
-            bytes::Bytes::from(scenario.body(&model, &format!("{tag}{prompt}")))
+            bytes::Bytes::from(scenario.body(&model, &format!("{tag}{prompt}"), cap))
         })
     } else {
-        Bodies::List(vec![bytes::Bytes::from(
-            args.scenario.body(&args.model, "Say hello in five words."),
-        )])
+        Bodies::List(vec![bytes::Bytes::from(args.scenario.body(
+            &args.model,
+            "Say hello in five words.",
+            args.max_tokens,
+        ))])
     };
     let method =
         if args.scenario == Scenario::Tags && args.body.is_none() && args.body_file.is_none() {
