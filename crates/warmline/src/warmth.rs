@@ -252,6 +252,11 @@ impl Warmth {
                     continue;
                 }
                 let resident = models.loaded.contains_key(model);
+                // An engine ignores keep_alive: its warm request is repeated.
+                let refresh_after = match host.kind() {
+                    crate::config::UpstreamKind::Ollama => refresh_after,
+                    crate::config::UpstreamKind::OpenAi => Some(ENGINE_REFRESH),
+                };
                 let stale = match (warmed.get(&key), refresh_after) {
                     (None, _) => true,
                     (Some(at), Some(after)) => at.elapsed() >= after,
@@ -327,6 +332,12 @@ pub(crate) async fn round(warmth: &Arc<Warmth>, hosts: &UpstreamSet, client: &re
         }
     }
 }
+
+/// How often a warm model's one-token request is repeated on an OpenAI-compatible
+/// engine, which cannot be told to keep a model: often enough for engines that
+/// unload a model idle for five minutes (Ollama's default, which some of them
+/// copy), rare enough to cost nothing.
+const ENGINE_REFRESH: Duration = Duration::from_secs(4 * 60);
 
 /// A load-only request for `model` on `host` with `keep_alive`; resolves when the
 /// model is loaded (the connection is held until then).

@@ -401,3 +401,16 @@ def test_what_cannot_be_sent_to_an_engine_is_a_400_in_ollamas_shape(pair):
         client.pull("llama3.2")
     assert pulled.value.status_code == 400 and "no Ollama host" in pulled.value.error
     assert engine.generations() == before
+
+
+def test_the_openai_client_completes_and_embeds_through_an_engine(pair):
+    engine, gateway = pair
+    client = gateway.client()
+    prompt = unique("Once upon a time")
+    first = client.completions.with_raw_response.create(model=MODEL, prompt=prompt, temperature=0, max_tokens=8)
+    again = client.completions.with_raw_response.create(model=MODEL, prompt=prompt, temperature=0, max_tokens=8)
+    assert (first.headers["x-warmline-cache"], again.headers["x-warmline-cache"]) == ("miss", "hit")
+    assert again.http_response.content == first.http_response.content
+    assert first.parse().choices[0].text.strip()
+    embedded = client.embeddings.create(model=MODEL, input=["hello world", "a lazy dog"])
+    assert [len(e.embedding) for e in embedded.data] == [64, 64]
