@@ -52,6 +52,14 @@ async fn exchange(gw: &GatewayHandle, path: &str, body: &str) -> (String, u16, V
         .to_str()
         .expect("ascii")
         .to_owned();
+    // The standard header (RFC 9211) says the same.
+    let standard = match outcome.as_str() {
+        "hit" => "warmline; hit",
+        "miss" => "warmline; fwd=uri-miss",
+        "coalesced" => "warmline; fwd=uri-miss; collapsed",
+        _ => "warmline; fwd=bypass",
+    };
+    assert_eq!(response.headers()["cache-status"], standard);
     let status = response.status().as_u16();
     (
         outcome,

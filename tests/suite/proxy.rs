@@ -359,6 +359,7 @@ async fn configured_origins_get_cors_answers_and_others_are_refused() {
         .to_str()
         .expect("ascii");
     assert!(exposed.contains("x-warmline-cache"), "{exposed}");
+    assert!(exposed.contains("cache-status"), "{exposed}");
     assert!(exposed.contains("server-timing"), "{exposed}");
     assert_eq!(mock.hits(), 1);
 

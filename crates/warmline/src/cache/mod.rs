@@ -587,6 +587,19 @@ impl Outcome {
             Outcome::Bypass => "bypass",
         }
     }
+
+    /// The outcome as the standard `Cache-Status` value (RFC 9211), Warmline
+    /// being the cache: a hit, or forwarded because nothing was stored
+    /// (`uri-miss`; `collapsed` when it joined a request already in flight) or
+    /// because the cache was not to be used (`bypass`).
+    pub fn cache_status(self) -> &'static str {
+        match self {
+            Outcome::Hit => "warmline; hit",
+            Outcome::Miss => "warmline; fwd=uri-miss",
+            Outcome::Coalesced => "warmline; fwd=uri-miss; collapsed",
+            Outcome::Bypass => "warmline; fwd=bypass",
+        }
+    }
 }
 
 /// Appends the cache's series to a Prometheus exposition (zeros when disabled, so

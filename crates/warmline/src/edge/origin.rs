@@ -77,7 +77,7 @@ x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, \
 x-stainless-runtime-version, x-stainless-timeout";
 /// Response headers a page may read cross-origin: Warmline's own.
 const EXPOSE_HEADERS: &str =
-    "x-warmline-cache, x-warmline-cold-start, server-timing, age, retry-after";
+    "x-warmline-cache, cache-status, x-warmline-cold-start, server-timing, age, retry-after";
 /// Methods a preflight may ask for: every method Ollama's API uses.
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS";
 /// How long a browser may cache a preflight answer (gin-contrib/cors's 12 h).

@@ -94,7 +94,7 @@ use crate::cache::{self, Outcome, Plan};
 use crate::config::UpstreamKind;
 use crate::error::Error;
 use crate::wire::Flavor;
-use crate::wire::headers::{CACHE_HEADER, SERVER_TIMING};
+use crate::wire::headers::{CACHE_HEADER, CACHE_STATUS, SERVER_TIMING};
 use crate::wire::route::RouteKind;
 
 /// Proof that a request's cache outcome was decided (by [`Pipeline::settle`]),
@@ -112,6 +112,10 @@ pub async fn forward(pipeline: Arc<Pipeline>, request: Request) -> Response {
     let (Settled(outcome), mut response) = Box::pin(serve(pipeline, request)).await;
     let headers = response.headers_mut();
     headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
+    headers.insert(
+        CACHE_STATUS,
+        HeaderValue::from_static(outcome.cache_status()),
+    );
     response
 }
 

@@ -14,6 +14,10 @@ use http::{HeaderMap, HeaderName, header};
 /// `coalesced` or `bypass`.
 pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-warmline-cache");
 
+/// The standard header (RFC 9211) that says the same as [`CACHE_HEADER`], for
+/// tools that read it.
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
 /// The response header with the request's phases (milliseconds): Warmline's own
 /// time, the queue wait, the upstream's time to its headers, and a model load
 /// Warmline waited for itself.
