@@ -377,12 +377,7 @@ async fn load_openai(
     model: &str,
     embedding: bool,
 ) -> Result<Duration, String> {
-    let id = host
-        .models
-        .snapshot()
-        .installed
-        .get(model)
-        .map_or_else(|| model.to_owned(), |installed| installed.name.clone());
+    let id = host.listed_name(model);
     let (path, body) = if embedding {
         (
             "/v1/embeddings",

@@ -302,16 +302,7 @@ async fn attempt(
     let mut path_and_query = parts.uri.path_and_query().cloned();
     let mut local = None;
     if upstream.kind() == UpstreamKind::OpenAi {
-        let engine_model = model
-            .and_then(|m| {
-                upstream
-                    .models
-                    .snapshot()
-                    .installed
-                    .get(m)
-                    .map(|i| i.name.clone())
-            })
-            .unwrap_or_else(|| model.unwrap_or_default().to_owned());
+        let engine_model = model.map(|m| upstream.listed_name(m)).unwrap_or_default();
         match (exchange.kind, Native::of(exchange.kind), &body) {
             (RouteKind::Show, _, _) => {
                 let show = super::translate::listing::show(&engine_model, upstream.name());

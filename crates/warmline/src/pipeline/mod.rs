@@ -91,7 +91,6 @@ use self::flight::{Flight, drive, hit, respond};
 use self::record::Finish;
 use self::respond::into_client_response;
 use crate::cache::{self, Outcome, Plan};
-use crate::config::UpstreamKind;
 use crate::error::Error;
 use crate::wire::Flavor;
 use crate::wire::headers::{CACHE_HEADER, CACHE_STATUS, SERVER_TIMING};
@@ -137,12 +136,7 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
         // Ollama's lists show the models OpenAI-compatible engines serve too.
         let listed = matches!(kind, RouteKind::Tags | RouteKind::Ps)
             && translate::listing::has_engines(&p.upstreams);
-        let ollama = p
-            .upstreams
-            .hosts()
-            .iter()
-            .any(|h| h.kind() == UpstreamKind::Ollama);
-        if listed && !ollama {
+        if listed && p.upstreams.engines_only() {
             finish.record(http::StatusCode::OK.as_u16());
             let list = translate::listing::answer(None, &p.upstreams, kind == RouteKind::Ps);
             return (settled, list.await);

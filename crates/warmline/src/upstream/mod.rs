@@ -81,12 +81,7 @@ impl Upstream {
         let base = url.as_str().trim_end_matches('/').to_owned();
         let name: Arc<str> = config.name().into();
         let endpoint = Endpoint::of(&url);
-        let auth = config.api_key.as_ref().and_then(|key| {
-            let mut value =
-                http::HeaderValue::from_str(&format!("Bearer {}", key.expose())).ok()?;
-            value.set_sensitive(true);
-            Some(value)
-        });
+        let auth = bearer(config);
         let base_path = url.path().trim_end_matches('/').to_owned();
         let span = tracing::info_span!("upstream", host = %name);
         let (breaker, _task) = span.in_scope(|| Breaker::spawn(breaker));
@@ -147,6 +142,16 @@ impl Upstream {
     /// host configured with a key.
     pub fn auth(&self) -> Option<&http::HeaderValue> {
         self.auth.as_ref()
+    }
+
+    /// The id under which this host lists `model` (an engine's own spelling of
+    /// a normalised name); the name itself if it lists no such model.
+    pub fn listed_name(&self, model: &str) -> String {
+        self.models
+            .snapshot()
+            .installed
+            .get(model)
+            .map_or_else(|| model.to_owned(), |installed| installed.name.clone())
     }
 
     /// Where this host's connections go; `None` for a URL Warmline cannot
@@ -362,11 +367,7 @@ impl UpstreamSet {
                     set.hosts.iter().find(|h| {
                         h.url == config.url
                             && h.kind == config.kind
-                            && h.auth.as_ref().map(|a| a.as_bytes().to_vec())
-                                == config
-                                    .api_key
-                                    .as_ref()
-                                    .map(|k| format!("Bearer {}", k.expose()).into_bytes())
+                            && h.auth == bearer(config)
                             && h.weight == config.weight.get()
                             && h.breaker.config() == *breaker
                             && h.slots.config() == slots
@@ -503,6 +504,14 @@ impl UpstreamSet {
     pub fn health(&self) -> Vec<UpstreamHealth> {
         self.hosts.iter().map(|h| h.health()).collect()
     }
+}
+
+/// `Bearer <api_key>` for a host configured with a key, marked sensitive.
+fn bearer(config: &UpstreamConfig) -> Option<http::HeaderValue> {
+    let key = config.api_key.as_ref()?;
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {}", key.expose())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// Refreshes every host's installed and loaded models at once; a host that does
