@@ -56,3 +56,21 @@ admin_curl() { # ARGS... → curl ARGS... with Authorization: Bearer <admin toke
   token=$(tr -d '[:space:]' <"$ADMIN_TOKEN_FILE") || return
   printf 'Authorization: Bearer %s\n' "$token" | curl -H @- "$@"
 }
+
+# LiteLLM with its proxy extras, pinned, in a venv kept under ~/.cache (about 60 s
+# and 750 MB the first time), and redis-server for its shared cache: what the
+# side-by-side benchmarks compare against. Sets LITELLM (the venv's litellm).
+LITELLM_VERSION=1.108.7
+litellm_setup() {
+  local venv=${LITELLM_VENV:-$HOME/.cache/warmline-bench/litellm-$LITELLM_VERSION}
+  command -v redis-server >/dev/null || {
+    echo "installing redis-server" >&2
+    apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends redis-server >&2
+  }
+  if ! "$venv/bin/litellm" --version >/dev/null 2>&1; then
+    echo "installing LiteLLM $LITELLM_VERSION into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "litellm[proxy]==$LITELLM_VERSION" >&2
+  fi
+  LITELLM=$venv/bin/litellm
+}

@@ -33,20 +33,10 @@ RATE=${3:-10}
 OUT=$ROOT/bench-out/engine
 rm -rf "$OUT"
 mkdir -p "$OUT"
-LITELLM_VERSION=1.108.7
-VENV=${LITELLM_VENV:-$HOME/.cache/warmline-bench/litellm-$LITELLM_VERSION}
 KEY="sk-warmline-bench"
 
 eval "$(tests/engine/setup.sh)"
-command -v redis-server >/dev/null || {
-  echo "installing redis-server" >&2
-  apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends redis-server >&2
-}
-if ! "$VENV/bin/litellm" --version >/dev/null 2>&1; then
-  echo "installing LiteLLM $LITELLM_VERSION into $VENV" >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "litellm[proxy]==$LITELLM_VERSION" >&2
-fi
+litellm_setup
 trap cleanup EXIT
 
 # --- two engines ----------------------------------------------------------------
@@ -74,7 +64,7 @@ mkdir -p "$OUT/litellm"
 sed -e "s|@HOST_A@|$A|g" -e "s|@HOST_B@|$B|g" -e "s|@CACHE_TYPE@|redis|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
   -e "s|llama3.2|tiny|g" tests/bench/scenario/litellm.yaml.tmpl >"$OUT/litellm/litellm.yaml"
 LITELLM_TELEMETRY_DISABLED=true LITELLM_LOCAL_MODEL_COST_MAP=True \
-  "$VENV/bin/litellm" --config "$OUT/litellm/litellm.yaml" --host 127.0.0.1 --port "$LITELLM_PORT" \
+  "$LITELLM" --config "$OUT/litellm/litellm.yaml" --host 127.0.0.1 --port "$LITELLM_PORT" \
   --num_workers 2 >"$OUT/litellm/litellm.log" 2>&1 &
 spawned $!
 
