@@ -14,8 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# One build of each profile, never rebuilt in place: incremental state would only
+# take disk (it doubled the target directory).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-stage() { printf '\n==> %s (%s)\n' "$1" "$(date +%T)"; }
+# Each stage line also says how much disk is left, so a full disk shows where it filled.
+stage() { printf '\n==> %s (%s, %s free)\n' "$1" "$(date +%T)" "$(df -h --output=avail . | tail -1 | tr -d ' ')"; }
 
 # Debian packages: Tauri's build dependencies, the headless display and WebDriver
 # for the end-to-end test, Python's venv, and servers the tests start themselves.
