@@ -1,10 +1,9 @@
 //! What Warmline keeps between runs: the warm set.
 //!
 //! One small JSON document (`{"version":1,"warm":["llama3.2:latest"]}`), behind a
-//! [`StateStore`] so each front end keeps it where its users expect: `warmline
-//! serve` in a file under the XDG config directory ([`FileState`]), the desktop
-//! app in its tauri-plugin-store, a library user or a test in memory
-//! ([`MemoryState`]).
+//! [`StateStore`]: `warmline serve` and the desktop app keep it in a file under
+//! the XDG state directory ([`FileState`], [`default_state_file`]), a library user
+//! or a test in memory ([`MemoryState`]).
 //!
 //! A file that cannot be read as this document is not fatal: the gateway starts
 //! from the configured warm set, says so in its log, and the next change rewrites
@@ -125,16 +124,35 @@ impl StateStore for FileState {
     }
 }
 
-/// `$XDG_CONFIG_HOME/warmline/state.json`, or `~/.config/warmline/state.json`;
-/// `None` without either variable. What `warmline serve` uses when neither the
-/// config file nor a flag names a state file. (Unlike `os::state_dir`, an empty
-/// `HOME` is not treated as unset here.)
+/// `$XDG_STATE_HOME/warmline/state.json` (`~/.local/state/warmline/...`), beside
+/// the admin credential; `None` without either variable. What `warmline serve`
+/// and the desktop app use when neither the config file nor a flag names a state
+/// file. Call [`adopt_old_state_file`] first: older versions kept it elsewhere.
 pub fn default_state_file() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
-    Some(base.join("warmline").join("state.json"))
+    crate::sys::os::state_dir().map(|dir| dir.join("state.json"))
+}
+
+/// Moves the warm set from where Warmline 0.1 kept it (`$XDG_CONFIG_HOME/
+/// warmline/state.json`: settings and state were not yet apart) to
+/// [`default_state_file`], once; says where it moved it from, if it did.
+pub fn adopt_old_state_file() -> Option<PathBuf> {
+    let old = crate::sys::os::config_dir()?.join("state.json");
+    let new = default_state_file()?;
+    match crate::sys::os::move_private(&old, &new) {
+        Ok(true) => {
+            tracing::info!(
+                from = %old.display(),
+                to = %new.display(),
+                "moved the warm set to the state directory"
+            );
+            Some(old)
+        }
+        Ok(false) => None,
+        Err(err) => {
+            tracing::warn!("cannot move the warm set from {}: {err}", old.display());
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@
 //!   { url = "http://10.0.0.5:11434", weight = 2, parallel = 4 },  # weight, its OLLAMA_NUM_PARALLEL
 //! ]
 //! origins = ["https://my-app.example"]   # extra browser origins, as OLLAMA_ORIGINS
-//! state_file = "/home/me/.config/warmline/state.json"   # the warm set between runs
+//! state_file = "/home/me/.local/state/warmline/state.json"   # the warm set between runs
 //! access_log = ""       # a file to append one line per request to
 //!
 //! [pool]
@@ -122,6 +122,9 @@
 //! min_requests = 20
 //! min_lookups = 100
 //! window = "60s"
+//!
+//! [monitoring]
+//! listen = "10.0.0.2:9435"  # health, ready and /metrics only, no credential
 //! ```
 
 mod raw;
@@ -231,8 +234,8 @@ use url::Url;
 
 pub use raw::{
     ByteSize, RawAdmin, RawAlerts, RawAuth, RawBreaker, RawCache, RawCompression, RawConcurrency,
-    RawConfig, RawDaemon, RawFailover, RawLimits, RawPool, RawRateLimit, RawTimeouts, RawToken,
-    RawUpstream, RawWarmth, merge_patch,
+    RawConfig, RawDaemon, RawFailover, RawLimits, RawMonitoring, RawPool, RawRateLimit,
+    RawTimeouts, RawToken, RawUpstream, RawWarmth, merge_patch,
 };
 pub use values::redacted;
 pub use values::{KeepAlive, MAX_DURATION, MAX_SIZE};
@@ -284,6 +287,10 @@ pub const ENV_UPSTREAMS: &str = "WARMLINE_UPSTREAMS";
 pub const ENV_TOKEN: &str = "WARMLINE_TOKEN";
 /// Environment variable naming the shared Redis cache tier.
 pub const ENV_REDIS: &str = "WARMLINE_REDIS";
+/// Ollama's own variable of extra browser origins, comma-separated: read too, so a
+/// user's allow-list keeps working behind Warmline. It adds to `origins` (Ollama's
+/// API only): it never admits a page to the control plane, not even `*`.
+pub const ENV_OLLAMA_ORIGINS: &str = "OLLAMA_ORIGINS";
 
 /// A configuration error. The message always names the field it is about.
 #[derive(Debug, thiserror::Error)]
@@ -351,6 +358,8 @@ pub struct Config {
     pub access_log: Option<PathBuf>,
     /// The control plane: its credential's file and the browser origins it admits.
     pub admin: AdminConfig,
+    /// The monitoring listener (health, readiness and metrics only), if any.
+    pub monitoring: Option<SocketAddr>,
 }
 
 /// Who may use the control plane (`/warmline/*` routes that change anything or
@@ -608,14 +617,46 @@ pub struct Overrides {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigSource {
     pub file: Option<PathBuf>,
+    /// `file` is the default one ([`default_config_file`]): while it does not
+    /// exist, nothing is read from it (a reload reads it once it does).
+    pub optional: bool,
     pub overrides: Overrides,
 }
 
 impl ConfigSource {
+    /// `file` when one is named (`--config`, `WARMLINE_CONFIG`), else the default
+    /// file, read only when present.
+    pub fn new(file: Option<PathBuf>, overrides: Overrides) -> ConfigSource {
+        let optional = file.is_none();
+        ConfigSource {
+            file: file.or_else(default_config_file),
+            optional,
+            overrides,
+        }
+    }
+
     /// Reads and validates the configuration from this source, now.
     pub fn load(&self) -> Result<Config, ConfigError> {
-        Config::load(self.file.as_deref(), &self.overrides)
+        let file = self
+            .file
+            .as_deref()
+            .filter(|path| !self.optional || path.exists());
+        Config::load(file, &self.overrides)
     }
+
+    /// The file that is read, if any (the default one only while it exists).
+    pub fn file_in_use(&self) -> Option<&Path> {
+        self.file
+            .as_deref()
+            .filter(|path| !self.optional || path.exists())
+    }
+}
+
+/// `$XDG_CONFIG_HOME/warmline/config.toml` (`~/.config/warmline/config.toml`):
+/// the configuration `warmline serve` and the desktop app read when it exists and
+/// no other file is named.
+pub fn default_config_file() -> Option<PathBuf> {
+    crate::sys::os::config_dir().map(|dir| dir.join("config.toml"))
 }
 
 impl Config {

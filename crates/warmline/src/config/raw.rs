@@ -42,7 +42,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::values::split_list;
-use super::{ConfigError, ENV_LISTEN, ENV_REDIS, ENV_TOKEN, ENV_UPSTREAMS, Overrides};
+use super::{
+    ConfigError, ENV_LISTEN, ENV_OLLAMA_ORIGINS, ENV_REDIS, ENV_TOKEN, ENV_UPSTREAMS, Overrides,
+};
 
 /// The whole configuration, as written.
 ///
@@ -53,9 +55,11 @@ use super::{ConfigError, ENV_LISTEN, ENV_REDIS, ENV_TOKEN, ENV_UPSTREAMS, Overri
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// The address to serve on, `IP:port` (an `http://` prefix and a trailing `/`
-    /// are tolerated); default `127.0.0.1:11435`. An address other machines can
-    /// reach requires an `auth` token. Also `WARMLINE_LISTEN` and `--listen`.
+    /// The address to serve on, in the forms `OLLAMA_HOST` takes: `IP:port`, an
+    /// address alone (port 11435), `:port` (every interface), `localhost[:port]`,
+    /// each optionally as an `http://` URL; default `127.0.0.1:11435`. An address
+    /// other machines can reach requires an `auth` token. Also `WARMLINE_LISTEN` and
+    /// `--listen`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     /// The Ollama hosts; default one, `http://127.0.0.1:11434`. An empty list and a
@@ -65,8 +69,8 @@ pub struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstreams: Option<Vec<RawUpstream>>,
     /// Extra browser origins allowed to call the API, as patterns that may contain
-    /// `*`, on top of Ollama's built-in list, like `OLLAMA_ORIGINS`. An empty
-    /// pattern is an error.
+    /// `*`, on top of Ollama's built-in list; the entries of `OLLAMA_ORIGINS` are
+    /// added to them. An empty pattern is an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origins: Option<Vec<String>>,
     #[serde(default)]
@@ -97,11 +101,14 @@ pub struct RawConfig {
     pub alerts: RawAlerts,
     #[serde(default)]
     pub admin: RawAdmin,
+    #[serde(default)]
+    pub monitoring: RawMonitoring,
     /// One line per finished request is appended here (none when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<String>,
-    /// Where the warm set is kept between runs (`warmline serve` defaults it to
-    /// `$XDG_CONFIG_HOME/warmline/state.json`; unset in a library = in memory).
+    /// Where the warm set is kept between runs (`warmline serve` and the app
+    /// default it to `$XDG_STATE_HOME/warmline/state.json`; unset in a library =
+    /// in memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_file: Option<String>,
 }
@@ -249,8 +256,8 @@ section!(
     ///   default false, as they are random draws.
     /// - `coalesce_sampled`: let identical sampled requests share one generation;
     ///   default false (N identical sampled requests usually want N answers).
-    /// - `redis`: URL of the shared second tier (`redis://`, `rediss://`,
-    ///   `redis+unix://` or `unix://`); unset or blank for none. Also `WARMLINE_REDIS`
+    /// - `redis`: URL of the shared second tier (`redis://`, `redis+unix://` or
+    ///   `unix://`; no TLS, so `rediss://` is refused); unset or blank for none. Also `WARMLINE_REDIS`
     ///   and `--redis`.
     /// - `redis_timeout`: longest Redis read before going upstream (default `"5ms"`).
     RawCache {
@@ -374,6 +381,15 @@ section!(
     RawAdmin { token_file: String, origins: Vec<String> }
 );
 section!(
+    /// `[monitoring]`: a second listener for load balancers and Prometheus
+    ///
+    /// `listen`: an address (the forms of `listen`) that serves only
+    /// `/warmline/health`, `/warmline/ready` and `/metrics`, without any credential,
+    /// and nothing else; unset (the default) for none. It stays open through a
+    /// drain, so a balancer sees `/warmline/ready` turn 503 before the port closes.
+    RawMonitoring { listen: String }
+);
+section!(
     /// `[rate_limit]`: a token bucket per client IP (then 429). `enabled` (default
     /// true), `per_second` (default 10) and `burst` (default 20), both at least 1;
     /// `loopback`: also limit clients on this machine (default false).
@@ -471,8 +487,9 @@ impl RawConfig {
     ///
     /// Four variables, each overriding the file: `WARMLINE_LISTEN`,
     /// `WARMLINE_UPSTREAMS` (comma-separated; replaces the whole list),
-    /// `WARMLINE_REDIS` and `WARMLINE_TOKEN` (the "default" identity's token). A
-    /// variable that is unset or blank leaves the setting alone.
+    /// `WARMLINE_REDIS` and `WARMLINE_TOKEN` (the "default" identity's token); and
+    /// Ollama's `OLLAMA_ORIGINS` (comma-separated), whose entries are added to
+    /// `origins`. A variable that is unset or blank leaves the setting alone.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
         let set = |name| var(name).filter(|v: &String| !v.trim().is_empty());
         if let Some(listen) = set(ENV_LISTEN) {
@@ -491,6 +508,14 @@ impl RawConfig {
         }
         if let Some(token) = set(ENV_TOKEN) {
             self.auth.token = Some(token);
+        }
+        if let Some(list) = set(ENV_OLLAMA_ORIGINS) {
+            let origins = self.origins.get_or_insert_with(Vec::new);
+            for origin in split_list(&list) {
+                if !origins.contains(&origin) {
+                    origins.push(origin);
+                }
+            }
         }
     }
 

@@ -59,7 +59,7 @@ fn validation_errors_name_the_dotted_field() {
             "upstreams = [\"http://a:1\", \"https://b:2\"]",
             "upstreams[1]: ",
         ),
-        ("listen = \"localhost\"", "listen: "),
+        ("listen = \"ollama.example:11435\"", "listen: "),
         ("[limits]\nmax_body = \"12 parsecs\"", "limits.max_body: "),
         ("[limits]\nmax_header = \"1MiB\"", "limits.max_header: "),
         (
@@ -417,4 +417,67 @@ fn openai_upstreams_carry_their_kind_and_a_hidden_key() {
             .to_string();
         assert_eq!(err, expected);
     }
+}
+
+#[test]
+fn listen_takes_the_forms_ollama_host_takes() {
+    let cases = [
+        ("127.0.0.1:9000", "127.0.0.1:9000"),
+        (" http://127.0.0.1:9000/ ", "127.0.0.1:9000"),
+        ("0.0.0.0", "0.0.0.0:11435"),
+        ("::1", "[::1]:11435"),
+        ("[::1]", "[::1]:11435"),
+        ("[::1]:9000", "[::1]:9000"),
+        (":9000", "0.0.0.0:9000"),
+        ("localhost", "127.0.0.1:11435"),
+        ("LOCALHOST:9000", "127.0.0.1:9000"),
+        ("http://localhost:9000", "127.0.0.1:9000"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(
+            values::parse_listen(text).map(|a| a.to_string()),
+            Ok(want.to_owned()),
+            "{text:?}"
+        );
+    }
+    for bad in [
+        "",
+        "localhost:",
+        "localhost:99999",
+        "ollama.example",
+        "1.2.3.4:x",
+        "http://",
+    ] {
+        let err = values::parse_listen(bad).expect_err(bad);
+        assert!(err.contains("listen address"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn ollama_origins_add_to_the_api_origins_and_never_to_the_control_plane() {
+    let mut raw = RawConfig::from_toml(
+        "origins = [\"https://app.example\"]\n[admin]\norigins = [\"https://admin.example\"]",
+    )
+    .expect("toml");
+    raw.apply_env(|name| {
+        (name == ENV_OLLAMA_ORIGINS).then(|| " chrome-extension://*, *,https://app.example ".into())
+    });
+    let config = raw.validate().expect("valid");
+    assert_eq!(
+        config.origins,
+        ["https://app.example", "chrome-extension://*", "*"]
+    );
+    assert_eq!(config.admin.origins, ["https://admin.example"]);
+}
+
+#[test]
+fn redis_over_tls_is_refused_at_validation_not_at_start() {
+    let raw = RawConfig::from_toml("[cache]\nredis = \"rediss://user:pw@cache.example:6380\"")
+        .expect("toml");
+    let err = raw.validate().expect_err("rediss").to_string();
+    assert!(
+        err.starts_with("cache.redis: ") && err.contains("TLS"),
+        "{err}"
+    );
+    assert!(!err.contains("pw@"), "the password is masked: {err}");
 }

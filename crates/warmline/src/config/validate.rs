@@ -148,6 +148,20 @@ impl RawConfig {
         let warmth = self.warmth.validate()?;
         let alerts = self.alerts.validate()?;
         let admin = self.admin.validate()?;
+        let monitoring = match self.monitoring.listen.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                let addr = parse_listen(text)
+                    .map_err(|message| ConfigError::invalid("monitoring.listen", message))?;
+                if addr == listen && addr.port() != 0 {
+                    return Err(ConfigError::invalid(
+                        "monitoring.listen",
+                        format!("{addr} is the gateway's own listen address: pick another port"),
+                    ));
+                }
+                Some(addr)
+            }
+        };
         let path = |text: Option<&str>| {
             text.map(str::trim)
                 .filter(|p| !p.is_empty())
@@ -175,6 +189,7 @@ impl RawConfig {
             state_file,
             access_log,
             admin,
+            monitoring,
         })
     }
 }
@@ -605,7 +620,17 @@ impl RawCache {
             Some(text) => {
                 let url = Url::parse(text)
                     .map_err(|e| ConfigError::invalid("cache.redis", format!("not a URL: {e}")))?;
-                if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+                if url.scheme() == "rediss" {
+                    return Err(ConfigError::invalid(
+                        "cache.redis",
+                        format!(
+                            "{}: Warmline speaks to Redis without TLS; use a redis:// URL \
+                             (on a trusted network, or through a TLS tunnel such as stunnel)",
+                            redacted(&url)
+                        ),
+                    ));
+                }
+                if !matches!(url.scheme(), "redis" | "redis+unix" | "unix") {
                     return Err(ConfigError::invalid(
                         "cache.redis",
                         format!("{}: expected a redis:// URL", redacted(&url)),

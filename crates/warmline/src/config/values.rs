@@ -34,17 +34,46 @@ pub(super) fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses the listen address: an IP literal and a port (`127.0.0.1:11435`,
-/// `[::1]:11435`). Surrounding whitespace, an `http://` prefix and trailing `/` are
-/// tolerated, because people paste URLs. A host name (`localhost:11435`) is refused:
-/// only IP literals parse.
+/// Parses the listen address in any of the forms `OLLAMA_HOST` takes:
+/// `127.0.0.1:11435`, `[::1]:11435`, a bare address (`0.0.0.0`, `::1`: port
+/// 11435), `:8080` (every interface, like Ollama's), `localhost[:port]` and an
+/// `http://` URL of any of these (a trailing `/` is tolerated, because people paste
+/// URLs). Other host names are refused rather than looked up: a listen address must
+/// not depend on what DNS says at the moment of a reload.
 pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
-    let text = text.strip_prefix("http://").unwrap_or(text);
-    text.trim_end_matches('/')
-        .parse::<SocketAddr>()
-        .map_err(|_| format!("{text:?} is not an IP:port address (e.g. 127.0.0.1:11435)"))
+    let bare = text.strip_prefix("http://").unwrap_or(text);
+    let bare = bare.strip_suffix('/').unwrap_or(bare);
+    let refused = || {
+        format!(
+            "{text:?} is not a listen address: write IP:port (127.0.0.1:11435, \
+             0.0.0.0:11435, [::1]:11435), an address alone (port {DEFAULT_PORT}), \
+             :PORT for every interface, or localhost[:PORT]"
+        )
+    };
+    if bare.is_empty() {
+        return Err(refused());
+    }
+    if let Ok(addr) = bare.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = bare.trim_start_matches('[').trim_end_matches(']').parse() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    let (host, port) = match bare.rsplit_once(':') {
+        // `[::1]` and `::1` parsed above; a colon here separates host and port.
+        Some((host, port)) => (host, port.parse::<u16>().map_err(|_| refused())?),
+        None => (bare, DEFAULT_PORT),
+    };
+    match host.to_ascii_lowercase().as_str() {
+        "" => Ok(SocketAddr::from(([0, 0, 0, 0], port))),
+        "localhost" => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        _ => Err(refused()),
+    }
 }
+
+/// The port of a listen address written without one: Ollama's plus one.
+const DEFAULT_PORT: u16 = 11435;
 
 /// Parses an upstream base URL. A bare `host:port` (the `OLLAMA_HOST` habit) gets
 /// `http://`; only plain HTTP is supported, as Ollama itself serves only HTTP.

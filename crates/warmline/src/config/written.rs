@@ -161,6 +161,9 @@ impl Config {
                 ),
                 origins: Some(self.admin.origins.clone()),
             },
+            monitoring: RawMonitoring {
+                listen: Some(self.monitoring.map(|a| a.to_string()).unwrap_or_default()),
+            },
         }
     }
 

@@ -17,9 +17,28 @@ use super::Shared;
 use crate::error::{Error, RouteError};
 use crate::wire::Flavor;
 
-/// `GET /warmline/health`: overall status and each upstream's reachability.
+/// `GET /warmline/health`: overall status and each upstream's reachability; 503
+/// (with the same body) while Warmline is down, no host able to serve, so a load
+/// balancer or a liveness probe can act on the status alone.
 pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
-    Json(shared.health()).into_response()
+    let health = shared.health();
+    let status = match health.status {
+        crate::gateway::HealthStatus::Down => http::StatusCode::SERVICE_UNAVAILABLE,
+        _ => http::StatusCode::OK,
+    };
+    (status, Json(health)).into_response()
+}
+
+/// `GET /warmline/ready`: 200 while this gateway takes traffic, 503 with the reason
+/// from the start of a drain or a pause, and until a host has answered a probe.
+pub async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+    let readiness = shared.readiness();
+    let status = if readiness.ready {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
 }
 
 /// `GET /warmline/stats`: request counts and latency percentiles.

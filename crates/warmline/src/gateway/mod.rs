@@ -17,6 +17,7 @@
 
 mod admin;
 mod daemon;
+mod listeners;
 mod router;
 mod stack;
 mod tasks;
@@ -28,16 +29,15 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cache::{self, CacheStats, Purged};
 use crate::config::{Config, ConfigError, ConfigSource, RawConfig};
-use crate::edge::server::{self, HeadLimits};
 use crate::error::Error;
 use crate::metrics::{Metrics, Stats};
 use crate::state::{FileState, MemoryState, StateStore};
 use crate::upstream::{self, UpstreamHealth};
+use listeners::{Monitor, Server, bind, needs_rebind};
 use stack::Stack;
 
 /// Warmline's version, reported by `/warmline/health`.
@@ -88,10 +88,21 @@ impl Shared {
             .iter()
             .map(|name| (*name, active.iter().any(|a| a.alert == *name)))
             .collect();
+        let daemon = self.supervision.get().map(|supervisor| {
+            use crate::supervisor::DaemonState;
+            let status = supervisor.status();
+            crate::metrics::Daemon {
+                up: matches!(status.state, DaemonState::Running | DaemonState::External),
+                restarts: u64::from(status.restarts),
+                cpu_cores: status.resources.map(|r| f64::from(r.cpu_percent) / 100.0),
+                resident_bytes: status.resources.map(|r| r.rss_bytes),
+            }
+        });
         let mut out = self.metrics.render_prometheus(&crate::metrics::Context {
             upstreams: &upstreams,
             installed: &installed,
             alerts: &alerts,
+            daemon,
         });
         cache::render_prometheus(stack.pipeline.cache.as_deref(), &mut out);
         out
@@ -143,6 +154,30 @@ impl Shared {
         crate::alerts::evaluate(&config.alerts, &recent, upstreams, &self.daemon_status())
     }
 
+    /// Whether this gateway takes traffic now (see `/warmline/ready`).
+    pub(crate) fn readiness(&self) -> Readiness {
+        use std::sync::atomic::Ordering::Acquire;
+        let reason = match self.handle() {
+            None => Some("shutting down"),
+            Some(handle) if handle.inner.stopped.load(Acquire) => Some("draining: shutting down"),
+            Some(handle) if handle.is_paused() => Some("paused: not accepting connections"),
+            Some(_) => {
+                let upstreams = self.stack.load().pipeline.upstreams.health();
+                let up = upstreams.iter().any(|u| {
+                    // Answered a probe: reachable from the start is only a guess.
+                    u.reachable
+                        && u.last_latency_ms.is_some()
+                        && u.breaker.state != crate::breaker::State::Open
+                });
+                (!up).then_some("no host has answered a health probe yet, or none answers now")
+            }
+        };
+        Readiness {
+            ready: reason.is_none(),
+            reason: reason.map(str::to_owned),
+        }
+    }
+
     pub(crate) fn health(&self) -> Health {
         let upstreams = self.stack.load().pipeline.upstreams.health();
         let serving = upstreams
@@ -189,6 +224,16 @@ pub struct Health {
     /// Active alerts, each with a sentence saying why.
     pub alerts: Vec<crate::alerts::Alert>,
     pub upstreams: Vec<UpstreamHealth>,
+}
+
+/// The JSON served at `GET /warmline/ready`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Readiness {
+    /// Whether this gateway takes traffic (the route answers 200, else 503).
+    pub ready: bool,
+    /// Why not, when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What a reload or settings change did.
@@ -260,8 +305,8 @@ impl Gateway {
         Gateway::serve_with(listener, config, store).await
     }
 
-    /// [`Gateway::serve`] with the warm set kept in `store` (the desktop app keeps
-    /// it with its other settings).
+    /// [`Gateway::serve`] with the warm set kept in `store` (any [`StateStore`]:
+    /// an embedder's own, or a test's in memory).
     pub async fn serve_with(
         listener: TcpListener,
         config: Config,
@@ -271,6 +316,11 @@ impl Gateway {
             addr: config.listen,
             source,
         })?;
+        // Bound before anything starts: a taken port refuses the start.
+        let monitoring = match config.monitoring {
+            Some(addr) => Some((addr, bind(addr).await?)),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let models_changed = Arc::new(tokio::sync::Notify::new());
         let warmth = Arc::new(crate::warmth::Warmth::new(&config.warmth, store));
@@ -293,6 +343,10 @@ impl Gateway {
             models_refreshed: tokio::sync::Notify::new(),
             handle: std::sync::OnceLock::new(),
         });
+        let monitor = match monitoring {
+            Some((addr, listener)) => Some(Monitor::start(addr, listener, &shared)?),
+            None => None,
+        };
         shared.supervision.follow(&shared, &started_with).await;
         let background = vec![
             tokio::spawn(tasks::probe_upstreams(Arc::clone(&shared))),
@@ -307,6 +361,7 @@ impl Gateway {
             shared: Arc::clone(&shared),
             source: Mutex::new(None),
             servers: Mutex::new(vec![server]),
+            monitor: Mutex::new(monitor),
             background: Mutex::new(background),
             applying: tokio::sync::Mutex::new(()),
             paused: std::sync::atomic::AtomicBool::new(false),
@@ -314,68 +369,6 @@ impl Gateway {
         });
         let _ = shared.handle.set(Arc::downgrade(&inner));
         Ok(GatewayHandle { inner })
-    }
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })
-}
-
-/// Whether a new `listen` setting needs a new listener: not when it names the
-/// address already configured or already bound, nor for port 0 (any port) on the
-/// address already bound.
-fn needs_rebind(new: SocketAddr, configured: SocketAddr, bound: SocketAddr) -> bool {
-    !(new == configured || new == bound || (new.port() == 0 && new.ip() == bound.ip()))
-}
-
-/// One accept loop and its connections.
-#[derive(Debug)]
-struct Server {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Server {
-    fn start(listener: TcpListener, shared: &Arc<Shared>) -> Server {
-        let (stop, stop_rx) = watch::channel(false);
-        let limits = {
-            let shared = Arc::clone(shared);
-            move || {
-                let config = shared.config();
-                HeadLimits {
-                    timeout: config.timeouts.header,
-                    max_bytes: config.limits.max_header,
-                    idle: config.timeouts.client_idle,
-                    max_connections: config.limits.max_connections,
-                }
-            }
-        };
-        let refused: server::Refused = {
-            let metrics = Arc::clone(&shared.metrics);
-            Arc::new(move |kind| metrics.gateway_error(kind))
-        };
-        let task = server::spawn(
-            listener,
-            router::router(Arc::clone(shared)),
-            limits,
-            refused,
-            stop_rx,
-        );
-        Server { stop, task }
-    }
-
-    /// Stops accepting and lets open requests finish for up to `drain`, then cuts.
-    async fn drain(mut self, drain: Duration) {
-        let _ = self.stop.send(true);
-        if tokio::time::timeout(drain, &mut self.task).await.is_err() {
-            tracing::warn!(
-                "in-flight requests still running after {}; closing them",
-                humantime::format_duration(drain)
-            );
-            self.task.abort();
-        }
     }
 }
 
@@ -392,6 +385,8 @@ struct Inner {
     source: Mutex<Option<ConfigSource>>,
     /// The serving accept loop last; earlier ones are draining after a rebind.
     servers: Mutex<Vec<Server>>,
+    /// The monitoring listener, when configured; closed last at shutdown.
+    monitor: Mutex<Option<Monitor>>,
     background: Mutex<Vec<JoinHandle<()>>>,
     /// Serialises reloads: two at once would each build from the same old stack.
     applying: tokio::sync::Mutex<()>,
@@ -406,6 +401,9 @@ impl Drop for Inner {
         // The last handle is gone without a shutdown: don't leave tasks behind.
         if let Ok(servers) = self.servers.get_mut() {
             servers.iter().for_each(|s| s.task.abort());
+        }
+        if let Ok(Some(monitor)) = self.monitor.get_mut() {
+            monitor.server.task.abort();
         }
         if let Ok(background) = self.background.get_mut() {
             background.iter().for_each(JoinHandle::abort);
@@ -492,7 +490,10 @@ impl GatewayHandle {
 
     /// Reads the configuration again from its source (file, environment, flags)
     /// and applies it; an invalid one is refused and the running one stays.
+    /// Either way the access log is reopened first, so `systemctl reload` (SIGHUP)
+    /// after logrotate moved it starts a new file.
     pub async fn reload(&self) -> Result<Applied, Error> {
+        self.inner.shared.metrics.reopen_access_log();
         let source = self.inner.source.lock().ok().and_then(|s| s.clone());
         let Some(source) = source else {
             return Err(ConfigError::invalid(
@@ -589,6 +590,20 @@ impl GatewayHandle {
         } else {
             None
         };
+        // A new monitoring address is bound before anything changes, like `listen`.
+        let monitoring = if config.monitoring == current.config.monitoring {
+            None
+        } else if let Some(addr) = config.monitoring {
+            let listener = TcpListener::bind(addr).await.map_err(|e| {
+                ConfigError::invalid(
+                    "monitoring.listen",
+                    format!("cannot listen on {addr}: {}", crate::wire::describe(&e)),
+                )
+            })?;
+            Some(Some((addr, listener)))
+        } else {
+            Some(None)
+        };
         let drain = config.timeouts.drain;
         let daemon_changed = changed
             .iter()
@@ -602,6 +617,21 @@ impl GatewayHandle {
             Arc::clone(&shared.warmth),
         )?;
         shared.stack.store(Arc::new(stack));
+        if let Some(next) = monitoring {
+            let started = match next {
+                Some((addr, listener)) => Some(Monitor::start(addr, listener, shared)?),
+                None => None,
+            };
+            let old = self
+                .inner
+                .monitor
+                .lock()
+                .ok()
+                .and_then(|mut slot| std::mem::replace(&mut *slot, started));
+            if let Some(old) = old {
+                tokio::spawn(old.server.drain(Duration::ZERO));
+            }
+        }
         let notes = if daemon_changed {
             shared.supervision.follow(shared, &followed).await
         } else {
@@ -695,6 +725,12 @@ impl GatewayHandle {
         futures_util::future::join_all(servers.into_iter().map(|s| s.drain(drain))).await;
     }
 
+    /// The address the monitoring listener bound, when `monitoring.listen` is set.
+    pub fn monitoring_addr(&self) -> Option<SocketAddr> {
+        let monitor = self.inner.monitor.lock().ok()?;
+        monitor.as_ref().map(|m| m.addr)
+    }
+
     /// Whether the gateway is paused (see [`GatewayHandle::pause`]).
     pub fn is_paused(&self) -> bool {
         self.inner.paused.load(std::sync::atomic::Ordering::Acquire)
@@ -719,6 +755,12 @@ impl GatewayHandle {
         background.iter().for_each(JoinHandle::abort);
         self.inner.shared.warmth.abort_loads();
         self.drain_servers().await;
+        // The monitoring listener last: a balancer reads `/warmline/ready` as 503
+        // through the whole drain.
+        let monitor = self.inner.monitor.lock().ok().and_then(|mut m| m.take());
+        if let Some(monitor) = monitor {
+            monitor.server.drain(Duration::ZERO).await;
+        }
         // A daemon Warmline started goes with it (an adopted one stays).
         self.inner.shared.supervision.stop().await;
         tracing::info!("gateway stopped");

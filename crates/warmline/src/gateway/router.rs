@@ -71,6 +71,7 @@ impl std::fmt::Debug for Front {
 pub(crate) fn router(shared: Arc<Shared>) -> Front {
     let own = Router::new()
         .route("/warmline/health", get(admin::health))
+        .route("/warmline/ready", get(admin::ready))
         .route("/warmline/stats", get(admin::stats))
         .route("/metrics", get(admin::metrics))
         .route(
@@ -103,6 +104,20 @@ pub(crate) fn router(shared: Arc<Shared>) -> Front {
         .layer(CompressionLayer::new().compress_when(Compressible))
         .with_state(Arc::clone(&shared));
     Front { shared, own }
+}
+
+/// The monitoring listener's routes (`monitoring.listen`): health, readiness and
+/// metrics, open to anyone who reaches the address, and nothing else (404 in
+/// Ollama's shape). None of them shows a prompt, a setting or a log, and none
+/// changes anything.
+pub(crate) fn monitoring(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/warmline/health", get(admin::health))
+        .route("/warmline/ready", get(admin::ready))
+        .route("/metrics", get(admin::metrics))
+        .fallback(admin::not_found)
+        .layer(from_fn(json_errors))
+        .with_state(shared)
 }
 
 impl tower::Service<Request> for Front {

@@ -46,7 +46,7 @@ mod recorder;
 
 pub use history::{Accumulator, History, ModelSummary, Point, total};
 pub use models::{COLD_LOAD_THRESHOLD, ModelMetrics, ModelStats};
-pub use prometheus::Context;
+pub use prometheus::{Context, Daemon};
 use recorder::{Dists, Recorder};
 pub use recorder::{Event, RecentRequest};
 
@@ -258,6 +258,18 @@ impl Metrics {
         let mut aggregate = self.recorder.read();
         if aggregate.access_log.as_ref().map(|l| l.path.as_path()) != path {
             aggregate.access_log = path.map(|p| recorder::AccessLog::new(p.to_path_buf()));
+        }
+    }
+
+    /// Closes the access log and opens its path again, for log rotation: after
+    /// `mv access.log access.log.1` (logrotate), the next line starts a new
+    /// `access.log`. Lines already buffered go to the old file first.
+    pub fn reopen_access_log(&self) {
+        let mut aggregate = self.recorder.read();
+        if let Some(old) = aggregate.access_log.take() {
+            let path = old.path.clone();
+            drop(old);
+            aggregate.access_log = Some(recorder::AccessLog::new(path));
         }
     }
 
@@ -526,9 +538,15 @@ mod tests {
             )));
         }
         assert!(text.contains("warmline_gateway_errors_total{kind=\"upstream_unreachable\"} 0"));
+        // Warmline's own series, and the standard ones of any exporter's process.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
-            assert!(line.starts_with("warmline_"), "{line}");
+            assert!(
+                line.starts_with("warmline_") || line.starts_with("process_"),
+                "{line}"
+            );
         }
+        assert!(text.contains("\nwarmline_build_info{version=\""), "{text}");
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Prometheus text exposition (format 0.0.4) served at `/metrics`.
 //!
-//! Conventions: every name starts with `warmline_`, counters end in `_total`,
+//! Conventions: every name starts with `warmline_` (but the standard `process_*`
+//! series every exporter writes, and `warmline_build_info`), counters end in `_total`,
 //! durations are `_seconds`; labels come from bounded sets only (route kinds,
 //! status classes, error kinds, configured upstreams, installed models, alert
 //! names); and every series is written from start-up, at zero, so dashboards and
@@ -41,7 +42,25 @@ pub struct Context<'a> {
     pub installed: &'a [String],
     /// Every alert name, and whether it is active.
     pub alerts: &'a [(&'static str, bool)],
+    /// The supervised daemon, while Warmline supervises one.
+    pub daemon: Option<Daemon>,
 }
+
+/// The supervised daemon's figures, as the supervisor last read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Daemon {
+    /// Whether it runs and answers (started by Warmline or adopted).
+    pub up: bool,
+    /// Times Warmline restarted it after a crash.
+    pub restarts: u64,
+    /// CPU of its process tree, in cores (1 = one full core), if measured.
+    pub cpu_cores: Option<f64>,
+    /// Resident memory of its process tree, bytes, if measured.
+    pub resident_bytes: Option<u64>,
+}
+
+/// A per-upstream counter: its name, its help, and where each host's value is.
+type PerHost = (&'static str, &'static str, fn(&UpstreamHealth) -> u64);
 
 /// Upper bounds of the histogram buckets, in seconds: fine where a gateway's
 /// own overhead and cache hits live, coarse where generations and model loads do.
@@ -248,25 +267,31 @@ impl Metrics {
             );
         }
 
-        counter(
-            w,
-            "warmline_upstream_requests_total",
-            "Requests sent to upstreams.",
-            self.upstream_requests.load(Relaxed),
-        );
-        counter(
-            w,
-            "warmline_upstream_retries_total",
-            "Requests re-sent to another upstream after a refused connection, a connect timeout, a reset or a 5xx.",
-            self.upstream_retries.load(Relaxed),
-        );
-        counter(
-            w,
-            "warmline_upstream_connections_opened_total",
-            "New TCP connections opened to upstreams (the rest reused the pool).",
-            self.upstream_connects.load(Relaxed),
-        );
         let hosts = context.upstreams;
+        let per_host: [PerHost; 3] = [
+            (
+                "warmline_upstream_requests_total",
+                "Requests sent to each upstream (every attempt, retries included).",
+                |u| u.requests,
+            ),
+            (
+                "warmline_upstream_retries_total",
+                "Requests each upstream failed (refused connection, connect timeout, reset, 5xx, \
+                 model missing) that were re-sent to another upstream.",
+                |u| u.retried,
+            ),
+            (
+                "warmline_upstream_connections_opened_total",
+                "New TCP connections opened to each upstream (the rest reused the pool).",
+                |u| u.connections_opened,
+            ),
+        ];
+        for (name, help, value) in per_host {
+            header(w, name, "counter", help);
+            for u in hosts {
+                let _ = writeln!(w, "{name}{{upstream=\"{}\"}} {}", escape(&u.url), value(u));
+            }
+        }
         header(
             w,
             "warmline_upstream_up",
@@ -404,6 +429,7 @@ impl Metrics {
             "Finished requests not recorded because the metrics thread fell behind.",
             self.recorder.dropped.load(Relaxed),
         );
+        self.render_process(w, context.daemon);
         header(
             w,
             "warmline_uptime_seconds",
@@ -416,6 +442,99 @@ impl Metrics {
             self.started.elapsed().as_secs_f64()
         );
         out
+    }
+}
+
+impl Metrics {
+    /// `warmline_build_info`, the standard `process_*` series of this process,
+    /// and the supervised daemon's, each only where it can be read.
+    fn render_process(&self, w: &mut String, daemon: Option<Daemon>) {
+        header(
+            w,
+            "warmline_build_info",
+            "gauge",
+            "Always 1; the labels say which Warmline this is.",
+        );
+        let _ = writeln!(
+            w,
+            "warmline_build_info{{version=\"{}\",os=\"{}\",arch=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        );
+        let process = crate::sys::process::sample(self.started);
+        let gauges: [(&str, &str, &str, Option<f64>); 5] = [
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                process.cpu_seconds,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                process.resident_bytes.map(|b| b as f64),
+            ),
+            (
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                process.open_fds.map(|n| n as f64),
+            ),
+            (
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                process.max_fds.map(|n| n as f64),
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                Some(process.start_time_seconds),
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            if let Some(value) = value {
+                header(w, name, kind, help);
+                let _ = writeln!(w, "{name} {value}");
+            }
+        }
+        let Some(daemon) = daemon else {
+            return;
+        };
+        header(
+            w,
+            "warmline_daemon_up",
+            "gauge",
+            "1 while the supervised Ollama daemon runs and answers.",
+        );
+        let _ = writeln!(w, "warmline_daemon_up {}", u8::from(daemon.up));
+        counter(
+            w,
+            "warmline_daemon_restarts_total",
+            "Times Warmline restarted the supervised daemon after it crashed.",
+            daemon.restarts,
+        );
+        if let Some(cores) = daemon.cpu_cores {
+            header(
+                w,
+                "warmline_daemon_cpu_cores",
+                "gauge",
+                "CPU of the daemon and its model runners, in cores (1 = one full core).",
+            );
+            let _ = writeln!(w, "warmline_daemon_cpu_cores {cores}");
+        }
+        if let Some(bytes) = daemon.resident_bytes {
+            header(
+                w,
+                "warmline_daemon_resident_memory_bytes",
+                "gauge",
+                "Resident memory of the daemon and its model runners, bytes.",
+            );
+            let _ = writeln!(w, "warmline_daemon_resident_memory_bytes {bytes}");
+        }
     }
 }
 

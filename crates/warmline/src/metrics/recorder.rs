@@ -246,6 +246,13 @@ pub(crate) struct AccessLog {
     file: Option<std::io::BufWriter<std::fs::File>>,
 }
 
+impl Drop for AccessLog {
+    /// What is still buffered goes to the file this log was opened on.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 impl AccessLog {
     /// Opens (creating if needed) `path` for appending. A failure is logged as a
     /// warning and leaves the log closed; it never returns an error.

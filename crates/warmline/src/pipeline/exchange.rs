@@ -213,6 +213,7 @@ pub(crate) async fn send(
     };
     // Nothing has reached the client yet: try the other host once.
     pipeline.metrics.upstream_retry();
+    first.count_retry();
     tracing::info!(
         from = first.name(),
         to = second.name(),
@@ -399,6 +400,7 @@ async fn attempt(
     };
 
     pipeline.metrics.upstream_request();
+    upstream.count_request();
     let sent = pipeline
         .upstream_client
         .request(upstream.endpoint(), request);

@@ -188,6 +188,7 @@ impl Pool {
     /// A new connection to `endpoint`, its task spawned.
     async fn connect(&self, endpoint: &Endpoint) -> Result<SendRequest<Body>, ClientError> {
         self.connects.fetch_add(1, Relaxed);
+        endpoint.opened_one();
         let connect = async {
             match endpoint.target() {
                 Target::Addr(addr) => tokio::net::TcpStream::connect(addr).await,

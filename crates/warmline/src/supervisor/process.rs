@@ -124,7 +124,20 @@ pub(crate) fn find_executable(configured: Option<&Path>) -> Result<PathBuf, Stri
 
 /// The command line and environment of `executable serve` (see [`spawn`]), for
 /// a process whose own variables are named by `inherited`: each `WARMLINE_*`
-/// one is removed, then `env` is added (overriding inherited values).
+/// one is removed, and so are systemd's service variables (`NOTIFY_SOCKET`,
+/// `JOURNAL_STREAM`, `LISTEN_*`, `WATCHDOG_*`: they describe Warmline's service,
+/// and a daemon that read them would speak for it), then `env` is added
+/// (overriding inherited values).
+/// Variables (or prefixes) systemd sets for Warmline's own service.
+const SERVICE_MANAGER_ENV: &[&str] = &[
+    "NOTIFY_SOCKET",
+    "JOURNAL_STREAM",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_",
+];
+
 fn command(
     executable: &Path,
     env: &[(String, String)],
@@ -133,7 +146,9 @@ fn command(
     let mut command = Command::new(executable);
     command.arg("serve");
     for name in inherited {
-        if name.to_string_lossy().starts_with("WARMLINE_") {
+        let text = name.to_string_lossy();
+        if text.starts_with("WARMLINE_") || SERVICE_MANAGER_ENV.iter().any(|v| text.starts_with(v))
+        {
             command.env_remove(name);
         }
     }
@@ -191,6 +206,7 @@ pub(crate) fn spawn(executable: &Path, env: &[(String, String)]) -> io::Result<(
 /// Asks Linux to send the child SIGTERM when the thread that spawned it ends (the
 /// spawner thread, which lives as long as Warmline), and closes the race where
 /// Warmline died before the request took effect.
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt as _;
@@ -208,6 +224,11 @@ fn die_with_parent(command: &mut Command) {
         });
     }
 }
+
+/// Other systems have no parent-death signal: a daemon Warmline started outlives a
+/// Warmline that is killed outright (an orderly stop still stops it).
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
 
 /// Stops a daemon: SIGTERM to its group, up to `grace` to exit, then SIGKILL.
 /// Returns how it ended. Then SIGKILLs the group again ([`reap_group`]) for any
@@ -376,7 +397,16 @@ wait
         // Every WARMLINE_* variable of this process is removed from the child's
         // environment (`Command` lists a removal as `None`).
         let name = "WARMLINE_TOKEN";
-        let inherited = ["PATH", name, "WARMLINE_REDIS", "HOME"].map(std::ffi::OsString::from);
+        let inherited = [
+            "PATH",
+            name,
+            "WARMLINE_REDIS",
+            "HOME",
+            "NOTIFY_SOCKET",
+            "JOURNAL_STREAM",
+            "WATCHDOG_USEC",
+        ]
+        .map(std::ffi::OsString::from);
         let command = command(
             Path::new("ollama"),
             &[("OLLAMA_HOST".into(), "127.0.0.1:1".into())],
@@ -392,10 +422,14 @@ wait
             })
             .collect();
         assert!(envs.contains(&(name.to_owned(), None)), "{envs:?}");
-        assert!(
-            envs.contains(&("WARMLINE_REDIS".to_owned(), None)),
-            "{envs:?}"
-        );
+        for removed in [
+            "WARMLINE_REDIS",
+            "NOTIFY_SOCKET",
+            "JOURNAL_STREAM",
+            "WATCHDOG_USEC",
+        ] {
+            assert!(envs.contains(&(removed.to_owned(), None)), "{envs:?}");
+        }
         assert!(
             !envs.iter().any(|(k, _)| k == "PATH" || k == "HOME"),
             "{envs:?}"

@@ -59,26 +59,81 @@ pub fn tail(n: usize) -> Vec<LogLine> {
         .unwrap_or_default()
 }
 
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per event, with a timestamp unless journald is the sink
+    /// (it stamps each line itself).
+    #[default]
+    Text,
+    /// One JSON object per event (`timestamp`, `level`, `target`, `fields`), for
+    /// log shippers.
+    Json,
+}
+
+/// Installs the global subscriber with text lines; a second call is a no-op.
+pub fn init() {
+    init_with(LogFormat::Text);
+}
+
 /// Installs the global subscriber; a second call is a no-op.
 ///
-/// Two layers, each with its own copy of the filter: formatted lines to stderr
+/// Two layers, each with its own copy of the filter: lines to stderr in `format`
 /// (ANSI colours only when stderr is a terminal) and the in-memory tail.
 /// `RUST_LOG` is read when this runs; an unset or invalid `RUST_LOG` falls back to
 /// `warmline=info`. If another global subscriber is already installed (by an
 /// embedding program or a test), this one is silently not installed.
-pub fn init() {
+pub fn init_with(format: LogFormat) {
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warmline=info"))
     };
-    let stderr = tracing_subscriber::fmt::layer()
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(filter());
+        .with_ansi(std::io::stderr().is_terminal());
+    let stderr = match format {
+        LogFormat::Json => lines.json().with_filter(filter()).boxed(),
+        LogFormat::Text if stderr_is_journal() => {
+            lines.without_time().with_filter(filter()).boxed()
+        }
+        LogFormat::Text => lines.with_filter(filter()).boxed(),
+    };
     let _ = tracing_subscriber::registry()
         .with(stderr)
         .with(Tail.with_filter(filter()))
         .try_init();
+}
+
+/// Whether stderr is connected to journald: systemd sets `JOURNAL_STREAM` to the
+/// `device:inode` of the stream it connected, and a child that inherited the
+/// variable but writes elsewhere (a pipe, a file) must still get timestamps.
+fn stderr_is_journal() -> bool {
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    journal_matches(
+        &stream.to_string_lossy(),
+        std::fs::metadata("/proc/self/fd/2").ok(),
+    )
+}
+
+fn journal_matches(stream: &str, stderr: Option<std::fs::Metadata>) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let Some((dev, ino)) = stream.split_once(':') else {
+            return false;
+        };
+        stderr.is_some_and(|m| {
+            dev.parse::<u64>().is_ok_and(|d| d == m.dev())
+                && ino.parse::<u64>().is_ok_and(|i| i == m.ino())
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (stream, stderr);
+        false
+    }
 }
 
 /// The layer that copies each event into the in-memory tail (dropping the
@@ -155,5 +210,21 @@ mod tests {
             last.text,
             "upstream unreachable: connection refused host=\"http://h:1\""
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn journald_is_the_sink_only_when_the_stream_is_this_one() {
+        use std::os::unix::fs::MetadataExt as _;
+        let file = std::env::temp_dir().join(format!("wl-journal-{}", std::process::id()));
+        std::fs::write(&file, b"").expect("write");
+        let meta = std::fs::metadata(&file).expect("metadata");
+        let same = format!("{}:{}", meta.dev(), meta.ino());
+        let other = format!("{}:{}", meta.dev(), meta.ino() + 1);
+        assert!(journal_matches(&same, Some(meta.clone())));
+        assert!(!journal_matches(&other, Some(meta.clone())));
+        assert!(!journal_matches("garbage", Some(meta)));
+        assert!(!journal_matches(&same, None));
+        let _ = std::fs::remove_file(file);
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! A leaf layer like `wire`: [`os`] (state directories, descriptor limits, files
 //! written privately and atomically), [`clock`] (deadlines that never overflow,
-//! whatever a setting says) and [`logging`] (the tracing subscriber, and the recent
-//! lines the app and `/warmline/logs` show).
+//! whatever a setting says), [`logging`] (the tracing subscriber, and the recent
+//! lines the app and `/warmline/logs` show) and [`process`] (this process's CPU,
+//! memory and descriptors, for `/metrics`).
 
 pub mod clock;
 pub mod logging;
 pub mod os;
+pub mod process;

@@ -49,6 +49,39 @@ pub fn state_dir() -> Option<PathBuf> {
     Some(base.join("warmline"))
 }
 
+/// Warmline's settings directory: `$XDG_CONFIG_HOME/warmline`, or
+/// `~/.config/warmline`; `None` with neither variable set (an empty variable
+/// counts as unset). Holds `config.toml`, read when present, and the desktop app's
+/// settings. Only computes the path.
+pub fn config_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".config"))
+        })?;
+    Some(base.join("warmline"))
+}
+
+/// Moves a private file from where an older Warmline kept it to where it belongs
+/// now, once: only when `old` exists and `new` does not. The file is written at
+/// `new` the way every private file is (0600 in a 0700 directory, atomically, no
+/// link followed) and only then removed at `old`, so a failure leaves it where it
+/// was. `Ok(true)` when it moved.
+pub fn move_private(old: &Path, new: &Path) -> Result<bool, FileError> {
+    if old == new || read_private(new)?.is_some() {
+        return Ok(false);
+    }
+    let Some(bytes) = read_private(old)? else {
+        return Ok(false);
+    };
+    write_private(new, &bytes)?;
+    std::fs::remove_file(old).map_err(io(old))?;
+    Ok(true)
+}
+
 /// The process's file-descriptor limit (soft `RLIMIT_NOFILE`), if it can be read.
 /// May be `RLIM_INFINITY` (`u64::MAX`) on systems without a limit.
 pub fn fd_limit() -> Option<u64> {
@@ -146,6 +179,11 @@ fn not_a_link(path: &Path) -> Result<(), FileError> {
 /// with `O_EXCL | O_NOFOLLOW`, so another user cannot pre-create or link it. On a
 /// write error the temporary file is removed.
 fn temp_beside(path: &Path, bytes: &[u8]) -> Result<PathBuf, FileError> {
+    temp_beside_mode(path, bytes, 0o600)
+}
+
+/// [`temp_beside`] with the file's permission bits.
+fn temp_beside_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, FileError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -160,7 +198,7 @@ fn temp_beside(path: &Path, bytes: &[u8]) -> Result<PathBuf, FileError> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&temp)
         .map_err(io(&temp))?;
@@ -233,15 +271,22 @@ pub fn read_private(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
 ///
 /// Used for the admin credential: a new random token is offered, and whatever
 /// the file holds afterwards is the token. A link at `path` is refused like in
-/// [`read_private`].
+/// [`read_private`]. The file is 0600, or 0640 when its directory already exists
+/// shared with its group and closed to others (group may read, others nothing:
+/// the system service's `StateDirectoryMode=0750`), so the administrators in that
+/// group can read what their directory already lets them list.
 pub fn create_private_once(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileError> {
     if let Some(existing) = read_private(path)? {
         return Ok(existing);
     }
+    let mode = match path.parent() {
+        Some(dir) if shared_with_group(dir) => 0o640,
+        _ => 0o600,
+    };
     if let Some(dir) = path.parent() {
         private_dir(dir)?;
     }
-    let temp = temp_beside(path, bytes)?;
+    let temp = temp_beside_mode(path, bytes, mode)?;
     // A hard link fails if `path` exists: the atomic "create if absent".
     let linked = std::fs::hard_link(&temp, path);
     let _ = std::fs::remove_file(&temp);
@@ -254,6 +299,16 @@ pub fn create_private_once(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, FileErr
             .ok_or_else(|| io(path)(std::io::Error::from(std::io::ErrorKind::NotFound))),
         Err(err) => Err(io(path)(err)),
     }
+}
+
+/// Whether `dir` exists with read and search for its group and no permission
+/// at all for others.
+fn shared_with_group(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(dir).is_ok_and(|meta| {
+        let mode = meta.permissions().mode();
+        meta.is_dir() && mode & 0o050 == 0o050 && mode & 0o007 == 0
+    })
 }
 
 /// Refuses a file that users other than its owner (and its group) may read.
@@ -378,5 +433,55 @@ mod tests {
         let limit = fd_limit().expect("limit");
         assert!(cap >= 64);
         assert!((cap as u64) <= limit.max(256), "{cap} vs {limit}");
+    }
+
+    #[test]
+    fn a_file_moves_once_and_never_over_a_newer_one() {
+        let dir = temp_dir();
+        let old = dir.join("config").join("state.json");
+        let new = dir.join("state").join("warmline").join("state.json");
+        write_private(&old, b"old").expect("write");
+        assert!(move_private(&old, &new).expect("move"));
+        assert!(!old.exists());
+        assert_eq!(
+            read_private(&new).expect("read").as_deref(),
+            Some(&b"old"[..])
+        );
+        let mode = std::fs::metadata(&new).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A second old copy never replaces what is there now.
+        write_private(&old, b"older").expect("write");
+        assert!(!move_private(&old, &new).expect("no move"));
+        assert_eq!(
+            read_private(&new).expect("read").as_deref(),
+            Some(&b"old"[..])
+        );
+        assert!(old.exists());
+        // Nothing to move.
+        assert!(!move_private(&dir.join("none"), &dir.join("other")).expect("none"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_credential_is_shared_with_the_group_only_where_its_directory_is() {
+        let dir = temp_dir();
+        let shared = dir.join("shared");
+        std::fs::create_dir(&shared).expect("dir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+        let open_dir = dir.join("open");
+        std::fs::create_dir(&open_dir).expect("dir");
+        std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        for (parent, want) in [
+            (&shared, 0o640),
+            (&open_dir, 0o600),
+            (&dir.join("new"), 0o600),
+        ] {
+            let file = parent.join("admin-token");
+            create_private_once(&file, b"secret").expect("create");
+            assert_eq!(mode(&file), want, "{}", parent.display());
+            check_private(&file).expect("private enough");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

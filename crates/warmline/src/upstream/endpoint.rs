@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use http::HeaderValue;
 
@@ -16,6 +17,8 @@ pub struct Endpoint {
     target: Target,
     /// The `Host` header every request to it carries.
     host: HeaderValue,
+    /// Connections opened to it (shared by its clones).
+    opened: Arc<AtomicU64>,
 }
 
 /// What an endpoint's connections connect to.
@@ -47,6 +50,7 @@ impl Endpoint {
             key: format!("{}:{port}", url.host_str()?).into(),
             target,
             host: HeaderValue::from_str(&authority).ok()?,
+            opened: Arc::default(),
         })
     }
 
@@ -63,5 +67,15 @@ impl Endpoint {
     /// What to connect to.
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Counts a new connection to this endpoint.
+    pub fn opened_one(&self) {
+        self.opened.fetch_add(1, Relaxed);
+    }
+
+    /// Connections opened to this endpoint so far.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Relaxed)
     }
 }

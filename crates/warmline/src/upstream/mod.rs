@@ -68,6 +68,10 @@ pub struct Upstream {
     reachable: AtomicBool,
     last_latency_micros: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Requests sent to this host (every attempt), for its metrics.
+    requests: AtomicU64,
+    /// Requests this host failed that were then sent to another.
+    retried: AtomicU64,
 }
 
 impl Upstream {
@@ -103,7 +107,19 @@ impl Upstream {
             reachable: AtomicBool::new(true),
             last_latency_micros: AtomicU64::new(NO_LATENCY),
             last_error: Mutex::new(None),
+            requests: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a request sent to this host (each attempt).
+    pub fn count_request(&self) {
+        self.requests.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a request this host failed that goes to another host now.
+    pub fn count_retry(&self) {
+        self.retried.fetch_add(1, Relaxed);
     }
 
     /// The upstream's URL as configured (with any password: not for display).
@@ -283,6 +299,9 @@ impl Upstream {
                 loaded.sort();
                 loaded
             },
+            requests: self.requests.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+            connections_opened: self.endpoint.as_ref().map_or(0, Endpoint::opened),
         }
     }
 }
@@ -321,6 +340,15 @@ pub struct UpstreamHealth {
     pub models: Vec<ModelSlots>,
     /// Models loaded on this host, as `/api/ps` last said.
     pub loaded: Vec<String>,
+    /// Requests sent to this host so far (every attempt, retries included).
+    #[serde(default)]
+    pub requests: u64,
+    /// Requests this host failed that were re-sent to another host.
+    #[serde(default)]
+    pub retried: u64,
+    /// TCP connections opened to this host (the rest reused the pool).
+    #[serde(default)]
+    pub connections_opened: u64,
 }
 
 /// The configured upstreams.
