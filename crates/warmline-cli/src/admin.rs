@@ -10,7 +10,7 @@ use serde_json::Value;
 /// Where the running gateway is and how to print.
 #[derive(Debug, clap::Args)]
 pub struct Target {
-    /// The gateway [env: WARMLINE_URL] [default: http://127.0.0.1:11435]
+    /// The gateway's URL
     #[arg(
         long,
         global = true,
@@ -18,11 +18,12 @@ pub struct Target {
         default_value = "http://127.0.0.1:11435"
     )]
     url: String,
-    /// Bearer token, when the gateway needs one off this machine [env: WARMLINE_TOKEN]
+    /// Bearer token, when the gateway needs one off this machine
     #[arg(long, global = true, env = "WARMLINE_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// The admin credential for Warmline's control plane [env: WARMLINE_ADMIN_TOKEN]
-    /// [default: read from $XDG_STATE_HOME/warmline/admin-token]
+    /// The admin credential for Warmline's control plane [default: read from
+    /// $XDG_STATE_HOME/warmline/admin-token, else from the system service's
+    /// /var/lib/warmline/admin-token]
     #[arg(
         long,
         global = true,
@@ -48,6 +49,7 @@ pub enum DaemonCommand {
     Restart,
     /// Print its last output
     Logs {
+        /// How many of the last lines to print
         #[arg(long, default_value_t = 50)]
         lines: usize,
     },
@@ -62,12 +64,29 @@ impl Target {
             .unwrap_or_default()
     }
 
-    async fn call(
+    /// Sends a request with the credential its plane needs, and returns the
+    /// response once its status says success; otherwise the error's message.
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<reqwest::Response, String> {
+        let response = self.request(method, path, body).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        Err(error_message(status, &bytes))
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<reqwest::Response, String> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
         let mut request = self.client().request(method, &url);
         let control = warmline::auth::Plane::of(path.split('?').next().unwrap_or(path))
@@ -85,28 +104,51 @@ impl Target {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
-        let response = request.send().await.map_err(|err| {
+        request.send().await.map_err(|err| {
             format!(
                 "cannot reach Warmline at {}: {}; is `warmline serve` (or the app) running?",
                 self.url,
                 warmline::wire::describe(&err)
             )
-        })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if !status.is_success() {
-            let message = value
-                .get("error")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(format!("{status}: {message}"));
-        }
-        Ok(value)
+        })
     }
 
-    fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) -> ExitCode {
+    /// [`Target::send`] and the answer's JSON.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let response = self.send(method, path, body).await?;
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// `GET /warmline/health`, whose 503 ("down") is an answer, not a failure.
+    async fn health(&self) -> Result<Value, String> {
+        let response = self
+            .request(reqwest::Method::GET, "/warmline/health", None)
+            .await?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(health) if status.is_success() || health.get("status").is_some() => Ok(health),
+            _ => Err(error_message(status, &bytes)),
+        }
+    }
+
+    /// The gateway's URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether to print the gateway's JSON as it is.
+    pub(crate) fn json(&self) -> bool {
+        self.json
+    }
+
+    pub(crate) fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) -> ExitCode {
         if self.json {
             println!(
                 "{}",
@@ -122,11 +164,79 @@ impl Target {
 /// The admin credential of gateways run by this user on this machine: the file
 /// `warmline serve` and the app create (see `warmline::auth`).
 fn local_admin_token() -> Option<String> {
-    let path = warmline::config::default_admin_token_file()?;
-    warmline::auth::read_admin_token(&path)
+    let own = warmline::config::default_admin_token_file();
+    own.and_then(|path| warmline::auth::read_admin_token(&path))
+        .or_else(|| warmline::auth::read_admin_token(std::path::Path::new(SYSTEM_ADMIN_TOKEN)))
 }
 
-fn failed(err: String) -> ExitCode {
+/// The system service's credential (packaging/systemd: `StateDirectory=warmline`),
+/// readable by members of the `warmline` group.
+const SYSTEM_ADMIN_TOKEN: &str = "/var/lib/warmline/admin-token";
+
+/// An error answer's message: Ollama's `{"error": ...}`, else the body as text.
+fn error_message(status: reqwest::StatusCode, bytes: &[u8]) -> String {
+    let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let message = value
+        .get("error")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).trim().to_owned());
+    format!("{status}: {message}")
+}
+
+/// The lines of a streamed NDJSON answer, each parsed.
+pub(crate) struct Lines {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+    done: bool,
+}
+
+impl Lines {
+    pub(crate) fn new(response: reqwest::Response) -> Lines {
+        Lines {
+            response,
+            buffer: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next line's JSON; `None` at the end of the answer. A line that is not
+    /// JSON, or a connection cut mid-answer, is an error.
+    pub(crate) async fn next(&mut self) -> Result<Option<Value>, String> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return serde_json::from_slice(&line)
+                    .map(Some)
+                    .map_err(|e| format!("the gateway sent a line that is not JSON: {e}"));
+            }
+            if self.done {
+                if self.buffer.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(None);
+                }
+                let rest = std::mem::take(&mut self.buffer);
+                return serde_json::from_slice(&rest)
+                    .map(Some)
+                    .map_err(|e| format!("the answer ended in a partial line: {e}"));
+            }
+            match self.response.chunk().await {
+                Ok(Some(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Ok(None) => self.done = true,
+                Err(err) => {
+                    return Err(format!(
+                        "the answer broke off: {}",
+                        warmline::wire::describe(&err)
+                    ));
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn failed(err: String) -> ExitCode {
     eprintln!("warmline: {err}");
     ExitCode::FAILURE
 }
@@ -135,7 +245,7 @@ fn failed(err: String) -> ExitCode {
 pub async fn status(target: Target) -> ExitCode {
     let get = reqwest::Method::GET;
     let (health, daemon, models) = match (
-        target.call(get.clone(), "/warmline/health", None).await,
+        target.health().await,
         target.call(get.clone(), "/warmline/daemon", None).await,
         target.call(get, "/warmline/models", None).await,
     ) {
@@ -308,7 +418,7 @@ pub async fn daemon(target: Target, command: DaemonCommand) -> ExitCode {
     }
 }
 
-fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "-".to_owned(),

@@ -10,7 +10,12 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod bench;
+mod ollama;
 mod report;
+mod run;
+mod shell;
+#[cfg(unix)]
+mod systemd;
 use warmline::{ConfigSource, Gateway, Overrides};
 
 /// mimalloc rather than glibc malloc: a proxied request allocates a few hundred
@@ -41,10 +46,34 @@ enum Command {
     Report(report::ReportArgs),
     /// Show a running gateway's health, daemon and warm models.
     Status(admin::Target),
-    /// List the models installed on a running gateway's hosts.
+    /// List the models loaded now on the gateway's hosts (as `ollama ps`).
+    Ps(admin::Target),
+    /// List the models installed on the gateway's hosts (as `ollama list`).
+    #[command(visible_alias = "ls")]
+    List(admin::Target),
+    /// Installed models with Warmline's view: warm, loaded, memory, cold starts.
     Models(admin::Target),
+    /// Download a model on the gateway's hosts, with a progress bar.
+    Pull {
+        /// The model to download, e.g. "llama3.2" or "qwen3:0.6b"
+        model: String,
+        #[command(flatten)]
+        target: admin::Target,
+    },
+    /// Chat with a model through the gateway; after each reply, the time to the
+    /// first token, tokens/s and the cache outcome.
+    Run {
+        /// The model to chat with
+        model: String,
+        /// Ask this once and exit (also read from stdin when it is not a
+        /// terminal); without it, chat one line at a time until /bye
+        prompt: Option<String>,
+        #[command(flatten)]
+        target: admin::Target,
+    },
     /// Keep a model loaded (on every host that has it).
     Warm {
+        /// The model to keep loaded
         model: String,
         /// Answer at once instead of when the model is loaded
         #[arg(long)]
@@ -52,8 +81,10 @@ enum Command {
         #[command(flatten)]
         target: admin::Target,
     },
-    /// Stop keeping a model loaded, and unload it.
-    Cool {
+    /// Stop keeping a model loaded, and unload it (as `ollama stop`).
+    #[command(visible_alias = "cool")]
+    Stop {
+        /// The model to unload
         model: String,
         #[command(flatten)]
         target: admin::Target,
@@ -64,6 +95,18 @@ enum Command {
         command: admin::DaemonCommand,
         #[command(flatten)]
         target: admin::Target,
+    },
+    /// Print a shell completion script, e.g. `warmline completions bash >
+    /// ~/.local/share/bash-completion/completions/warmline`.
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (warmline.1 and one per command) into a directory.
+    #[command(hide = true)]
+    Manpages {
+        /// Where to write them
+        dir: PathBuf,
     },
 }
 
@@ -87,20 +130,34 @@ struct ServeArgs {
     #[arg(long)]
     no_cache: bool,
     /// TOML config file; flags override the environment, which overrides the file
+    /// [default: $XDG_CONFIG_HOME/warmline/config.toml, when it exists]
     #[arg(long, value_name = "FILE", env = "WARMLINE_CONFIG")]
     config: Option<PathBuf>,
     /// Supervise `ollama serve` at the first upstream's address: adopt one that
     /// runs, or start one (and restart it when it crashes)
     #[arg(long)]
     supervise: bool,
-    /// Where the warm set is kept [default: $XDG_CONFIG_HOME/warmline/state.json]
+    /// Where the warm set is kept [default: $XDG_STATE_HOME/warmline/state.json]
     #[arg(long, value_name = "FILE")]
     state_file: Option<String>,
+    /// How log lines are written to stderr; the ready line stays on stdout
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    warmline::sys::logging::init();
+    let format = match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Text,
+    };
+    warmline::sys::logging::init_with(format.into());
+    // Neither needs a runtime, nor a gateway.
+    match &cli.command {
+        Command::Completions { shell } => return shell::completions::<Cli>(*shell),
+        Command::Manpages { dir } => return shell::manpages::<Cli>(dir),
+        _ => {}
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -108,21 +165,49 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Bench(args) => runtime.block_on(bench::run(*args)),
-        Command::Report(args) => runtime.block_on(report::run(args)),
-        Command::Status(target) => runtime.block_on(admin::status(target)),
-        Command::Models(target) => runtime.block_on(admin::models(target)),
-        Command::Warm {
-            model,
-            no_wait,
-            target,
-        } => runtime.block_on(admin::warmth(target, "warm", model, !no_wait)),
-        Command::Cool { model, target } => {
-            runtime.block_on(admin::warmth(target, "cool", model, false))
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Bench(args) => bench::run(*args).await,
+            Command::Report(args) => report::run(args).await,
+            Command::Status(target) => admin::status(target).await,
+            Command::Ps(target) => ollama::ps(target).await,
+            Command::List(target) => ollama::list(target).await,
+            Command::Models(target) => admin::models(target).await,
+            Command::Pull { model, target } => ollama::pull(target, model).await,
+            Command::Run {
+                model,
+                prompt,
+                target,
+            } => run::run(target, model, prompt).await,
+            Command::Warm {
+                model,
+                no_wait,
+                target,
+            } => admin::warmth(target, "warm", model, !no_wait).await,
+            Command::Stop { model, target } => admin::warmth(target, "cool", model, false).await,
+            Command::Daemon { command, target } => admin::daemon(target, command).await,
+            Command::Completions { .. } | Command::Manpages { .. } => ExitCode::SUCCESS,
         }
-        Command::Daemon { command, target } => runtime.block_on(admin::daemon(target, command)),
+    })
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+enum LogFormat {
+    /// Lines of text (no timestamps when journald is the sink)
+    #[default]
+    Text,
+    /// One JSON object per line
+    Json,
+}
+
+impl From<LogFormat> for warmline::sys::logging::LogFormat {
+    fn from(format: LogFormat) -> Self {
+        match format {
+            LogFormat::Text => Self::Text,
+            LogFormat::Json => Self::Json,
+        }
     }
 }
 
@@ -137,14 +222,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
         supervise: args.supervise,
         state_file: args.state_file,
     };
-    let mut source = ConfigSource {
-        file: args.config,
-        overrides,
-    };
+    // Whatever still sits where an older version kept it moves first.
+    warmline::state::adopt_old_state_file();
+    let mut source = ConfigSource::new(args.config, overrides);
+    if let Some(file) = source.file_in_use() {
+        tracing::info!("configuration: {}", file.display());
+    }
     let config = match source.load() {
         Ok(mut config) => {
             // Neither the file nor a flag says where the warm set lives: under the
-            // user's config directory, for this run and every reload.
+            // user's state directory, for this run and every reload.
             if config.state_file.is_none()
                 && let Some(path) = warmline::state::default_state_file()
             {
@@ -178,7 +265,19 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let _ = stdout.flush();
     drop(stdout);
 
+    // Under systemd (Type=notify): ready once listening, stopping once draining.
+    #[cfg(unix)]
+    let notifier = systemd::Notifier::from_env();
+    #[cfg(unix)]
+    if let Some(notifier) = &notifier {
+        notifier.notify(&format!("READY=1\nSTATUS=listening on {}", gateway.url()));
+    }
+
     wait_for_signal(&gateway).await;
+    #[cfg(unix)]
+    if let Some(notifier) = &notifier {
+        notifier.notify("STOPPING=1\nSTATUS=draining");
+    }
     gateway.shutdown().await;
     ExitCode::SUCCESS
 }
