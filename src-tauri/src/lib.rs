@@ -34,7 +34,6 @@ pub mod state;
 pub mod tray;
 
 use std::io::Write;
-use std::sync::Arc;
 
 use tauri::{AppHandle, Builder, Manager, RunEvent, Runtime, WindowEvent};
 
@@ -125,8 +124,7 @@ pub fn start<R: Runtime>(app: &AppHandle<R>) {
     exit_on_signal(app.clone());
 
     let loaded = settings::load(app);
-    let warm = settings::WarmSet::open(app)
-        .map(|set| Arc::new(set) as Arc<dyn warmline::state::StateStore>);
+    let warm = settings::warm_set(app);
     let state = tauri::async_runtime::block_on(AppState::start(loaded.config, warm));
     state.set_notice(loaded.notice);
     let ready = state.listen_url();

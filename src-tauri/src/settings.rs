@@ -1,17 +1,23 @@
 //! The app's settings, kept with tauri-plugin-store in
-//! `$XDG_DATA_HOME/dev.warmline.app/settings.json`:
+//! `$XDG_CONFIG_HOME/warmline/settings.json`, beside the `config.toml` that
+//! `warmline serve` reads:
 //!
 //! ```text
 //! { "version": 1,
 //!   "settings": { ...a JSON merge patch over the gateway's defaults... },
-//!   "warm": ["llama3.2:latest", ...],       the preload (warm) set
 //!   "autostart": false }
 //! ```
 //!
 //! Only what the user changed is stored (the patch), so a newer Warmline's new
 //! defaults reach them. The configuration the app starts with is, in order: the
-//! core's defaults, `WARMLINE_CONFIG` and `WARMLINE_*` as for `warmline serve`, the
-//! app's own defaults ([`app_defaults`]: supervise Ollama), then the stored patch.
+//! core's defaults, the config file (`WARMLINE_CONFIG`, else
+//! `$XDG_CONFIG_HOME/warmline/config.toml` when it exists) and `WARMLINE_*` as for
+//! `warmline serve`, the app's own defaults ([`app_defaults`]: supervise Ollama),
+//! then the stored patch. The warm set is runtime state, not a setting: it lives in
+//! `$XDG_STATE_HOME/warmline/state.json`, the same file `warmline serve` keeps.
+//!
+//! Older versions kept this file in `$XDG_DATA_HOME/dev.warmline.app/` with the
+//! warm set inside it; [`adopt_old_places`] moves both, once.
 //!
 //! A damaged file is never lost and never stops the app: a file that is not JSON
 //! is moved aside before the store plugin opens it (the plugin would start empty
@@ -29,8 +35,37 @@ use warmline::config::{RawConfig, merge_patch};
 use warmline::state::{Persisted, StateStore};
 use warmline::{Config, ConfigError};
 
-/// The store's file name, in the app's data directory.
+/// The store's file name, in Warmline's settings directory.
 pub const STORE_FILE: &str = "settings.json";
+
+/// Where the store lives: `$XDG_CONFIG_HOME/warmline/settings.json`, or, on a
+/// system without `XDG_CONFIG_HOME` and `HOME`, the app's data directory.
+pub fn store_path<R: Runtime, M: Manager<R>>(app: &M) -> Option<PathBuf> {
+    warmline::sys::os::config_dir()
+        .or_else(|| app.path().app_data_dir().ok())
+        .map(|dir| dir.join(STORE_FILE))
+}
+
+/// Moves what older versions kept in the app's data directory: the settings
+/// file to [`store_path`], and the warm set inside it to the state file. Once:
+/// nothing is moved over a file that exists. Returns what to tell the user when
+/// something could not be moved.
+pub fn adopt_old_places<R: Runtime, M: Manager<R>>(app: &M) -> Option<String> {
+    let old = app.path().app_data_dir().ok()?.join(STORE_FILE);
+    let new = store_path(app)?;
+    match warmline::sys::os::move_private(&old, &new) {
+        Ok(true) => {
+            tracing::info!(from = %old.display(), to = %new.display(), "moved the app's settings");
+            None
+        }
+        Ok(false) => None,
+        Err(err) => Some(format!(
+            "Your settings could not be moved from {} to {} ({err}).",
+            old.display(),
+            new.display()
+        )),
+    }
+}
 /// The layout version written to the store.
 pub const VERSION: u64 = 1;
 
@@ -55,10 +90,10 @@ pub struct Loaded {
 
 /// Opens the store (recovering a damaged one) and builds the configuration.
 pub fn load<R: Runtime, M: Manager<R>>(app: &M) -> Loaded {
-    let dir = app.path().app_data_dir().ok();
-    let mut notices = Vec::new();
-    if let Some(dir) = &dir
-        && let Some(notice) = move_aside_if_unreadable(&dir.join(STORE_FILE))
+    let mut notices: Vec<String> = adopt_old_places(app).into_iter().collect();
+    let path = store_path(app);
+    if let Some(path) = &path
+        && let Some(notice) = move_aside_if_unreadable(path)
     {
         notices.push(notice);
     }
@@ -82,9 +117,7 @@ pub fn load<R: Runtime, M: Manager<R>>(app: &M) -> Loaded {
             // The stored part is at fault when the same without it is valid.
             let without = build(&json!({}));
             if without.is_ok() {
-                let copy = dir
-                    .as_deref()
-                    .and_then(|d| keep_copy(&d.join(STORE_FILE), "invalid"));
+                let copy = path.as_deref().and_then(|p| keep_copy(p, "invalid"));
                 if let Some(store) = &store {
                     store.set(KEY_SETTINGS, json!({}));
                     let _ = persist(app, store);
@@ -111,8 +144,11 @@ pub fn load<R: Runtime, M: Manager<R>>(app: &M) -> Loaded {
 /// The configuration from the environment (and `WARMLINE_CONFIG`), the app's
 /// defaults and `stored`.
 pub fn build(stored: &Value) -> Result<Config, ConfigError> {
-    let file = std::env::var_os("WARMLINE_CONFIG").map(PathBuf::from);
-    let mut raw = match &file {
+    let named = std::env::var_os("WARMLINE_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let source = warmline::ConfigSource::new(named, warmline::Overrides::default());
+    let mut raw = match source.file_in_use() {
         Some(path) => RawConfig::from_file(path)?,
         None => RawConfig::default(),
     };
@@ -130,7 +166,9 @@ pub fn build(stored: &Value) -> Result<Config, ConfigError> {
 /// and explicitly, so the plugin's debounced auto-save is off: it could write a
 /// stale copy over a file after the fact.
 fn open<R: Runtime, M: Manager<R>>(app: &M) -> tauri_plugin_store::Result<Arc<Store<R>>> {
-    app.store_builder(STORE_FILE).disable_auto_save().build()
+    // An absolute path: the plugin resolves relative ones against the data directory.
+    let path = store_path(app).unwrap_or_else(|| PathBuf::from(STORE_FILE));
+    app.store_builder(path).disable_auto_save().build()
 }
 
 /// Writes the store to its file the way Warmline writes every private file
@@ -138,11 +176,7 @@ fn open<R: Runtime, M: Manager<R>>(app: &M) -> tauri_plugin_store::Result<Arc<St
 /// followed) instead of the plugin's plain overwrite: the settings may hold
 /// secrets (tokens, `daemon.env`), and a crash mid-save must not lose them.
 fn persist<R: Runtime, M: Manager<R>>(app: &M, store: &Store<R>) -> Result<(), String> {
-    let path = app
-        .path()
-        .app_data_dir()
-        .map_err(|e| e.to_string())?
-        .join(STORE_FILE);
+    let path = store_path(app).ok_or("neither XDG_CONFIG_HOME nor HOME is set")?;
     write_store(&path, store)
 }
 
@@ -188,44 +222,35 @@ pub fn set_autostart<R: Runtime, M: Manager<R>>(app: &M, enabled: bool) -> Resul
     persist(app, &store)
 }
 
-/// The warm set, kept in the app's store (the core reads and writes it through
-/// [`StateStore`]).
-pub struct WarmSet<R: Runtime> {
-    store: Arc<Store<R>>,
-    path: PathBuf,
-}
-
-impl<R: Runtime> WarmSet<R> {
-    pub fn open<M: Manager<R>>(app: &M) -> Option<WarmSet<R>> {
-        let path = app.path().app_data_dir().ok()?.join(STORE_FILE);
-        open(app).ok().map(|store| WarmSet { store, path })
-    }
-}
-
-impl<R: Runtime> std::fmt::Debug for WarmSet<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WarmSet(settings.json)")
-    }
-}
-
-impl<R: Runtime> StateStore for WarmSet<R> {
-    fn load(&self) -> Result<Option<Persisted>, String> {
-        match self.store.get(KEY_WARM) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(names)) => Ok(Some(Persisted::with_warm(
-                names
-                    .into_iter()
-                    .filter_map(|n| n.as_str().map(str::to_owned))
-                    .collect(),
-            ))),
-            Some(other) => Err(format!("the saved warm set is not a list: {other}")),
+/// The warm set's store: the state file `warmline serve` keeps too
+/// ([`warmline::state::default_state_file`]). A warm set an older version kept
+/// in the settings store moves there first (when the state file has none yet);
+/// `None` without a state directory, and the set is then kept in memory.
+pub fn warm_set<R: Runtime, M: Manager<R>>(app: &M) -> Option<Arc<dyn StateStore>> {
+    let file = warmline::state::FileState::new(warmline::state::default_state_file()?);
+    if let Ok(store) = open(app)
+        && let Some(old) = store.get(KEY_WARM)
+    {
+        let names: Vec<String> = old
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect();
+        let moved = match file.load() {
+            Ok(Some(_)) => Ok(()),
+            _ => file.save(&Persisted::with_warm(names)),
+        };
+        match moved {
+            Ok(()) => {
+                store.delete(KEY_WARM);
+                let _ = persist(app, &store);
+                tracing::info!(to = %file.path().display(), "moved the warm set to the state file");
+            }
+            Err(err) => tracing::warn!("cannot move the warm set to the state file: {err}"),
         }
     }
-
-    fn save(&self, state: &Persisted) -> Result<(), String> {
-        self.store.set(KEY_WARM, state.warm.clone());
-        write_store(&self.path, &self.store)
-    }
+    Some(Arc::new(file))
 }
 
 /// Moves `path` aside when it exists but is not a JSON object, returning what

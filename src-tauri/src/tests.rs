@@ -17,8 +17,9 @@ use super::*;
 use crate::error::UiError;
 use crate::tray::{Look, Snapshot};
 
-/// Every test's store lives under one temporary XDG_DATA_HOME (set once: the
-/// environment is the process's); only one test writes settings there.
+/// Every test's files live under one temporary directory, as XDG_DATA_HOME,
+/// XDG_CONFIG_HOME and XDG_STATE_HOME (set once: the environment is the
+/// process's); only one test writes settings there.
 fn data_home() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -29,7 +30,9 @@ fn data_home() {
         // Tauri (all tests call this first, under the Once).
         #[allow(unsafe_code)]
         unsafe {
-            std::env::set_var("XDG_DATA_HOME", &dir);
+            std::env::set_var("XDG_DATA_HOME", dir.join("data"));
+            std::env::set_var("XDG_CONFIG_HOME", dir.join("config"));
+            std::env::set_var("XDG_STATE_HOME", dir.join("state"));
         }
     });
 }
@@ -446,13 +449,25 @@ fn the_tray_look_follows_the_state() {
 fn settings_persist_across_starts_and_a_damaged_store_is_recovered() {
     let sim = simulator();
     let app = mock_app(None);
-    let store_file = app
+    let store_file = settings::store_path(&app).expect("a settings directory");
+    assert!(
+        store_file.ends_with("config/warmline/settings.json"),
+        "{store_file:?}"
+    );
+    let _ = std::fs::remove_file(&store_file);
+    // Where an older version kept it: moved, once, on the next load.
+    let old_file = app
         .path()
         .app_data_dir()
         .expect("data dir")
         .join(settings::STORE_FILE);
-    let _ = std::fs::remove_file(&store_file);
+    std::fs::create_dir_all(old_file.parent().expect("dir")).expect("old dir");
+    std::fs::write(&old_file, br#"{"version":1,"settings":{}}"#).expect("old store");
     let loaded = settings::load(&app);
+    assert!(
+        !old_file.exists() && store_file.exists(),
+        "moved to {store_file:?}"
+    );
     assert_eq!(loaded.notice, None);
     let mut config = loaded.config.expect("defaults are valid");
     assert!(
@@ -527,12 +542,18 @@ fn settings_persist_across_starts_and_a_damaged_store_is_recovered() {
     assert!(notice.contains("max_sise"), "{notice}");
     assert!(loaded.config.is_ok(), "the defaults start");
     assert_eq!(settings::stored(&app3), json!({}), "set back to defaults");
-    let warm = settings::WarmSet::open(&app3).expect("store");
+    // The warm set an older version kept in the store moves to the state file.
+    let warm = settings::warm_set(&app3).expect("a state directory");
     assert_eq!(
-        warmline::state::StateStore::load(&warm)
-            .expect("readable")
-            .map(|p| p.warm),
+        warm.load().expect("readable").map(|p| p.warm),
         Some(vec!["llama3.2:latest".to_owned()]),
         "the warm set survives"
     );
+    let text = std::fs::read_to_string(&store_file).expect("store");
+    assert!(
+        !text.contains("llama3.2"),
+        "moved out of the settings: {text}"
+    );
+    let state = warmline::state::default_state_file().expect("state file");
+    assert!(state.ends_with("state/warmline/state.json"), "{state:?}");
 }

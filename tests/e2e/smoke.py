@@ -540,6 +540,7 @@ def no_ollama(args, env):
     data = os.path.join(args.log_dir, "no-ollama")
     bare = {**env, "PATH": path, "XDG_DATA_HOME": os.path.join(data, "data"),
             "XDG_CONFIG_HOME": os.path.join(data, "config"),
+            "XDG_STATE_HOME": os.path.join(data, "state"),
             "WARMLINE_UPSTREAMS": f"http://127.0.0.1:{free_port()}"}
     wait_for(f"port {args.port} to be free again", 10, lambda: not port_open(args.port))
     log("launching the app on a machine without Ollama")
@@ -604,8 +605,10 @@ def direct_launch(args, env):
             wait_for(f"{line!r} on the app's stdout", 20,
                      lambda: any(l.strip() == line for l in lines))
             log(f"direct launch printed {line!r}")
-            status, _ = http_get(f"{listen_url}/warmline/health")
-            if status != 200:
+            status, body = http_get(f"{listen_url}/warmline/health")
+            # 503 is the answer while no host can serve ("down"); either way JSON.
+            down = status == 503 and '"status":"down"' in body
+            if status != 200 and not down:
                 raise Failure(f"/warmline/health answered {status} after the ready line")
             # A second launch hands over to the first (which shows its window) and exits.
             second = subprocess.Popen([args.app], stdout=subprocess.DEVNULL, stderr=err_file,
