@@ -9,7 +9,8 @@
 # Stages: system packages → format and lint → structure → core has no GUI dependency → build →
 # cargo tests (unit, integration, Tauri mock runtime) → fuzzing → official client libraries
 # (Python ollama/openai, JavaScript ollama; against ollama-sim and a real llama-cpp-python
-# engine) → the desktop app end to end under Xvfb.
+# engine) → monitoring (promtool, a real Prometheus) → the desktop app end to end under
+# Xvfb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,13 +23,15 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 stage() { printf '\n==> %s (%s, %s free)\n' "$1" "$(date +%T)" "$(df -h --output=avail . | tail -1 | tr -d ' ')"; }
 
 # Debian packages: Tauri's build dependencies, the headless display and WebDriver
-# for the end-to-end test, Python's venv, and servers the tests start themselves.
+# for the end-to-end test, Python's venv, and servers the tests start themselves
+# (redis-server, and prometheus with promtool for the monitoring stage).
 APT_PACKAGES=(
   build-essential pkg-config curl file libssl-dev
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev
   xvfb xauth dbus webkit2gtk-driver
   python3-venv nodejs npm redis-server
+  prometheus
 )
 stage "system packages"
 missing=()
@@ -77,6 +80,9 @@ stage "fuzzing (every target, 45 s each)"
 
 stage "official client libraries (ollama-sim and a real engine)"
 WARMLINE_BIN_DIR="$ROOT/target/debug" ./tests/clients/run.sh
+
+stage "monitoring: promtool and a real Prometheus scraping Warmline"
+./tests/monitoring/run.sh "$ROOT/target/debug"
 
 stage "webview helpers (node --test)"
 node --test tests/ui/

@@ -16,6 +16,10 @@
 //! - `supervision`: starting, adopting, restarting and stopping `ollama serve`.
 //! - `warmth`: warm models, keep_alive pinning, cold-start masking.
 //! - `observability`: Server-Timing, history, recent requests, alerts, metrics, charts.
+//! - `service`: systemd readiness under the packaged unit, health and readiness,
+//!   the monitoring listener, process metrics, JSON logs, Ollama's variables.
+//! - `cli`: the CLI's Ollama-style commands, completions and man pages.
+//! - `docs`: every TOML example in the documentation is a config Warmline accepts.
 
 #[path = "suite/proxy.rs"]
 mod proxy;
@@ -61,3 +65,12 @@ mod hostile;
 
 #[path = "suite/parallelism.rs"]
 mod parallelism;
+
+#[path = "suite/service.rs"]
+mod service;
+
+#[path = "suite/cli.rs"]
+mod cli;
+
+#[path = "suite/docs.rs"]
+mod docs;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's report image, from a real run: ollama-sim paced like a small
+# The report image in docs/monitoring.md, from a real run: ollama-sim paced like a small
 # model on a desktop (20 ms per token, 2 s loads, a 30 s keep-alive, 2 % of
 # generations failing), `warmline serve` in front with llama3.2 warm, and three
 # minutes of streaming chat traffic in phases (a steady load with repeated

@@ -105,6 +105,7 @@ async fn the_reload_route_names_what_changed_or_the_invalid_field() {
     let gw = gateway(&[sim.url()], |_| {}).await;
     gw.set_source(ConfigSource {
         file: Some(file.clone()),
+        optional: false,
         overrides: warmline::Overrides {
             listen: Some(gw.local_addr().to_string()),
             ..warmline::Overrides::default()
