@@ -115,7 +115,11 @@ TRAY = [
 
 
 def main():
-    for name, size in [("icon.png", 256), ("128x128.png", 128), ("32x32.png", 32)]:
+    # The app icon in the sizes desktops look for (hicolor): Tauri's bundler
+    # installs each PNG of `bundle.icon` as /usr/share/icons/hicolor/NxN/apps/.
+    sizes = [("icon.png", 256), ("512x512.png", 512), ("128x128.png", 128),
+             ("64x64.png", 64), ("48x48.png", 48), ("32x32.png", 32)]
+    for name, size in sizes:
         write_png(os.path.join(HERE, name), size, draw(size))
         print(f"wrote icons/{name} ({size}x{size} RGBA)")
     for name, look in TRAY:

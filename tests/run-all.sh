@@ -4,13 +4,14 @@
 #
 #   ./tests/run-all.sh              everything
 #   ./tests/run-all.sh --deps-only  only install the system packages (for running the app)
-#   SKIP_E2E=1 ./tests/run-all.sh   everything but the webview end-to-end test
+#   SKIP_E2E=1 ./tests/run-all.sh   everything but the webview end-to-end test (the
+#                                   package is still built, installed, launched and purged)
 #
 # Stages: system packages → format and lint → structure → core has no GUI dependency → build →
 # cargo tests (unit, integration, Tauri mock runtime) → fuzzing → official client libraries
 # (Python ollama/openai, JavaScript ollama; against ollama-sim and a real llama-cpp-python
-# engine) → monitoring (promtool, a real Prometheus) → the desktop app end to end under
-# Xvfb.
+# engine) → monitoring (promtool, a real Prometheus) → the Debian package, installed,
+# with the installed desktop app end to end under Xvfb, upgraded and purged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -87,9 +88,8 @@ stage "monitoring: promtool and a real Prometheus scraping Warmline"
 stage "webview helpers (node --test)"
 node --test tests/ui/
 
-if [ -z "${SKIP_E2E:-}" ]; then
-  stage "desktop app end to end (Xvfb + WebDriver)"
-  ./tests/e2e/run.sh "$ROOT/target/debug/warmline-app"
-fi
+# The app end to end runs on the installed package: what a user runs is what is tested.
+stage "Debian package: build, install, the installed app end to end (Xvfb + WebDriver), upgrade, purge"
+./tests/package/run.sh "$ROOT/target/debug"
 
 stage "all tests passed"
