@@ -2,8 +2,8 @@
 //!
 //! `ollama-sim` answers Ollama's HTTP API (native `/api/*` and the OpenAI
 //! compatible `/v1/*`) with the same JSON field order, framing, error texts
-//! and scheduler behaviour as `ollama serve` 0.33 — see
-//! `shared/ollama-api.md`, its specification — but with fake models whose
+//! and scheduler behaviour as `ollama serve` 0.33 (as read from Ollama's source
+//! and documentation) — but with fake models whose
 //! speed and failures are knobs. It is Warmline's demo backend for people
 //! without Ollama installed and the test daemon for the gateway.
 //!

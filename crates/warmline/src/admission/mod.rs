@@ -5,7 +5,8 @@
 //! turned away before it has cost anything:
 //!
 //! - [`ClientLimiter`]: a token bucket per client IP (default 10 requests/s, the
-//!   per-IP rate of the nginx plan in ANCHORS.md, with bursts of 20). Refusal:
+//!   per-IP rate of the latency report's nginx plan, `limit_req_zone ... rate=10r/s`,
+//!   with bursts of 20). Refusal:
 //!   [`RateLimited`], a 429.
 //! - [`Slots`], one per upstream host: at most `per_model` requests per model in
 //!   flight, behind them a bounded FIFO queue with a deadline. Refusal: [`Rejected`],
@@ -38,8 +39,8 @@
 //! # Why Warmline holds the queue
 //!
 //! Ollama runs `OLLAMA_NUM_PARALLEL` requests per loaded model and queues the rest,
-//! but `OLLAMA_MAX_QUEUE` is not enforced once the model is loaded (ollama #7758,
-//! listed in ANCHORS.md's known traps): requests pile up without bound, each waiting
+//! but `OLLAMA_MAX_QUEUE` is not enforced once the model is loaded (ollama issue
+//! #7758, a known trap of Ollama deployments): requests pile up without bound, each waiting
 //! behind every generation queued before it, and the client learns nothing until its
 //! own timeout fires. [`Slots`] keeps that queue in Warmline instead. Set `per_model`
 //! to the host's `OLLAMA_NUM_PARALLEL` (Ollama's default is 1) and Ollama never has to
