@@ -487,3 +487,147 @@ async fn the_warm_routes_and_cli_drive_the_warm_set_and_keep_it_across_restarts(
     )
     .await;
 }
+
+/// Status of automatic warmth, as `GET /warmline/warmth` serves it.
+async fn warmth_status(gw: &str) -> serde_json::Value {
+    client()
+        .get(format!("{gw}/warmline/warmth"))
+        .admin()
+        .send()
+        .await
+        .expect("warmth")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn a_model_used_once_stays_loaded_by_prediction_with_nothing_configured() {
+    // A daemon that unloads idle models after 2 s and loads in 1 s; the gateway
+    // with its defaults (automatic warmth on, nothing warm).
+    let sim = sim_daemon(&[("OLLAMA_KEEP_ALIVE", "2s"), ("SIM_LOAD_DELAY_MS", "1000")]);
+    let gw = gateway(std::slice::from_ref(&sim.url), |_| {}).await;
+    eventually("the model list", Duration::from_secs(10), async || {
+        !gw.models().is_empty()
+    })
+    .await;
+    let first = load_ms(&gw.url(), "qwen3:0.6b").await;
+    assert!(first >= 900.0, "the first use pays its load ({first} ms)");
+    // Well past the daemon's keep-alive: kept loaded, and the models view says why.
+    eventually(
+        "qwen3 kept by prediction",
+        Duration::from_secs(10),
+        async || {
+            gw.models().iter().any(|m| {
+                m.name == "qwen3:0.6b"
+                    && m.warmth == warmline::models::Warmth::Prediction
+                    && m.warmth_reason
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with("used "))
+            })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let again = load_ms(&gw.url(), "qwen3:0.6b").await;
+    assert!(again < 100.0, "the second use paid a {again} ms load");
+    let status = warmth_status(&gw.url()).await;
+    assert_eq!(status["auto"], true, "{status}");
+    assert!(status["budget"].as_u64().is_some_and(|b| b > 0), "{status}");
+    assert!(status["used"].as_u64().is_some_and(|u| u > 0), "{status}");
+    assert!(status["reasons"]["qwen3:0.6b"].is_string(), "{status}");
+    assert_eq!(status["wasted_loads"], 0, "{status}");
+    // The model the person never used is not loaded ahead.
+    assert!(
+        !gw.models()
+            .iter()
+            .any(|m| m.name == "llama3.2:latest" && m.loaded)
+    );
+
+    // Cooled by the person: unloaded, and never kept by prediction again, even
+    // when used.
+    gw.cool("qwen3:0.6b").await.expect("cool");
+    let _ = load_ms(&gw.url(), "qwen3:0.6b").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let cooled = load_ms(&gw.url(), "qwen3:0.6b").await;
+    assert!(
+        cooled >= 900.0,
+        "a cooled model went cold as Ollama left it ({cooled} ms)"
+    );
+    assert!(
+        gw.models()
+            .iter()
+            .any(|m| m.name == "qwen3:0.6b" && m.warmth == warmline::models::Warmth::Cold)
+    );
+    // Forgetting what was learned also forgets the cooling.
+    let response = client()
+        .delete(format!("{}/warmline/warmth", gw.url()))
+        .admin()
+        .send()
+        .await
+        .expect("forget");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn without_automatic_warmth_or_budget_a_used_model_goes_cold_as_ollama_leaves_it() {
+    let sim = sim_daemon(&[("OLLAMA_KEEP_ALIVE", "2s"), ("SIM_LOAD_DELAY_MS", "1000")]);
+    for (label, tweak) in [
+        (
+            "auto off",
+            Box::new(|c: &mut warmline::Config| c.warmth.auto = false)
+                as Box<dyn Fn(&mut warmline::Config)>,
+        ),
+        (
+            "a 1 MiB budget",
+            Box::new(|c: &mut warmline::Config| {
+                c.warmth.budget = warmline::config::Budget::Bytes(1 << 20);
+            }),
+        ),
+    ] {
+        let gw = gateway(std::slice::from_ref(&sim.url), |c| tweak(c)).await;
+        eventually("the model list", Duration::from_secs(10), async || {
+            !gw.models().is_empty()
+        })
+        .await;
+        let _ = load_ms(&gw.url(), "llama3.2").await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let again = load_ms(&gw.url(), "llama3.2").await;
+        assert!(again >= 900.0, "{label}: kept loaded ({again} ms)");
+        assert!(
+            gw.models()
+                .iter()
+                .all(|m| m.warmth != warmline::models::Warmth::Prediction),
+            "{label}"
+        );
+        gw.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn warm_models_over_the_budget_are_kept_and_reported() {
+    let sim = sim_daemon(&[]);
+    let gw = gateway(std::slice::from_ref(&sim.url), |c| {
+        c.warmth.budget = warmline::config::Budget::Bytes(1 << 20);
+    })
+    .await;
+    gw.warm("llama3.2", true).await.expect("warm");
+    eventually(
+        "the over-budget report",
+        Duration::from_secs(10),
+        async || {
+            let status = warmth_status(&gw.url()).await;
+            status["chosen_over_budget"] == true
+                && status["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("budget is 0.0 GB"))
+        },
+    )
+    .await;
+    assert!(
+        gw.models()
+            .iter()
+            .any(|m| m.name == "llama3.2:latest" && m.loaded && m.warm),
+        "a model marked warm is loaded whatever the budget says"
+    );
+}

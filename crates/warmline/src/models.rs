@@ -19,15 +19,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::ModelMetrics;
 use crate::upstream::UpstreamSet;
-use crate::warmth::Warmth;
+use crate::warmth::Warmth as WarmSet;
 
 /// One model, as the models view shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelView {
     /// Normalised name (`llama3.2:latest`).
     pub name: String,
-    /// In the warm set: Warmline keeps it loaded.
+    /// In the warm set: the person asked Warmline to keep it loaded.
     pub warm: bool,
+    /// Why it is kept loaded, or not: `choice` (in the warm set), `prediction`
+    /// (automatic warmth expects it to be used soon) or `cold`.
+    pub warmth: Warmth,
+    /// For `prediction`, why (`"used 5 minutes ago"`, `"used weekdays 09:00–10:00"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmth_reason: Option<String>,
     /// A warm load is under way.
     pub loading: bool,
     /// Loaded on at least one host.
@@ -62,6 +68,19 @@ pub struct ModelView {
     pub hosts: Vec<ModelOnHost>,
 }
 
+/// Why a model is kept loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Warmth {
+    /// The person marked it warm.
+    Choice,
+    /// Automatic warmth expects it to be used soon.
+    Prediction,
+    /// Not kept: its host's own keep-alive decides.
+    #[default]
+    Cold,
+}
+
 /// A model on one host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelOnHost {
@@ -84,7 +103,7 @@ pub struct ModelOnHost {
 /// Sorted by name. Cheap enough to call per request of the view (it copies the
 /// inventories' snapshots), and never fails: a host not refreshed yet simply
 /// contributes no models.
-pub fn view(hosts: &UpstreamSet, warmth: &Warmth, metrics: &ModelMetrics) -> Vec<ModelView> {
+pub fn view(hosts: &UpstreamSet, warmth: &WarmSet, metrics: &ModelMetrics) -> Vec<ModelView> {
     let mut models: BTreeMap<String, ModelView> = BTreeMap::new();
     for host in hosts.hosts() {
         let inventory = host.models.snapshot();
@@ -116,6 +135,13 @@ pub fn view(hosts: &UpstreamSet, warmth: &Warmth, metrics: &ModelMetrics) -> Vec
         .map(|mut model| {
             let counters = metrics.get(&model.name);
             model.warm = warmth.is_warm(&model.name);
+            (model.warmth, model.warmth_reason) = if model.warm {
+                (Warmth::Choice, None)
+            } else if warmth.is_predicted(&model.name) {
+                (Warmth::Prediction, warmth.prediction_reason(&model.name))
+            } else {
+                (Warmth::Cold, None)
+            };
             model.loading = warmth.is_loading(&model.name);
             model.error = warmth.error(&model.name);
             model.loaded = model.hosts.iter().any(|h| h.loaded);
@@ -141,6 +167,8 @@ pub(crate) fn unlisted(name: &str) -> ModelView {
     ModelView {
         name: name.to_owned(),
         warm: false,
+        warmth: Warmth::Cold,
+        warmth_reason: None,
         loading: false,
         loaded: false,
         size: 0,

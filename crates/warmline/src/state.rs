@@ -1,6 +1,7 @@
-//! What Warmline keeps between runs: the warm set.
+//! What Warmline keeps between runs: the warm set, the models cooled, and what
+//! automatic warmth learned about each model's use.
 //!
-//! One small JSON document (`{"version":1,"warm":["llama3.2:latest"]}`), behind a
+//! One small JSON document (`{"version":1,"warm":["llama3.2:latest"],...}`), behind a
 //! [`StateStore`]: `warmline serve` and the desktop app keep it in a file under
 //! the XDG state directory ([`FileState`], [`default_state_file`]), a library user
 //! or a test in memory ([`MemoryState`]).
@@ -17,14 +18,17 @@
 //! to the warm set. Errors are plain `String`s because they are only ever shown
 //! (logged, or returned to whoever changed the set), never matched on.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::warmth::usage::ModelUsage;
+
 /// The document. Unknown fields are ignored and missing ones take their
 /// defaults, so an older or newer file still loads.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Persisted {
     /// The format's version: 1. Written, not checked on load. (A document missing
     /// it reads as 1, but `Persisted::default()` has 0; use [`Persisted::with_warm`]
@@ -34,6 +38,12 @@ pub struct Persisted {
     /// Normalised model names, in the order they were warmed.
     #[serde(default)]
     pub warm: Vec<String>,
+    /// Models the person cooled: automatic warmth leaves them alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cooled: Vec<String>,
+    /// What automatic warmth learned, per model (counts and times, no prompt).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub usage: BTreeMap<String, ModelUsage>,
 }
 
 /// The current format version, also the default for a document without one.
@@ -47,6 +57,7 @@ impl Persisted {
         Persisted {
             version: version(),
             warm,
+            ..Persisted::default()
         }
     }
 }

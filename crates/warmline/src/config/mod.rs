@@ -418,6 +418,21 @@ pub struct WarmthConfig {
     pub pin: bool,
     /// Send a stream's response headers at once while its model still loads.
     pub mask_cold_starts: bool,
+    /// Keep loaded, by prediction, the models likely to be used next.
+    pub auto: bool,
+    /// The memory the warm models may take together.
+    pub budget: Budget,
+}
+
+/// `warmth.budget`: how much memory warm models may take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budget {
+    /// What the machine can spare (see `warmth::budget`).
+    Auto,
+    /// This many bytes.
+    Bytes(u64),
+    /// This share of the machine's memory, in percent (more than 0, at most 100).
+    Percent(f64),
 }
 
 /// One inference host: an Ollama daemon, or an engine with only the

@@ -348,11 +348,18 @@ section!(
     ///   (default true).
     /// - `mask_cold_starts`: send a stream's headers at once while its model loads
     ///   (default true).
+    /// - `auto`: also keep loaded, by prediction, the models the person is likely
+    ///   to use next, learned from the requests served (default true).
+    /// - `budget`: the memory the warm models (chosen and predicted) may take:
+    ///   `"auto"` (the default: what the machine can spare, with headroom), a size
+    ///   (`"12GiB"`), or a share of the machine's memory (`"50%"`).
     RawWarmth {
         models: Vec<String>,
         keep_alive: String,
         pin: bool,
         mask_cold_starts: bool,
+        auto: bool,
+        budget: ByteSize,
     }
 );
 section!(

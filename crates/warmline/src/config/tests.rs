@@ -481,3 +481,33 @@ fn redis_over_tls_is_refused_at_validation_not_at_start() {
     );
     assert!(!err.contains("pw@"), "the password is masked: {err}");
 }
+
+#[test]
+fn the_warmth_budget_is_auto_a_size_or_a_share_and_round_trips() {
+    let budget = |text: &str| {
+        RawConfig::from_toml(&format!("[warmth]\nbudget = {text}"))
+            .expect("toml")
+            .validate()
+            .map(|c| c.warmth.budget)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(budget("\"auto\""), Ok(Budget::Auto));
+    assert_eq!(budget("\"12GiB\""), Ok(Budget::Bytes(12 << 30)));
+    assert_eq!(budget("1000"), Ok(Budget::Bytes(1000)));
+    assert_eq!(budget("\"33.3 %\""), Ok(Budget::Percent(33.3)));
+    for bad in ["\"0%\"", "\"150%\"", "\"lots\"", "\"x%\""] {
+        let err = budget(bad).expect_err(bad);
+        assert!(err.starts_with("warmth.budget: "), "{err}");
+    }
+    let defaults = Config::default();
+    assert!(defaults.warmth.auto);
+    assert_eq!(defaults.warmth.budget, Budget::Auto);
+    for text in ["\"auto\"", "\"12GiB\"", "\"33.3%\""] {
+        let config = RawConfig::from_toml(&format!("[warmth]\nauto = false\nbudget = {text}"))
+            .expect("toml")
+            .validate()
+            .expect("valid");
+        let again = config.to_raw().validate().expect("round trip");
+        assert_eq!(again.warmth, config.warmth, "{text}");
+    }
+}

@@ -363,7 +363,37 @@ impl RawWarmth {
             keep_alive: keep_alive("warmth.keep_alive", self.keep_alive.as_deref(), "-1")?,
             pin: self.pin.unwrap_or(true),
             mask_cold_starts: self.mask_cold_starts.unwrap_or(true),
+            auto: self.auto.unwrap_or(true),
+            budget: budget(self.budget.as_ref())?,
         })
+    }
+}
+
+/// `warmth.budget`: `"auto"`, a byte size, or a share of memory (`"50%"`).
+fn budget(value: Option<&ByteSize>) -> Result<super::Budget, ConfigError> {
+    const FIELD: &str = "warmth.budget";
+    match value {
+        None => Ok(super::Budget::Auto),
+        Some(ByteSize::Text(text)) if text.trim().eq_ignore_ascii_case("auto") => {
+            Ok(super::Budget::Auto)
+        }
+        Some(ByteSize::Text(text)) if text.trim().ends_with('%') => {
+            let number = text.trim().trim_end_matches('%').trim();
+            match number.parse::<f64>() {
+                Ok(percent) if percent > 0.0 && percent <= 100.0 => {
+                    Ok(super::Budget::Percent(percent))
+                }
+                _ => Err(ConfigError::invalid(
+                    FIELD,
+                    format!("{text:?}: a share is more than 0 % and at most 100 %"),
+                )),
+            }
+        }
+        Some(size) => Ok(super::Budget::Bytes(super::values::size(
+            FIELD,
+            Some(size),
+            0,
+        )?)),
     }
 }
 

@@ -140,6 +140,12 @@ impl Config {
                 keep_alive: Some(self.warmth.keep_alive.to_config()),
                 pin: Some(self.warmth.pin),
                 mask_cold_starts: Some(self.warmth.mask_cold_starts),
+                auto: Some(self.warmth.auto),
+                budget: Some(match self.warmth.budget {
+                    Budget::Auto => ByteSize::Text("auto".to_owned()),
+                    Budget::Bytes(bytes) => format_size(bytes),
+                    Budget::Percent(percent) => ByteSize::Text(format!("{percent}%")),
+                }),
             },
             alerts: RawAlerts {
                 latency: d(self.alerts.latency),

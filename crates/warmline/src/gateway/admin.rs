@@ -181,6 +181,21 @@ pub async fn model_action(
     .await
 }
 
+/// `GET /warmline/warmth`: automatic warmth's budget, what the warm models take,
+/// and why each model is kept by prediction.
+pub async fn warmth(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.warmth.auto_status()).into_response()
+}
+
+/// `DELETE /warmline/warmth`: forgets what automatic warmth learned.
+pub async fn forget_warmth(State(shared): State<Arc<Shared>>) -> Response {
+    with_handle(&shared, async |handle| {
+        handle.forget_learning()?;
+        Ok(Json(handle.warmth_status()).into_response())
+    })
+    .await
+}
+
 /// `GET /warmline/daemon`: the supervised daemon's state, settings and resources.
 pub async fn daemon(State(shared): State<Arc<Shared>>) -> Response {
     with_handle(&shared, async |handle| {

@@ -108,6 +108,19 @@ fn daemon_ready(shared: &Shared) {
 pub(crate) async fn keep_warm(shared: Arc<Shared>) {
     loop {
         let stack = shared.stack.load_full();
+        // As many models as the host keeps loaded at once: what Warmline set for
+        // a daemon it runs, else Ollama's own default.
+        let daemon = &stack.config.daemon;
+        let max_models = if daemon.supervise && daemon.max_loaded_models > 0 {
+            daemon.max_loaded_models
+        } else {
+            crate::warmth::auto::DEFAULT_MAX_MODELS
+        };
+        shared.warmth.plan(
+            &shared.metrics.models,
+            &stack.pipeline.upstreams,
+            max_models,
+        );
         crate::warmth::round(
             &shared.warmth,
             &stack.pipeline.upstreams,
@@ -190,6 +203,19 @@ impl GatewayHandle {
         Ok(self
             .model(&name)
             .unwrap_or_else(|| crate::models::unlisted(&name)))
+    }
+
+    /// Automatic warmth: the budget, what warm models take, why each predicted
+    /// model is kept.
+    pub fn warmth_status(&self) -> crate::warmth::auto::AutoStatus {
+        crate::warmth::auto::AutoStatus::clone(&self.inner.shared.warmth.auto_status())
+    }
+
+    /// Forgets what automatic warmth learned (and which models were cooled); the
+    /// models kept by prediction are unloaded.
+    pub fn forget_learning(&self) -> Result<(), Error> {
+        self.inner.shared.warmth.forget()?;
+        Ok(())
     }
 
     /// Removes `model` from the warm set and unloads it.

@@ -89,6 +89,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Front {
         .route("/warmline/logs", get(admin::logs))
         .route("/warmline/models", get(admin::models))
         .route("/warmline/models/{action}", post(admin::model_action))
+        .route(
+            "/warmline/warmth",
+            get(admin::warmth).delete(admin::forget_warmth),
+        )
         .route("/warmline/daemon", get(admin::daemon))
         .route("/warmline/daemon/logs", get(admin::daemon_logs))
         .route("/warmline/daemon/{action}", post(admin::daemon_action))

@@ -18,13 +18,25 @@
 //!   `num_ctx` would force a reload of a model already loaded with another one.
 //!   With a finite `warmth.keep_alive`, each model is loaded again at half that
 //!   interval, which only resets Ollama's timer when it is still loaded.
-//! - **Cooling** removes a model from the set and unloads it (`keep_alive: 0`).
+//! - **Automatic warmth** ([`auto`], on by default): models the person is likely
+//!   to use next, learned from the requests served ([`usage`]), are kept loaded
+//!   too, within a memory budget ([`budget`], [`plan`]). They are loaded when not
+//!   resident, or when their host would unload them within a minute; a model
+//!   resident for longer is left to its host's own timer (the requests for it
+//!   are pinned meanwhile). Models the person marked warm always come first.
+//! - **Cooling** removes a model from the set and unloads it (`keep_alive: 0`);
+//!   a model cooled is never kept by prediction until it is warmed again.
 //! - **Pinning** (in the proxy): a request for a warm model that does not set its
 //!   own `keep_alive` gets the pinned one, so one client cannot shorten a warm
 //!   model's residency to Ollama's default. `/v1` requests cannot carry
 //!   `keep_alive` at all (Ollama's compatibility layer drops it), and do not change
 //!   a loaded model's; a `/v1` request for a warm model that is not loaded first
 //!   waits for a pinned load, which it would have paid for anyway.
+
+pub mod auto;
+pub mod budget;
+pub mod plan;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -64,6 +76,10 @@ pub struct Warmth {
     to_unload: Mutex<Vec<String>>,
     /// The last failure per model, for the models view.
     errors: Mutex<HashMap<String, String>>,
+    /// Models the person cooled: never kept by prediction (kept in the state file).
+    cooled: ArcSwap<Vec<String>>,
+    /// Automatic warmth: what is learned, and the models kept by prediction.
+    pub(crate) auto: auto::Auto,
 }
 
 /// Why the warm set could not be changed.
@@ -80,12 +96,12 @@ pub enum WarmthError {
 impl Warmth {
     /// The warm set from `store`, or from `config.models` when it has none yet.
     pub fn new(config: &WarmthConfig, store: Arc<dyn StateStore>) -> Warmth {
-        let set = match store.load() {
-            Ok(Some(state)) => state.warm,
-            Ok(None) => config.models.clone(),
+        let (set, cooled, usage) = match store.load() {
+            Ok(Some(state)) => (state.warm, state.cooled, state.usage),
+            Ok(None) => (config.models.clone(), Vec::new(), Default::default()),
             Err(err) => {
                 tracing::warn!("{err}; starting from the configured warm set");
-                config.models.clone()
+                (config.models.clone(), Vec::new(), Default::default())
             }
         };
         Warmth {
@@ -98,6 +114,8 @@ impl Warmth {
             warmed: Mutex::default(),
             to_unload: Mutex::default(),
             errors: Mutex::default(),
+            cooled: ArcSwap::from_pointee(cooled),
+            auto: auto::Auto::new(usage),
         }
     }
 
@@ -122,15 +140,33 @@ impl Warmth {
         self.set.load_full()
     }
 
-    /// Whether `model` (a normalised name) is warm: one load, no lock.
+    /// Whether `model` (a normalised name) is warm by the person's choice: one
+    /// load, no lock.
     pub fn is_warm(&self, model: &str) -> bool {
         self.set.load().iter().any(|m| m == model)
     }
 
-    /// The `keep_alive` to inject into a request for `model` that has none.
+    /// Whether `model` is kept loaded by prediction now.
+    pub fn is_predicted(&self, model: &str) -> bool {
+        self.auto.kept.load().iter().any(|m| m == model)
+    }
+
+    /// Why `model` is kept by prediction (`"used 5 minutes ago"`), if it is.
+    pub fn prediction_reason(&self, model: &str) -> Option<String> {
+        self.auto.status().reasons.get(model).cloned()
+    }
+
+    /// The state of automatic warmth (budget, use, reasons).
+    pub fn auto_status(&self) -> Arc<auto::AutoStatus> {
+        self.auto.status()
+    }
+
+    /// The `keep_alive` to inject into a request for `model` that has none: the
+    /// warm one, for a model warm by choice or by prediction.
     pub fn pinned(&self, model: &str) -> Option<KeepAlive> {
         let config = self.config.load();
-        (config.pin && self.is_warm(model)).then_some(config.keep_alive)
+        (config.pin && (self.is_warm(model) || self.is_predicted(model)))
+            .then_some(config.keep_alive)
     }
 
     /// Whether streams for models still loading get their headers at once.
@@ -152,6 +188,11 @@ impl Warmth {
         if let Ok(mut pending) = self.to_unload.lock() {
             pending.retain(|m| *m != name);
         }
+        self.cooled.rcu(|cooled| {
+            let mut next = Vec::clone(cooled);
+            next.retain(|m| *m != name);
+            next
+        });
         self.change(|set| {
             if !set.contains(&name) {
                 set.push(name.clone());
@@ -184,8 +225,80 @@ impl Warmth {
                 keep
             });
         }
+        self.cooled.rcu(|cooled| {
+            let mut next = Vec::clone(cooled);
+            if !next.contains(&name) {
+                next.push(name.clone());
+            }
+            next
+        });
+        self.auto.kept.rcu(|kept| {
+            let mut next = Vec::clone(kept);
+            next.retain(|m| *m != name);
+            next
+        });
         self.change(|set| set.retain(|m| *m != name))?;
         Ok(name)
+    }
+
+    /// Forgets what automatic warmth learned (and that models were cooled); the
+    /// models kept by prediction are unloaded. Saved at once.
+    pub fn forget(&self) -> Result<(), WarmthError> {
+        let released = self.auto.forget();
+        self.cooled.store(Arc::new(Vec::new()));
+        if let Ok(mut pending) = self.to_unload.lock() {
+            for model in released {
+                if !self.is_warm(&model) && !pending.contains(&model) {
+                    pending.push(model);
+                }
+            }
+        }
+        self.changed.notify_one();
+        self.save()
+    }
+
+    /// Writes the warm set, the cooled models and what was learned.
+    fn save(&self) -> Result<(), WarmthError> {
+        let state = Persisted {
+            cooled: Vec::clone(&self.cooled.load()),
+            usage: self.auto.usage(),
+            ..Persisted::with_warm(Vec::clone(&self.set.load()))
+        };
+        self.store.save(&state).map_err(WarmthError::Persist)
+    }
+
+    /// One round of automatic warmth (see [`auto`]); the models it lets go are
+    /// queued for unloading.
+    pub(crate) fn plan(
+        &self,
+        metrics: &crate::metrics::ModelMetrics,
+        hosts: &UpstreamSet,
+        max_models: usize,
+    ) {
+        let config = self.config.load_full();
+        let (released, save) = self.auto.round(
+            &config,
+            &self.set.load(),
+            &self.cooled.load(),
+            metrics,
+            hosts,
+            max_models,
+        );
+        if !released.is_empty() {
+            if let Ok(mut pending) = self.to_unload.lock() {
+                for model in released {
+                    if !pending.contains(&model) {
+                        pending.push(model);
+                    }
+                }
+            }
+            if let Ok(mut warmed) = self.warmed.lock() {
+                warmed.retain(|(_, m), _| self.is_warm(m) || self.is_predicted(m));
+            }
+        }
+        if save && let Err(err) = self.save() {
+            tracing::warn!("{err}");
+        }
     }
 
     /// Stops every warm load under way (the gateway is stopping).
@@ -196,15 +309,13 @@ impl Warmth {
     }
 
     fn change(&self, edit: impl Fn(&mut Vec<String>)) -> Result<(), WarmthError> {
-        let next = self.set.rcu(|current| {
+        self.set.rcu(|current| {
             let mut next = Vec::clone(current);
             edit(&mut next);
             next
         });
-        let _ = next;
         self.changed.notify_one();
-        let state = Persisted::with_warm(Vec::clone(&self.set.load()));
-        self.store.save(&state).map_err(WarmthError::Persist)
+        self.save()
     }
 
     /// Whether a load of `model` is under way on any host.
@@ -237,13 +348,21 @@ impl Warmth {
         };
         let loading = self.loading.lock().map(|l| l.clone()).unwrap_or_default();
         let warmed = self.warmed.lock().map(|w| w.clone()).unwrap_or_default();
+        let (chosen, predicted) = (self.set.load(), self.auto.kept.load());
+        let models_kept = chosen.iter().map(|m| (m, false)).chain(
+            predicted
+                .iter()
+                .filter(|m| !chosen.contains(m))
+                .map(|m| (m, true)),
+        );
+        let models_kept: Vec<(&String, bool)> = models_kept.collect();
         let mut loads = Vec::new();
         for host in hosts.hosts() {
             let models = host.models.snapshot();
             if !models.known || !host.is_reachable() {
                 continue;
             }
-            for model in self.set.load().iter() {
+            for &(model, by_prediction) in &models_kept {
                 let Some(installed) = models.installed.get(model) else {
                     continue;
                 };
@@ -251,7 +370,21 @@ impl Warmth {
                 if loading.contains_key(&key) {
                     continue;
                 }
-                let resident = models.loaded.contains_key(model);
+                let resident = models.loaded.get(model);
+                // A model kept by prediction and resident for a while yet is left
+                // to its host's timer: requests for it are pinned meanwhile, and a
+                // load now would only repeat what the last request did.
+                if by_prediction
+                    && resident
+                        .and_then(|l| l.expires_at.as_deref())
+                        .and_then(crate::sys::clock::parse_rfc3339)
+                        .is_some_and(|at| {
+                            at > std::time::SystemTime::now() + PREDICTED_REFRESH_AHEAD
+                        })
+                {
+                    continue;
+                }
+                let resident = resident.is_some();
                 // An engine ignores keep_alive: its warm request is repeated.
                 let refresh_after = match host.kind() {
                     crate::config::UpstreamKind::Ollama => refresh_after,
@@ -300,8 +433,10 @@ pub(crate) async fn round(warmth: &Arc<Warmth>, hosts: &UpstreamSet, client: &re
             }
             match result {
                 // Cooled while it loaded: the unload that cooling queued follows.
-                Ok(_) if !warmth.is_warm(&model) => {}
+                Ok(_) if !warmth.is_warm(&model) && !warmth.is_predicted(&model) => {}
                 Ok(took) => {
+                    let predicted = !warmth.is_warm(&model);
+                    warmth.auto.loaded(&model, took, predicted);
                     tracing::info!(host = %key.0, model = %model, took_ms = took.as_millis() as u64, "warm model loaded");
                     host.models.note_loaded(&model);
                     if let Ok(mut warmed) = warmth.warmed.lock() {
@@ -332,6 +467,10 @@ pub(crate) async fn round(warmth: &Arc<Warmth>, hosts: &UpstreamSet, client: &re
         }
     }
 }
+
+/// A model kept by prediction is loaded (with the warm `keep_alive`) once its
+/// host would unload it within this long.
+const PREDICTED_REFRESH_AHEAD: Duration = Duration::from_secs(60);
 
 /// How often a warm model's one-token request is repeated on an OpenAI-compatible
 /// engine, which cannot be told to keep a model: often enough for engines that
