@@ -67,6 +67,9 @@ pub struct AppStatus {
     pub health: Option<warmline::Health>,
     pub stats: Option<Box<warmline::Stats>>,
     pub daemon: Option<DaemonStatus>,
+    /// Automatic warmth: the memory budget, what warm models take, and why each
+    /// model is kept by prediction.
+    pub warmth: Option<warmline::warmth::auto::AutoStatus>,
     /// An in-process simulator is the upstream (no Ollama here).
     pub demo: bool,
     pub ollama: Ollama,
@@ -179,6 +182,7 @@ impl AppState {
             health: None,
             stats: None,
             daemon: None,
+            warmth: None,
             demo,
             ollama: Ollama {
                 found: true,
@@ -214,6 +218,7 @@ impl AppState {
                 status.stats = Some(Box::new(handle.stats()));
                 status.health = Some(health);
                 status.daemon = Some(daemon);
+                status.warmth = Some(handle.warmth_status());
             }
         }
         status

@@ -393,6 +393,8 @@ def first_launch(args, env, upstream):
             By.CSS_SELECTOR, '[data-testid="model-loaded"]').text.strip() == "loaded")
         wait_for("the switch to read on", 10, lambda: model_row(session, model).find_element(
             By.CSS_SELECTOR, '[data-testid="warm-toggle"]').get_attribute("aria-checked") == "true")
+        wait_for("the row to say why it is warm", 10, lambda: model_row(session, model).find_element(
+            By.CSS_SELECTOR, '[data-testid="model-warmth"]').text.strip() == "warm by your choice")
         log(f"Keep warm loaded {model} in the simulator (expires {resident['expires_at']})")
         screenshot(session, os.path.join(args.screenshots, "models.png"))
 
@@ -452,6 +454,28 @@ def first_launch(args, env, upstream):
         screenshot(session, os.path.join(args.screenshots, "charts.png"))
         session.execute_script("window.scrollTo(0, 0);"
                                "document.querySelector('main') && document.querySelector('main').scrollTo(0, 0);")
+
+        # 5b. Automatic warmth: a model used once, and marked warm by nobody, is
+        #     kept warm by prediction; the Models panel says why, and the summary
+        #     shows what warm models take of the memory budget.
+        other = "qwen3:0.6b"
+        status, answer = http_json(f"{listen_url}/api/generate",
+                                   {"model": other, "prompt": "hello", "stream": False})
+        if status != 200:
+            raise Failure(f"generate with {other} answered {status}: {answer}")
+        nav(session, "models")
+        why = wait_for(f"{other} kept warm by prediction", 20, lambda: (
+            (t := model_row(session, other).find_element(
+                By.CSS_SELECTOR, '[data-testid="model-warmth"]').text.strip()).startswith("kept warm: used")
+            and t))
+        summary = text_of(session, "models-summary")
+        if "kept by prediction" not in summary or "budget" not in summary:
+            raise Failure(f"the summary does not show the prediction and the budget: {summary!r}")
+        status, warmth = http_json(f"{listen_url}/warmline/warmth")
+        if status != 200 or other not in warmth.get("reasons", {}) or not warmth.get("budget"):
+            raise Failure(f"/warmline/warmth does not explain {other}: {status} {warmth}")
+        log(f"automatic warmth: {other} shows {why!r}; {summary!r}")
+        screenshot(session, os.path.join(args.screenshots, "warmth.png"))
 
         # 6. A setting changed in the window applies at once; an invalid one is
         #    refused with the core's message next to its field; start at login

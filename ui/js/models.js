@@ -1,6 +1,7 @@
-// Models: every installed model with its warm switch, loaded state, memory,
-// expiry countdown and cold starts; Load / Unload; and pulling a new model
-// through the gateway's /api/pull.
+// Models: every installed model with its warm switch and why it is kept warm
+// (by choice, or by prediction with the reason), loaded state, memory, expiry
+// countdown and cold starts; the memory budget of warm models; Load / Unload;
+// and pulling a new model through the gateway's /api/pull.
 //
 // Reads the `models` push. Actions call warm/cool/load/unload, which answer with
 // the updated model; until they do, the row shows the action under way.
@@ -38,6 +39,13 @@
     return left > 0 ? `unloads in ${fmt.duration(left)}` : "unloading now";
   }
 
+  /** Why the model is kept loaded: by the switch, or by prediction and why. */
+  function warmthText(model) {
+    if (model.warmth === "choice") return "warm by your choice";
+    if (model.warmth === "prediction") return `kept warm: ${model.warmth_reason || "expected soon"}`;
+    return "";
+  }
+
   /** "llama · 3.2B · Q4_K_M · 1.9 GiB · tools": what the model is, in one line. */
   function detailText(model) {
     if (model.hosts && model.hosts.length === 0) return "not installed on any host";
@@ -70,7 +78,7 @@
         h("div", { class: "sub model-detail" }),
         h("div", { class: "err", hidden: true }),
       ),
-      cell("Keep warm", null, toggle),
+      cell("Keep warm", null, toggle, h("div", { class: "sub warmth", dataset: { testid: "model-warmth" } })),
       cell(
         "State",
         null,
@@ -104,7 +112,8 @@
     setText(err, model.error ? `Last warm load failed: ${model.error}` : "");
     setHidden(err, !model.error);
 
-    const toggle = warmCell.firstChild;
+    const [toggle, why] = warmCell.children;
+    setText(why, warmthText(model));
     const action = pending.get(model.name);
     const checked = action === "warm" ? true : action === "cool" ? false : model.warm;
     setAttr(toggle, "aria-checked", String(checked));
@@ -153,15 +162,23 @@
     setHidden(tbody.closest(".table-wrap"), models.length === 0);
 
     const warm = models.filter((m) => m.warm).length;
+    const predicted = models.filter((m) => m.warmth === "prediction").length;
     const loaded = models.filter((m) => m.loaded);
     const memory = loaded.reduce((sum, m) => sum + (m.memory || 0), 0);
+    const warmth = store.status && store.status.warmth;
     setText(
       $("models-summary"),
       models.length
-        ? `${models.length} installed · ${warm} warm · ${loaded.length} loaded` +
-            (memory ? ` · ${fmt.bytes(memory)} in memory` : "")
+        ? `${models.length} installed · ${warm} warm` +
+            (predicted ? ` · ${predicted} kept by prediction` : "") +
+            ` · ${loaded.length} loaded` +
+            (memory ? ` · ${fmt.bytes(memory)} in memory` : "") +
+            (warmth && warmth.budget ? ` · warm models ${fmt.bytes(warmth.used)} of a ${fmt.bytes(warmth.budget)} budget` : "")
         : "",
     );
+    const note = warmth && warmth.chosen_over_budget ? warmth.message : "";
+    setText($("warmth-note"), note || "");
+    setHidden($("warmth-note"), !note);
     renderPullAvailability();
   }
 
