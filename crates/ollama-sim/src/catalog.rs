@@ -1,7 +1,7 @@
 //! The fake model library: built-in model specs, name resolution and the
 //! registry of installed models.
 //!
-//! Five models exist in the fake registry (see [`CATALOG`]); three are
+//! Seven models exist in the fake registry (see [`CATALOG`]); three are
 //! installed by default (`SIM_MODELS` overrides the set). Installed models can
 //! change at run time through pull, create, copy and delete, so the registry is
 //! a read-mostly [`ArcSwap`] snapshot: a request resolves a model name with a
@@ -76,7 +76,7 @@ const TINYLLAMA_TEMPLATE: &str =
 const PROMPT_TEMPLATE: &str = "{{ .Prompt }}";
 
 /// Every model the fake registry knows.
-pub(crate) static CATALOG: [ModelSpec; 5] = [
+pub(crate) static CATALOG: [ModelSpec; 7] = [
     ModelSpec {
         name: "llama3.2:latest",
         family: "llama",
@@ -195,6 +195,48 @@ pub(crate) static CATALOG: [ModelSpec; 5] = [
         parameters: &[],
         license: "Apache License\nVersion 2.0, January 2004\n(simulated licence text for the Warmline demo backend)",
         tokenizer: "bert",
+        default_installed: false,
+    },
+    ModelSpec {
+        name: "gemma3:1b",
+        family: "gemma3",
+        arch: "gemma3",
+        parameter_size: "999.89M",
+        parameter_count: 999_885_952,
+        quantization_level: "Q4_K_M",
+        file_type: 15,
+        size: 815_319_791,
+        digest: "54325494f0213107be87f6bb6d3be6a2ac2cf71ae4a941d1aeea199e92b59b10",
+        context_length: 32_768,
+        embedding_length: 1152,
+        block_count: 26,
+        head_count: 4,
+        capabilities: &["completion"],
+        template: PROMPT_TEMPLATE,
+        parameters: &[("stop", "\"<end_of_turn>\""), ("temperature", "1")],
+        license: "Gemma Terms of Use\n(simulated licence text for the Warmline demo backend)",
+        tokenizer: "llama",
+        default_installed: false,
+    },
+    ModelSpec {
+        name: "phi3:mini",
+        family: "phi3",
+        arch: "phi3",
+        parameter_size: "3.8B",
+        parameter_count: 3_821_079_552,
+        quantization_level: "Q4_0",
+        file_type: 2,
+        size: 2_176_178_913,
+        digest: "69695f0a366b9db13ae80f4230fd021ca03555bf095d8e0df7a61aceb8df7cbd",
+        context_length: 131_072,
+        embedding_length: 3072,
+        block_count: 32,
+        head_count: 32,
+        capabilities: &["completion"],
+        template: PROMPT_TEMPLATE,
+        parameters: &[("stop", "\"<|end|>\""), ("stop", "\"<|user|>\"")],
+        license: "MIT License\n(simulated licence text for the Warmline demo backend)",
+        tokenizer: "llama",
         default_installed: false,
     },
 ];

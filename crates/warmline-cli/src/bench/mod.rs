@@ -166,11 +166,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
     /// Replay a usage trace instead: streaming chats in bursts with idle gaps
-    /// (`desktop-day`: a working day of one person at their desktop), counting
-    /// the cold starts paid and each message's first byte and first token
+    /// (a day, a week, a model switcher, a burst day of one person at their
+    /// desktop), counting the cold starts paid and each message's first byte and
+    /// first token
     #[arg(long, value_enum, value_name = "TRACE")]
     trace: Option<TraceName>,
-    /// Trace: hours of the day to replay
+    /// Trace: hours of the day to replay (desktop-day, switcher)
     #[arg(long, default_value_t = 8, requires = "trace")]
     hours: u32,
     /// Trace: divide every idle gap by this (the daemon's keep-alive must be
@@ -190,24 +191,45 @@ pub struct BenchArgs {
     seed: u64,
 }
 
-/// Built-in usage traces.
+/// Built-in usage traces, each starting on a Monday at 09:00 (`trace::TRACE_START`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TraceName {
-    /// Bursts of 1–6 messages, 10–90 s apart, with idle gaps of 20 s to 45 min.
+    /// Bursts of 1–6 messages, 10–90 s apart, with idle gaps of 20 s to 45 min,
+    /// mostly to the first model.
     DesktopDay,
+    /// Monday to Friday, 09:00–17:30 with a lunch break: the first two models
+    /// daily, the third only on Friday.
+    Week,
+    /// A day switching among all the models given, by falling weights.
+    Switcher,
+    /// Two rushes of short gaps on the first two models, idle hours around them.
+    BurstDay,
 }
 
 /// `warmline bench --trace`: replays the trace and prints what it cost.
 async fn run_trace(args: &BenchArgs) -> ExitCode {
     let models: Vec<&str> = args.models.iter().map(String::as_str).collect();
-    let day = trace::Trace::desktop_day(args.hours, &models, args.seed);
+    let day = match args.trace {
+        Some(TraceName::Week) => trace::Trace::week(&models, args.seed),
+        Some(TraceName::Switcher) => trace::Trace::switcher(args.hours, &models, args.seed),
+        Some(TraceName::BurstDay) => trace::Trace::burst_day(&models, args.seed),
+        Some(TraceName::DesktopDay) | None => {
+            trace::Trace::desktop_day(args.hours, &models, args.seed)
+        }
+    };
     eprintln!(
-        "replaying {} messages in {} conversations over {} h of trace time, {}x faster (about {:.0} s)",
+        "replaying {} messages in {} conversations over {:.1} h of trace time, {}x faster (about {:.0} s)",
         day.messages(),
         day.bursts.len(),
-        args.hours,
+        day.span().as_secs_f64() / 3600.0,
         args.time_scale,
         day.span().as_secs_f64() / args.time_scale
+    );
+    eprintln!(
+        "trace time starts on Monday at 09:00 UTC: a gateway learns on the same clock with \
+         WARMLINE_TRACE_CLOCK={}:{}:0",
+        trace::TRACE_START,
+        args.time_scale
     );
     let url = args
         .urls

@@ -41,65 +41,123 @@ pub struct Trace {
     pub bursts: Vec<Burst>,
 }
 
+/// Idle gaps between conversations at a desk, seconds, with their weights: from
+/// a glance at a reply to a long meeting.
+const DESK_GAPS_S: [(u64, u32); 8] = [
+    (20, 3),
+    (60, 4),
+    (120, 4),
+    (240, 3),
+    (420, 3),
+    (720, 2),
+    (1500, 2),
+    (2700, 1),
+];
+
+/// The trace time of Monday 09:00 UTC (2026-12-07), where every built-in trace
+/// starts: `warmline serve` learning from a replay runs its clock from here
+/// (`WARMLINE_TRACE_CLOCK=START:SCALE:0`), so the trace's weekdays and hours are
+/// the gateway's.
+pub const TRACE_START: u64 = 1_796_634_000;
+
 impl Trace {
     /// A reproducible working day on a desktop: `hours` of bursts of 1–6
     /// messages (pauses of 10–90 s) separated by idle gaps drawn from 20 s to
     /// 45 min, with most conversations going to `models[0]`, fewer to
     /// `models[1]`, and an occasional one to each other model.
     pub fn desktop_day(hours: u32, models: &[&str], seed: u64) -> Trace {
-        const GAPS_S: [(u64, u32); 8] = [
-            (20, 3),
-            (60, 4),
-            (120, 4),
-            (240, 3),
-            (420, 3),
-            (720, 2),
-            (1500, 2),
-            (2700, 1),
-        ];
         let mut rng = SplitMix(seed);
-        let end = Duration::from_secs(u64::from(hours) * 3600);
-        let mut at = Duration::from_secs(5);
         let mut bursts = Vec::new();
-        while at < end && !models.is_empty() {
-            let roll = rng.below(100);
-            let model = if models.len() == 1 || roll < 70 {
-                models[0]
-            } else if models.len() == 2 || roll < 92 {
-                models[1]
+        let weights = main_then_others(models);
+        desk(
+            &mut rng,
+            &mut bursts,
+            Duration::from_secs(5),
+            Duration::from_secs(u64::from(hours) * 3600),
+            &weights,
+            &DESK_GAPS_S,
+        );
+        Trace { bursts }
+    }
+
+    /// A working week of the same person, Monday 09:00 to Friday 17:30: each
+    /// weekday a morning (09:00–12:30) and an afternoon (13:30–17:30) of desk
+    /// conversations with `models[0]` (most) and `models[1]`, and on Friday also
+    /// a few with `models[2]`, used on no other day. Nights and the lunch break
+    /// are idle.
+    pub fn week(models: &[&str], seed: u64) -> Trace {
+        let mut rng = SplitMix(seed);
+        let mut bursts = Vec::new();
+        let daily: Vec<(&str, u32)> = models.iter().take(2).copied().zip([75, 25]).collect();
+        let friday: Vec<(&str, u32)> = models.iter().take(3).copied().zip([50, 20, 30]).collect();
+        for day in 0..5u64 {
+            let weights = if day == 4 && models.len() > 2 {
+                &friday
             } else {
-                models[2 + rng.below((models.len() - 2) as u64) as usize]
+                &daily
             };
-            let messages = 1 + rng.below(6) as usize;
-            let pauses = (0..messages)
-                .map(|i| {
-                    if i == 0 {
-                        Duration::ZERO
-                    } else {
-                        Duration::from_secs(10 + rng.below(81))
-                    }
-                })
-                .collect::<Vec<_>>();
-            let talking: Duration = pauses.iter().sum();
+            let base = day * 24 * 3600;
+            for (from, to) in [(0, 3 * 3600 + 1800), (4 * 3600 + 1800, 8 * 3600 + 1800)] {
+                desk(
+                    &mut rng,
+                    &mut bursts,
+                    Duration::from_secs(base + from + 60),
+                    Duration::from_secs(base + to),
+                    weights,
+                    &DESK_GAPS_S,
+                );
+            }
+        }
+        Trace { bursts }
+    }
+
+    /// A person who switches among several models over `hours`: each
+    /// conversation picks one by falling weights (the first a third of the time,
+    /// the last one in ten), so no small set covers the day.
+    pub fn switcher(hours: u32, models: &[&str], seed: u64) -> Trace {
+        let mut rng = SplitMix(seed);
+        let mut bursts = Vec::new();
+        let n = models.len() as u32;
+        let weights: Vec<(&str, u32)> = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (*m, 10 + 5 * (n - 1 - i as u32)))
+            .collect();
+        desk(
+            &mut rng,
+            &mut bursts,
+            Duration::from_secs(5),
+            Duration::from_secs(u64::from(hours) * 3600),
+            &weights,
+            &DESK_GAPS_S,
+        );
+        Trace { bursts }
+    }
+
+    /// A day of two intense stretches (10:00–11:00 and 14:00–15:30) of short
+    /// gaps, a hackathon-like rush on `models[0]` and `models[1]`, with idle hours
+    /// before, between and after, and one late question to `models[0]`.
+    pub fn burst_day(models: &[&str], seed: u64) -> Trace {
+        const RUSH_GAPS_S: [(u64, u32); 3] = [(5, 4), (20, 3), (60, 1)];
+        let mut rng = SplitMix(seed);
+        let mut bursts = Vec::new();
+        let weights: Vec<(&str, u32)> = models.iter().take(2).copied().zip([60, 40]).collect();
+        for (from, to) in [(3600, 2 * 3600), (5 * 3600, 6 * 3600 + 1800)] {
+            desk(
+                &mut rng,
+                &mut bursts,
+                Duration::from_secs(from),
+                Duration::from_secs(to),
+                &weights,
+                &RUSH_GAPS_S,
+            );
+        }
+        if let Some(main) = models.first() {
             bursts.push(Burst {
-                at,
-                model: model.to_owned(),
-                pauses,
+                at: Duration::from_secs(9 * 3600),
+                model: (*main).to_owned(),
+                pauses: vec![Duration::ZERO, Duration::from_secs(30)],
             });
-            let weights: u32 = GAPS_S.iter().map(|(_, w)| w).sum();
-            let mut pick = rng.below(u64::from(weights)) as u32;
-            let gap = GAPS_S
-                .iter()
-                .find(|(_, w)| {
-                    let hit = pick < *w;
-                    pick = pick.saturating_sub(*w);
-                    hit
-                })
-                .map_or(60, |(s, _)| *s);
-            // ±25 % so gaps do not line up with the keep-alive.
-            let jitter = gap / 4;
-            let gap = gap - jitter + rng.below(2 * jitter + 1);
-            at += talking + Duration::from_secs(gap);
         }
         Trace { bursts }
     }
@@ -113,6 +171,78 @@ impl Trace {
     pub fn span(&self) -> Duration {
         self.bursts.last().map_or(Duration::ZERO, |b| b.at)
     }
+}
+
+/// The desktop-day weights: 70 % `models[0]`, 22 % `models[1]`, the rest shared
+/// by the others.
+fn main_then_others<'a>(models: &[&'a str]) -> Vec<(&'a str, u32)> {
+    match models.len() {
+        0 => Vec::new(),
+        1 => vec![(models[0], 100)],
+        2 => vec![(models[0], 70), (models[1], 30)],
+        n => {
+            let others = (8 / (n as u32 - 2)).max(1);
+            [(models[0], 70), (models[1], 22)]
+                .into_iter()
+                .chain(models[2..].iter().map(|m| (*m, others)))
+                .collect()
+        }
+    }
+}
+
+/// Appends desk conversations from `from` until `to` (trace time): bursts of 1–6
+/// messages 10–90 s apart, each with a model drawn by `weights`, separated by
+/// gaps drawn from `gaps` (±25 % so they do not line up with any keep-alive).
+fn desk(
+    rng: &mut SplitMix,
+    bursts: &mut Vec<Burst>,
+    from: Duration,
+    to: Duration,
+    weights: &[(&str, u32)],
+    gaps: &[(u64, u32)],
+) {
+    let total: u32 = weights.iter().map(|(_, w)| w).sum();
+    let mut at = from;
+    while at < to && total > 0 {
+        let model = pick(rng, weights).unwrap_or_default();
+        let messages = 1 + rng.below(6) as usize;
+        let pauses: Vec<Duration> = (0..messages)
+            .map(|i| {
+                if i == 0 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(10 + rng.below(81))
+                }
+            })
+            .collect();
+        let talking: Duration = pauses.iter().sum();
+        bursts.push(Burst {
+            at,
+            model: model.to_owned(),
+            pauses,
+        });
+        let gap = pick(rng, gaps).unwrap_or(60);
+        let jitter = gap / 4;
+        let gap = gap - jitter + rng.below(2 * jitter + 1);
+        at += talking + Duration::from_secs(gap);
+    }
+}
+
+/// One of `choices`, drawn by weight.
+fn pick<T: Copy>(rng: &mut SplitMix, choices: &[(T, u32)]) -> Option<T> {
+    let total: u32 = choices.iter().map(|(_, w)| w).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut roll = rng.below(u64::from(total)) as u32;
+    choices.iter().find_map(|(choice, w)| {
+        if roll < *w {
+            Some(*choice)
+        } else {
+            roll -= w;
+            None
+        }
+    })
 }
 
 /// SplitMix64: a tiny, seedable generator, so a trace is the same on every run.
@@ -331,6 +461,60 @@ mod tests {
         }
         let main = day.bursts.iter().filter(|b| b.model == models[0]).count();
         assert!(main * 2 > day.bursts.len(), "most talk to the first model");
+    }
+
+    #[test]
+    fn a_week_has_weekday_rhythm_and_a_friday_model() {
+        let models = ["llama3.2", "qwen3:0.6b", "tinyllama"];
+        let week = Trace::week(&models, 7);
+        assert_eq!(week, Trace::week(&models, 7));
+        const DAY: u64 = 24 * 3600;
+        let day_of = |b: &Burst| b.at.as_secs() / DAY;
+        for burst in &week.bursts {
+            let hour = burst.at.as_secs() % DAY / 3600;
+            assert!(hour < 9, "within 09:00–18:00: {burst:?}");
+        }
+        let fridays: Vec<&Burst> = week
+            .bursts
+            .iter()
+            .filter(|b| b.model == "tinyllama")
+            .collect();
+        assert!(fridays.len() >= 2, "{}", fridays.len());
+        assert!(fridays.iter().all(|b| day_of(b) == 4), "only on Friday");
+        for day in 0..5 {
+            assert!(
+                week.bursts
+                    .iter()
+                    .any(|b| day_of(b) == day && b.model == "llama3.2")
+            );
+        }
+    }
+
+    #[test]
+    fn a_switcher_uses_every_model_and_a_burst_day_rushes_then_rests() {
+        let five = [
+            "llama3.2",
+            "qwen3:0.6b",
+            "tinyllama",
+            "gemma3:1b",
+            "phi3:mini",
+        ];
+        let day = Trace::switcher(8, &five, 7);
+        for model in five {
+            assert!(
+                day.bursts.iter().filter(|b| b.model == model).count() >= 2,
+                "{model}"
+            );
+        }
+        let rush = Trace::burst_day(&five, 7);
+        let hours: Vec<u64> = rush.bursts.iter().map(|b| b.at.as_secs() / 3600).collect();
+        assert!(hours.iter().all(|h| [1, 5, 6, 9].contains(h)), "{hours:?}");
+        assert!(rush.bursts.len() > 20, "{}", rush.bursts.len());
+        assert!(
+            rush.bursts
+                .iter()
+                .all(|b| b.model == five[0] || b.model == five[1])
+        );
     }
 
     #[test]
