@@ -299,8 +299,9 @@ pub struct TraceReport {
 }
 
 /// Plays `trace` against `base_url` (`/api/chat`, streaming), every gap divided
-/// by `time_scale`. Bursts run on their own schedule, each message after the
-/// previous reply ended and its pause passed.
+/// by `time_scale`, as one person would: each message after the previous reply
+/// ended and its pause passed, each conversation at its time or after the one
+/// before it, whichever is later.
 pub async fn replay(
     base_url: &str,
     trace: &Trace,
@@ -319,28 +320,18 @@ pub async fn replay(
         .map_err(|e| super::load::BenchError::Client(e.to_string()))?;
     let url = format!("{}/api/chat", base_url.trim_end_matches('/'));
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (n, burst) in trace.bursts.iter().cloned().enumerate() {
-        let (client, url) = (client.clone(), url.clone());
-        tasks.spawn(async move {
-            tokio::time::sleep_until(started + burst.at.div_f64(time_scale)).await;
-            let mut seen = Vec::with_capacity(burst.pauses.len());
-            for (i, pause) in burst.pauses.iter().enumerate() {
-                tokio::time::sleep(pause.div_f64(time_scale)).await;
-                let prompt = format!("Conversation {n}, message {i}: how do I keep a model warm?");
-                seen.push(chat(&client, &url, &burst.model, &prompt).await);
-            }
-            (n, seen)
-        });
-    }
-    let mut by_burst = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(done) = done {
-            by_burst.push(done);
+    // One person: a conversation starts at its time, or once the one before it
+    // ended, whichever is later (loads and replies are not compressed, so a
+    // conversation can run past the next one's compressed start).
+    let mut each = Vec::with_capacity(trace.messages());
+    for (n, burst) in trace.bursts.iter().enumerate() {
+        tokio::time::sleep_until(started + burst.at.div_f64(time_scale)).await;
+        for (i, pause) in burst.pauses.iter().enumerate() {
+            tokio::time::sleep(pause.div_f64(time_scale)).await;
+            let prompt = format!("Conversation {n}, message {i}: how do I keep a model warm?");
+            each.push(chat(&client, &url, &burst.model, &prompt).await);
         }
     }
-    by_burst.sort_by_key(|(n, _)| *n);
-    let each: Vec<Message> = by_burst.into_iter().flat_map(|(_, m)| m).collect();
     Ok(summarise(base_url, time_scale, each, started.elapsed()))
 }
 

@@ -8,8 +8,10 @@
 //!    pipeline keeps anyway) are polled; a model whose request count moved was
 //!    used now, and its cold starts say how long its loads take. The hosts'
 //!    inventories say how much memory each loaded model takes.
-//! 2. **Expect**: each installed model's [`ModelUsage::outlook`] over the next
-//!    [`HORIZON`] (coming back from an idle gap, or the week's rhythm).
+//! 2. **Expect**: each installed model's [`ModelUsage::outlook`] (coming back
+//!    from an idle gap, or the week's rhythm): over [`KEEP_HORIZON`] for a model
+//!    loaded now (is it still in use today?), over [`HORIZON`] for one not loaded
+//!    (is it worth loading ahead now?).
 //! 3. **Plan**: [`plan::plan`] within the budget ([`budget`]), the chosen
 //!    models first, at most as many models as the host keeps loaded at once.
 //! 4. **Act**: the predicted set replaces the last one (it is read by pinning on
@@ -32,8 +34,12 @@ use crate::config::WarmthConfig;
 use crate::metrics::ModelMetrics;
 use crate::upstream::UpstreamSet;
 
-/// How far ahead a use is expected (learning time).
+/// How far ahead a use must be expected to load a model ahead of it (learning
+/// time): far enough to load before it, near enough not to load for nothing.
 pub const HORIZON: u64 = 30 * 60;
+/// How far ahead a use must be expected to keep a loaded model: a model in use
+/// today stays through a lunch break, and goes when the evening comes.
+pub const KEEP_HORIZON: u64 = 2 * 3600;
 /// How often what was learned is saved at most (wall time).
 const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Models an Ollama host keeps loaded at once by default (`OLLAMA_MAX_LOADED_MODELS`
@@ -191,8 +197,11 @@ impl Auto {
             .iter()
             .map(|(name, (loaded, estimate))| {
                 let usage = learned.usage.get(name);
+                let loaded =
+                    *loaded || usage.is_some_and(|u| now.saturating_sub(u.last_use) <= just_used);
+                let horizon = if loaded { KEEP_HORIZON } else { HORIZON };
                 let outlook = usage
-                    .map(|u| u.outlook(now, HORIZON, offset))
+                    .map(|u| u.outlook(now, horizon, offset))
                     .unwrap_or_default();
                 if let Some(reason) = outlook.reason.describe() {
                     reasons.insert(name.clone(), reason);
@@ -201,8 +210,7 @@ impl Auto {
                     name: name.clone(),
                     chosen: chosen.contains(name),
                     cooled: cooled.contains(name),
-                    loaded: *loaded
-                        || usage.is_some_and(|u| now.saturating_sub(u.last_use) <= just_used),
+                    loaded,
                     memory: usage.map_or(0, |u| u.memory).max(*estimate),
                     p: outlook.p,
                     load_secs: usage
@@ -235,7 +243,10 @@ impl Auto {
                 learned.wasted_loads += 1;
             }
         }
-        let changed = *kept != plan.predicted;
+        // The order follows the values, which move every round: only a different
+        // set of models is a change.
+        let changed =
+            kept.len() != plan.predicted.len() || kept.iter().any(|m| !plan.predicted.contains(m));
         if changed {
             tracing::info!(predicted = ?plan.predicted, released = ?released, budget, "warm by prediction");
             self.kept.store(Arc::new(plan.predicted.clone()));

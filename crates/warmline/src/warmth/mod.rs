@@ -371,17 +371,20 @@ impl Warmth {
                     continue;
                 }
                 let resident = models.loaded.get(model);
-                // A model kept by prediction and resident for a while yet is left
-                // to its host's timer: requests for it are pinned meanwhile, and a
-                // load now would only repeat what the last request did.
-                if by_prediction
-                    && resident
+                // A model kept by prediction is loaded when it is not resident, or
+                // when its host would unload it soon (the request that loaded it
+                // came before the prediction, unpinned); one resident for a while
+                // yet is left to its host's timer, as requests for it are pinned.
+                if by_prediction {
+                    let expiring = resident
                         .and_then(|l| l.expires_at.as_deref())
                         .and_then(crate::sys::clock::parse_rfc3339)
                         .is_some_and(|at| {
-                            at > std::time::SystemTime::now() + PREDICTED_REFRESH_AHEAD
-                        })
-                {
+                            at <= std::time::SystemTime::now() + PREDICTED_REFRESH_AHEAD
+                        });
+                    if resident.is_none() || expiring {
+                        loads.push((Arc::clone(host), model.clone(), installed.is_embedding()));
+                    }
                     continue;
                 }
                 let resident = resident.is_some();

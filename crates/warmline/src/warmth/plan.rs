@@ -7,12 +7,17 @@
 //! probability of a use within the horizon ([`super::usage::Outlook`]) times how
 //! long a load of that model takes. Loading ahead of a use costs a load that may
 //! turn out wasted, so a model that is not loaded needs a likelier use
-//! ([`LOAD_AHEAD`]) than one already loaded needs to stay ([`KEEP`]). Models the
-//! person cooled are never chosen. A pure function, so it is tested on its own.
+//! ([`LOAD_AHEAD`]) than one already loaded needs to stay ([`KEEP`], or
+//! [`KEEP_WITH_ROOM`] while the budget has room to spare). Models the person
+//! cooled are never chosen. A pure function, so it is tested on its own.
 
-/// A model loaded already stays while its use within the horizon is at least
-/// this likely (and it fits).
-pub const KEEP: f32 = 0.05;
+/// A model loaded already stays while its use within the (longer) keeping
+/// horizon is at least this likely (and it fits)...
+pub const KEEP: f32 = 0.1;
+/// ...or only this likely, while everything that could stay takes at most half
+/// the budget: memory nobody needs costs nothing, and a model used today is
+/// let go only when the pattern says it is done.
+pub const KEEP_WITH_ROOM: f32 = 0.02;
 /// A model not loaded is loaded ahead when its use is at least this likely.
 pub const LOAD_AHEAD: f32 = 0.5;
 /// The load time assumed for a model never seen loading (seconds).
@@ -53,10 +58,20 @@ pub fn plan(candidates: &[Candidate], budget: u64, max_models: usize) -> Plan {
     let mut used: u64 = chosen.iter().map(|c| c.memory).sum();
     let chosen_over_budget = used > budget;
     let mut count = chosen.len();
+    let could_stay: u64 = candidates
+        .iter()
+        .filter(|c| c.chosen || (!c.cooled && c.loaded && c.p >= KEEP_WITH_ROOM))
+        .map(|c| c.memory)
+        .sum();
+    let keep = if could_stay.saturating_mul(2) <= budget {
+        KEEP_WITH_ROOM
+    } else {
+        KEEP
+    };
     let mut others: Vec<&Candidate> = candidates
         .iter()
         .filter(|c| !c.chosen && !c.cooled)
-        .filter(|c| c.p >= if c.loaded { KEEP } else { LOAD_AHEAD })
+        .filter(|c| c.p >= if c.loaded { keep } else { LOAD_AHEAD })
         .collect();
     // The cold-start seconds each one saves, expected; ties to the smaller one.
     let value = |c: &Candidate| f64::from(c.p) * f64::from(c.load_secs.max(0.1));
@@ -135,6 +150,17 @@ mod tests {
         assert!(plan.chosen_over_budget);
         assert!(plan.predicted.is_empty());
         assert_eq!(plan.used, 16 * GB);
+    }
+
+    #[test]
+    fn with_room_to_spare_a_model_stays_until_it_is_done() {
+        let candidates = [
+            model("today", GB, 0.05, true),
+            model("tonight", GB, 0.01, true),
+        ];
+        assert_eq!(plan(&candidates, 100 * GB, 5).predicted, ["today"]);
+        // Without room, the same odds are not enough.
+        assert!(plan(&candidates, GB * 3 / 2, 5).predicted.is_empty());
     }
 
     #[test]
