@@ -168,8 +168,15 @@ mod tests {
         let mut cooled = model("cooled", GB, 0.99, true);
         cooled.cooled = true;
         let candidates = [cooled, model("x", GB, 0.8, true), model("y", GB, 0.7, true)];
-        assert_eq!(plan(&candidates, 100 * GB, 1).predicted, ["x"]);
+        assert_eq!(plan(&candidates, 100 * GB, 2).predicted, ["x", "y"]);
         assert_eq!(plan(&candidates, 100 * GB, 5).predicted, ["x", "y"]);
         assert!(plan(&[], 0, 5).predicted.is_empty());
+        // Five likely models for three places: the three likeliest.
+        let five: Vec<Candidate> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| model(n, GB, 0.9 - i as f32 * 0.1, true))
+            .collect();
+        assert_eq!(plan(&five, 100 * GB, 3).predicted, ["a", "b", "c"]);
     }
 }
