@@ -415,6 +415,7 @@ impl Reason {
         ];
         match *self {
             Reason::None => None,
+            Reason::Recent { idle } if idle < 60 => Some("used just now".to_owned()),
             Reason::Recent { idle } => Some(format!("used {} ago", ago(idle))),
             Reason::Rhythm {
                 weekday,
@@ -440,7 +441,6 @@ impl Reason {
 /// `5 minutes`, `2 hours`, `40 seconds`.
 fn ago(secs: u64) -> String {
     match secs {
-        0..60 => format!("{secs} seconds"),
         60..120 => "1 minute".to_owned(),
         120..3600 => format!("{} minutes", secs / 60),
         3600..7200 => "1 hour".to_owned(),
