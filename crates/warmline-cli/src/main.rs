@@ -53,7 +53,7 @@ enum Command {
     List(admin::Target),
     /// Installed models with Warmline's view: warm, loaded, memory, cold starts.
     Models(admin::Target),
-    /// Download a model on the gateway's hosts, with a progress bar.
+    /// Download a model through the gateway, with a progress bar.
     Pull {
         /// The model to download, e.g. "llama3.2" or "qwen3:0.6b"
         model: String,

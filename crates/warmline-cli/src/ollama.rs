@@ -66,7 +66,7 @@ pub async fn list(target: Target) -> ExitCode {
     }
 }
 
-/// `warmline pull MODEL`: downloads a model on the gateway's hosts, with a progress
+/// `warmline pull MODEL`: downloads a model through the gateway, with a progress
 /// bar on a terminal and one line per step elsewhere.
 pub async fn pull(target: Target, model: String) -> ExitCode {
     let body = serde_json::json!({ "model": model, "stream": true });

@@ -59,7 +59,13 @@ pub(crate) struct Auto {
     pub(super) kept: ArcSwap<Vec<String>>,
     /// The last plan, as `/warmline/warmth` and the models view show it.
     status: ArcSwap<AutoStatus>,
+    /// The machine's memory as last read, and when (read at most every
+    /// [`MEMORY_EVERY`]: sysinfo's reading costs more than the rest of a round).
+    memory: Mutex<Option<(std::time::Instant, Memory)>>,
 }
+
+/// How often the machine's memory is read again (wall time).
+const MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 struct Learned {
@@ -108,6 +114,7 @@ impl Auto {
             }),
             kept: ArcSwap::from_pointee(Vec::new()),
             status: ArcSwap::from_pointee(AutoStatus::default()),
+            memory: Mutex::new(None),
         }
     }
 
@@ -117,6 +124,21 @@ impl Auto {
             .lock()
             .map(|l| l.usage.clone())
             .unwrap_or_default()
+    }
+
+    /// The machine's memory, read again when the last reading is old.
+    fn memory(&self) -> Memory {
+        let Ok(mut last) = self.memory.lock() else {
+            return Memory::read();
+        };
+        match *last {
+            Some((at, memory)) if at.elapsed() < MEMORY_EVERY => memory,
+            _ => {
+                let memory = Memory::read();
+                *last = Some((std::time::Instant::now(), memory));
+                memory
+            }
+        }
     }
 
     pub(crate) fn status(&self) -> Arc<AutoStatus> {
@@ -225,7 +247,7 @@ impl Auto {
             .filter(|c| c.loaded && (c.chosen || kept.contains(&c.name)))
             .map(|c| c.memory)
             .sum();
-        let budget = budget::bytes(config.budget, Memory::read(), held);
+        let budget = budget::bytes(config.budget, self.memory(), held);
         // With `auto` off, the plan still weighs the chosen models against the budget.
         let eligible: Vec<Candidate> = candidates
             .into_iter()

@@ -80,6 +80,8 @@ pub struct Warmth {
     cooled: ArcSwap<Vec<String>>,
     /// Automatic warmth: what is learned, and the models kept by prediction.
     pub(crate) auto: auto::Auto,
+    /// Models a host keeps loaded at once, as the last plan was told.
+    model_cap: std::sync::atomic::AtomicUsize,
 }
 
 /// Why the warm set could not be changed.
@@ -116,6 +118,7 @@ impl Warmth {
             errors: Mutex::default(),
             cooled: ArcSwap::from_pointee(cooled),
             auto: auto::Auto::new(usage),
+            model_cap: std::sync::atomic::AtomicUsize::new(auto::DEFAULT_MAX_MODELS),
         }
     }
 
@@ -276,6 +279,8 @@ impl Warmth {
         max_models: usize,
     ) {
         let config = self.config.load_full();
+        self.model_cap
+            .store(max_models, std::sync::atomic::Ordering::Relaxed);
         let (released, save) = self.auto.round(
             &config,
             &self.set.load(),
@@ -382,7 +387,11 @@ impl Warmth {
                         .is_some_and(|at| {
                             at <= std::time::SystemTime::now() + PREDICTED_REFRESH_AHEAD
                         });
-                    if resident.is_none() || expiring {
+                    // Never load one ahead into a host that is full: it would
+                    // evict the model in use now, and the fight would go on.
+                    let full = models.loaded.len()
+                        >= self.model_cap.load(std::sync::atomic::Ordering::Relaxed);
+                    if (resident.is_none() && !full) || expiring {
                         loads.push((Arc::clone(host), model.clone(), installed.is_embedding()));
                     }
                     continue;
