@@ -17,53 +17,60 @@ use crate::admin::{Target, failed, text};
 
 /// `warmline ps`: the models loaded now, as `ollama ps` shows them.
 pub async fn ps(target: Target) -> ExitCode {
-    match target.call(reqwest::Method::GET, "/api/ps", None).await {
+    let header = ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"];
+    listing(target, "/api/ps", &header, |m, now| {
+        vec![
+            text(&m["name"]),
+            short_digest(&m["digest"]),
+            human_bytes(m["size"].as_u64().unwrap_or(0)),
+            processor(m["size"].as_u64(), m["size_vram"].as_u64()),
+            m["context_length"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            until(time(&m["expires_at"]), now),
+        ]
+    })
+    .await
+}
+
+/// `warmline list`: the models installed on the gateway's hosts, as `ollama list`.
+pub async fn list(target: Target) -> ExitCode {
+    listing(
+        target,
+        "/api/tags",
+        &["NAME", "ID", "SIZE", "MODIFIED"],
+        |m, now| {
+            vec![
+                text(&m["name"]),
+                short_digest(&m["digest"]),
+                human_bytes(m["size"].as_u64().unwrap_or(0)),
+                time(&m["modified_at"]).map_or_else(|| "-".to_owned(), |t| human_time(t, now)),
+            ]
+        },
+    )
+    .await
+}
+
+/// Reads an `/api/ps` or `/api/tags` answer from `path` and prints its models as
+/// a table of `header`, one `row` each (or the JSON as it is with `--json`).
+async fn listing(
+    target: Target,
+    path: &str,
+    header: &[&str],
+    row: impl Fn(&Value, SystemTime) -> Vec<String>,
+) -> ExitCode {
+    match target.call(reqwest::Method::GET, path, None).await {
         Ok(value) => target.print(&value, |value| {
             let now = SystemTime::now();
-            let rows = models(value).map(|m| {
-                let expires = m["expires_at"]
-                    .as_str()
-                    .and_then(warmline::sys::clock::parse_rfc3339);
-                vec![
-                    text(&m["name"]),
-                    short_digest(&m["digest"]),
-                    human_bytes(m["size"].as_u64().unwrap_or(0)),
-                    processor(m["size"].as_u64(), m["size_vram"].as_u64()),
-                    m["context_length"]
-                        .as_u64()
-                        .map_or_else(|| "-".to_owned(), |n| n.to_string()),
-                    until(expires, now),
-                ]
-            });
-            table(
-                &["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"],
-                rows,
-            )
+            table(header, models(value).map(|m| row(m, now)))
         }),
         Err(err) => failed(err),
     }
 }
 
-/// `warmline list`: the models installed on the gateway's hosts, as `ollama list`.
-pub async fn list(target: Target) -> ExitCode {
-    match target.call(reqwest::Method::GET, "/api/tags", None).await {
-        Ok(value) => target.print(&value, |value| {
-            let now = SystemTime::now();
-            let rows = models(value).map(|m| {
-                let modified = m["modified_at"]
-                    .as_str()
-                    .and_then(warmline::sys::clock::parse_rfc3339);
-                vec![
-                    text(&m["name"]),
-                    short_digest(&m["digest"]),
-                    human_bytes(m["size"].as_u64().unwrap_or(0)),
-                    modified.map_or_else(|| "-".to_owned(), |t| human_time(t, now)),
-                ]
-            });
-            table(&["NAME", "ID", "SIZE", "MODIFIED"], rows)
-        }),
-        Err(err) => failed(err),
-    }
+/// An RFC 3339 time field of Ollama's, if it is one.
+fn time(value: &Value) -> Option<SystemTime> {
+    value.as_str().and_then(warmline::sys::clock::parse_rfc3339)
 }
 
 /// `warmline pull MODEL`: downloads a model through the gateway, with a progress

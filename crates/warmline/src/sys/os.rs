@@ -38,15 +38,7 @@ const FD_RESERVE: u64 = 128;
 /// `~/.local/state/warmline`; `None` with neither variable set (an empty variable
 /// counts as unset). Only computes the path: the directory may not exist yet.
 pub fn state_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|home| PathBuf::from(home).join(".local").join("state"))
-        })?;
-    Some(base.join("warmline"))
+    xdg_dir("XDG_STATE_HOME", &[".local", "state"])
 }
 
 /// Warmline's settings directory: `$XDG_CONFIG_HOME/warmline`, or
@@ -54,13 +46,22 @@ pub fn state_dir() -> Option<PathBuf> {
 /// counts as unset). Holds `config.toml`, read when present, and the desktop app's
 /// settings. Only computes the path.
 pub fn config_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
+    xdg_dir("XDG_CONFIG_HOME", &[".config"])
+}
+
+/// `$VAR/warmline`, or `$HOME/<under>/warmline` when `VAR` is unset; `None` when
+/// neither is set (an empty variable counts as unset).
+fn xdg_dir(var: &str, under: &[&str]) -> Option<PathBuf> {
+    let base = std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|home| PathBuf::from(home).join(".config"))
+            let home = std::env::var_os("HOME").filter(|v| !v.is_empty())?;
+            Some(
+                under
+                    .iter()
+                    .fold(PathBuf::from(home), |p, part| p.join(part)),
+            )
         })?;
     Some(base.join("warmline"))
 }
