@@ -169,7 +169,10 @@ impl Front {
                     Ok(change) => {
                         let response = if own {
                             request.extensions_mut().insert(Current(Arc::clone(&stack)));
-                            let routed = self.own.oneshot(request).await;
+                            // Boxed, like the compressed path below: the data
+                            // plane's future stays small, and a hit's is moved
+                            // into its box without copying these.
+                            let routed = Box::pin(self.own.oneshot(request)).await;
                             routed.unwrap_or_else(|never| match never {})
                         } else {
                             recorded = true;
@@ -213,11 +216,13 @@ async fn data_plane(stack: &Stack, request: Request) -> Response {
             Ok::<_, std::convert::Infallible>(response)
         }
     });
-    let compressed = CompressionLayer::new()
-        .compress_when(Compressible)
-        .layer(forward)
-        .oneshot(request)
-        .await;
+    let compressed = Box::pin(
+        CompressionLayer::new()
+            .compress_when(Compressible)
+            .layer(forward)
+            .oneshot(request),
+    )
+    .await;
     match compressed {
         Ok(response) => response.map(axum::body::Body::new),
         Err(never) => match never {},

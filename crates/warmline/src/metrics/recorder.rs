@@ -189,6 +189,19 @@ impl Dists {
         }
     }
 
+    /// Adds only an event's queue wait and overhead (what the figures over
+    /// every request show).
+    fn record_waits(&mut self, event: &Event) {
+        for (histogram, value) in [
+            (&mut self.overhead, event.overhead),
+            (&mut self.queue, event.queue),
+        ] {
+            if let Some(value) = value {
+                record(histogram, value);
+            }
+        }
+    }
+
     /// Output tokens per second of generation, over every answer that said
     /// (total tokens over total generation time, not a mean of rates); `None`
     /// before any such answer.
@@ -216,7 +229,8 @@ pub(crate) struct Aggregate {
     /// Per installed model (normalised name), created when first seen.
     /// Keyed by installed models' names (not by anything a client makes up).
     pub(crate) models: HashMap<Arc<str>, Box<Dists>, foldhash::fast::RandomState>,
-    /// Every request, for the global queue-wait and overhead figures.
+    /// Every request, for the global queue-wait and overhead figures (only
+    /// those two of its distributions are filled).
     pub(crate) all: Box<Dists>,
     /// The second and the minute being filled.
     second: Accumulator,
@@ -383,7 +397,8 @@ impl Aggregate {
         self.routes[event.kind.index()]
             .get_or_insert_with(Dists::new)
             .record(&event);
-        self.all.record(&event);
+        // Read only for the global queue-wait and overhead figures.
+        self.all.record_waits(&event);
         if let Some(model) = &event.model {
             match self.models.get_mut(model) {
                 Some(dists) => dists.record(&event),

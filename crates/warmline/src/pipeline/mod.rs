@@ -142,7 +142,9 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
             return (settled, list.await);
         }
         let exchange = p.exchange(parts, OutBody::Stream(body), kind, None, &finish);
-        let answer = p.pass(exchange, flavor, finish, false).await;
+        // Boxed (both calls): the exchange's future is most of this function's,
+        // which is boxed itself and moved as it is; a hit need not copy it.
+        let answer = Box::pin(p.pass(exchange, flavor, finish, false)).await;
         if listed {
             let list =
                 translate::listing::answer(Some(answer), &p.upstreams, kind == RouteKind::Ps);
@@ -178,7 +180,10 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
             let masked = coldstart::masks_cold_start(p, &facts);
             let body = OutBody::Bytes(pin_keep_alive(p, kind, &facts, body));
             let exchange = p.exchange(parts, body, kind, facts.model, &finish);
-            return (settled, p.pass(exchange, flavor, finish, masked).await);
+            return (
+                settled,
+                Box::pin(p.pass(exchange, flavor, finish, masked)).await,
+            );
         }
     };
     // The model for the request's metrics, as the key read it (a hit never

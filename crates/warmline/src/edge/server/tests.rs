@@ -1,3 +1,4 @@
+use super::guard::H2_PREFACE;
 use super::*;
 use axum::Router;
 use std::net::SocketAddr;
