@@ -47,12 +47,12 @@ pub(crate) enum AnswerBody {
 
 impl http_body::Body for AnswerBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             AnswerBody::Pooled(body) => std::pin::Pin::new(body).poll_frame(cx),
             AnswerBody::Translated(body) => std::pin::Pin::new(body.as_mut()).poll_frame(cx),

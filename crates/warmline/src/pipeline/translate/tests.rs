@@ -142,7 +142,7 @@ fn requests_without_a_prompt_only_load() {
 }
 
 /// A frame as a pooled body yields it.
-type Frame = Result<http_body::Frame<Bytes>, hyper::Error>;
+type Frame = Result<http_body::Frame<Bytes>, std::io::Error>;
 
 /// The engine's body, in the chunks given (as a pooled body would deliver them).
 fn engine_body(
