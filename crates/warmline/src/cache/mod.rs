@@ -152,27 +152,27 @@ pub struct Control {
 impl Control {
     pub fn of(headers: &HeaderMap) -> Control {
         let mut control = Control::default();
-        for value in headers.get_all(http::header::CACHE_CONTROL) {
-            let Ok(value) = value.to_str() else { continue };
-            for directive in value.split(',').map(str::trim) {
-                let lower = directive.to_ascii_lowercase();
-                match lower.as_str() {
-                    "no-cache" => control.no_cache = true,
-                    "no-store" => control.no_store = true,
-                    _ => {
-                        if let Some(age) = lower.strip_prefix("max-age=") {
-                            control.max_age = age.trim_matches('"').parse().ok();
+        // One pass over the few headers a request has, not two lookups.
+        for (name, value) in headers {
+            if *name == http::header::CACHE_CONTROL {
+                let Ok(value) = value.to_str() else { continue };
+                for directive in value.split(',').map(str::trim) {
+                    let lower = directive.to_ascii_lowercase();
+                    match lower.as_str() {
+                        "no-cache" => control.no_cache = true,
+                        "no-store" => control.no_store = true,
+                        _ => {
+                            if let Some(age) = lower.strip_prefix("max-age=") {
+                                control.max_age = age.trim_matches('"').parse().ok();
+                            }
                         }
                     }
                 }
+            } else if *name == http::header::PRAGMA
+                && value.as_bytes().eq_ignore_ascii_case(b"no-cache")
+            {
+                control.no_cache = true;
             }
-        }
-        if headers
-            .get(http::header::PRAGMA)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("no-cache"))
-        {
-            control.no_cache = true;
         }
         control
     }
@@ -293,7 +293,7 @@ impl Memo {
 pub struct Cache {
     /// Keyed by a BLAKE3 digest, which no client can steer: a fast hasher is
     /// enough (moka's default is SipHash).
-    store: moka::future::Cache<StoreKey, Arc<Entry>, foldhash::fast::RandomState>,
+    store: moka::sync::Cache<StoreKey, Arc<Entry>, foldhash::fast::RandomState>,
     digests: ArcSwap<HashMap<String, String>>,
     /// Bumped whenever `digests` changes (invalidates the memo).
     generation: AtomicU64,
@@ -332,7 +332,7 @@ impl moka::Expiry<StoreKey, Arc<Entry>> for EntryTtl {
 
 impl Cache {
     pub fn new(config: &CacheConfig) -> Result<Cache, String> {
-        let store = moka::future::Cache::builder()
+        let store = moka::sync::Cache::builder()
             .max_capacity(config.max_bytes)
             .weigher(|_: &StoreKey, entry: &Arc<Entry>| {
                 u32::try_from(entry.weight()).unwrap_or(u32::MAX)
@@ -437,21 +437,23 @@ impl Cache {
 
     /// Finds an answer for `lookup` in memory, then in Redis.
     pub async fn lookup(&self, lookup: &Lookup) -> Option<(Replay, Duration)> {
-        let fresh = |entry: &Entry| lookup.max_age.is_none_or(|max| entry.age() <= max);
-        if let Some(entry) = self.store.get(&lookup.store).await
-            && fresh(&entry)
-            && let Some(replay) = entry.replay(lookup.stream, lookup.native)
-        {
-            return Some((replay, entry.age()));
+        let fresh = |age: Duration| lookup.max_age.is_none_or(|max| age <= max);
+        if let Some(entry) = self.store.get(&lookup.store) {
+            let age = entry.age();
+            if fresh(age)
+                && let Some(replay) = entry.replay(lookup.stream, lookup.native)
+            {
+                return Some((replay, age));
+            }
         }
         let redis = self.redis.as_ref()?;
         let entry = redis.get(&lookup.store.redis_key()).await?;
-        if !fresh(&entry) {
+        let age = entry.age();
+        if !fresh(age) {
             return None;
         }
         let replay = entry.replay(lookup.stream, lookup.native)?;
-        let age = entry.age();
-        self.store.insert(lookup.store, Arc::new(entry)).await;
+        self.store.insert(lookup.store, Arc::new(entry));
         Some((replay, age))
     }
 
@@ -478,7 +480,7 @@ impl Cache {
         if let Some(redis) = &self.redis {
             redis.put(lookup.store.redis_key(), &entry);
         }
-        self.store.insert(lookup.store, Arc::new(entry)).await;
+        self.store.insert(lookup.store, Arc::new(entry));
     }
 
     /// Counts one response by its `x-warmline-cache` value.
@@ -508,7 +510,7 @@ impl Cache {
             }
             None => self.store.invalidate_all(),
         }
-        self.store.run_pending_tasks().await;
+        self.store.run_pending_tasks();
         let removed = before.saturating_sub(self.store.entry_count());
         let redis_removed = match &self.redis {
             Some(redis) => redis.purge(model.as_deref()).await.ok(),
@@ -523,7 +525,7 @@ impl Cache {
 
     /// Counters and sizes for `/warmline/cache`.
     pub async fn stats(&self) -> CacheStats {
-        self.store.run_pending_tasks().await;
+        self.store.run_pending_tasks();
         let c = &self.counters;
         CacheStats {
             enabled: true,

@@ -251,6 +251,17 @@ impl OriginPolicy {
 
 /// `host:port`, `[v6]:port` or a bare name → the name part (without brackets).
 /// A bare IPv6 literal is returned whole, since its colons are not a port.
+/// Whether a `Host` is `127.0.0.1` or `localhost` (any case), with or without a
+/// port: what nearly every local request carries, which [`OriginPolicy::allows_host`]
+/// allows too, answered from the bytes.
+fn loopback_name(host: &[u8]) -> bool {
+    let name = match host.iter().rposition(|b| *b == b':') {
+        Some(colon) if host[colon + 1..].iter().all(u8::is_ascii_digit) => &host[..colon],
+        _ => host,
+    };
+    name == b"127.0.0.1" || name.eq_ignore_ascii_case(b"localhost")
+}
+
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split_once(']').map_or(host, |(v6, _)| &v6[1..]);
@@ -325,6 +336,7 @@ pub fn admit(
 ) -> Result<Option<HeaderValue>, Box<Response>> {
     let control = crate::auth::Plane::of(request.uri().path()) == crate::auth::Plane::Control;
     if let Some(host) = request.headers().get(header::HOST)
+        && !loopback_name(host.as_bytes())
         && !host.to_str().is_ok_and(|h| policy.allows_host(h))
     {
         let shown = String::from_utf8_lossy(host.as_bytes()).into_owned();
@@ -434,6 +446,32 @@ fn strip_cors(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loopback_fast_path_allows_only_what_the_host_check_allows() {
+        let policy = OriginPolicy::new(&[]).with_host_check("0.0.0.0:11435".parse().expect("addr"));
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:11435",
+            "localhost",
+            "LocalHost:80",
+            "localhost:",
+        ] {
+            assert!(loopback_name(host.as_bytes()), "{host}");
+            assert!(policy.allows_host(host), "{host}");
+        }
+        for host in [
+            "127.0.0.1.evil.example",
+            "localhost.evil.example:80",
+            "evil:localhost",
+            "localhost:80x",
+            "[::1]:80",
+            " localhost",
+            "127.0.0.2",
+        ] {
+            assert!(!loopback_name(host.as_bytes()), "{host}");
+        }
+    }
 
     #[test]
     fn built_in_origins_are_allowed() {

@@ -265,11 +265,13 @@ fn observe(
     started: std::time::Instant,
     mut response: Response,
 ) -> Response {
-    let took = started.elapsed();
+    // Read only for answers the pipeline did not time (it times its own).
+    let took = || started.elapsed();
     if !response
         .headers()
         .contains_key(crate::wire::headers::SERVER_TIMING)
     {
+        let took = took();
         let mut value = Vec::with_capacity(24);
         crate::wire::headers::push_timing(&mut value, "overhead", Some(took));
         if let Ok(value) = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
@@ -284,6 +286,7 @@ fn observe(
         stack.pipeline.metrics.gateway_error(kind.0);
     }
     if !own && !recorded {
+        let took = took();
         let metrics = &stack.pipeline.metrics;
         metrics.request_started(kind);
         metrics.finished(crate::metrics::Event {

@@ -105,10 +105,10 @@ pub(crate) struct Settled(Outcome);
 /// The fallback handler: serves the request through the pipeline and labels the
 /// answer with its cache outcome.
 pub async fn forward(pipeline: Arc<Pipeline>, request: Request) -> Response {
-    // Boxed: the pipeline's future is a few kilobytes, and every future that
-    // awaits it inline would grow by as much and be copied as it moves (each
-    // layer out doubled: 76 KB at the connection, copied on every request).
-    let (Settled(outcome), mut response) = Box::pin(serve(pipeline, request)).await;
+    // Not boxed here: the gateway's front boxes the whole request's future
+    // once (`gateway::router::Front`), and the exchange's future, most of this
+    // one's size, is boxed where it is awaited.
+    let (Settled(outcome), mut response) = serve(pipeline, request).await;
     let headers = response.headers_mut();
     headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
     headers.insert(
@@ -175,7 +175,7 @@ async fn serve(pipeline: Arc<Pipeline>, request: Request) -> (Settled, Response)
                 Plan::Use(_) => None,
             };
             let facts = read.map_or_else(|| Facts::of(kind, &body), Facts::from);
-            p.note_model(&finish, facts.model.as_deref());
+            p.note_model(&finish, facts.model.as_ref());
             let settled = p.settle(&mut finish, Outcome::Bypass);
             let masked = coldstart::masks_cold_start(p, &facts);
             let body = OutBody::Bytes(pin_keep_alive(p, kind, &facts, body));
@@ -262,11 +262,11 @@ impl Pipeline {
     }
 
     /// Names the request's model in its metrics, if a host has it installed.
-    fn note_model(&self, finish: &Finish, model: Option<&str>) {
+    fn note_model(&self, finish: &Finish, model: Option<&Arc<str>>) {
         if let Some(model) = model
             && self.upstreams.is_installed(model)
         {
-            finish.trace.update(|t| t.model = Some(Arc::from(model)));
+            finish.trace.update(|t| t.model = Some(Arc::clone(model)));
         }
     }
 

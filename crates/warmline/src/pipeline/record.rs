@@ -189,7 +189,13 @@ impl Drop for Finish {
             kind: self.kind,
             status,
             failed: status >= 500 || broken,
-            latency: started.elapsed(),
+            // A whole answer ends when it is recorded: its first byte's time.
+            latency: match (self.head_at, self.first_byte) {
+                (Some(head), Some(first)) if head == first => {
+                    since(Some(first)).unwrap_or_default()
+                }
+                _ => started.elapsed(),
+            },
             ttft: since(self.first_byte),
             overhead: self.head_at.map(|_| self.overhead(&facts)),
             queue: facts.queue,

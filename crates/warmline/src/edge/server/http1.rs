@@ -320,11 +320,11 @@ impl<A: App> Connection<A> {
             }
         }
         out.clear();
-        let mut framing = write_head(out, &parts, &body, is_head);
+        let (mut framing, closes) = write_head(out, &parts, &body, is_head);
         if framing == Framing::None {
             drop(body);
             self.tcp.write_all(out).await?;
-            return Ok(!framing_closes(&parts.headers));
+            return Ok(!closes);
         }
         let mut body = pin!(body);
         loop {
@@ -379,7 +379,7 @@ impl<A: App> Connection<A> {
                     let whole = framing.finish(out);
                     self.tcp.write_all(out).await?;
                     out.clear();
-                    return Ok(whole && !framing_closes(&parts.headers));
+                    return Ok(whole && !closes);
                 }
             }
         }
@@ -572,14 +572,6 @@ fn hex_len(buf: &mut [u8; 16], mut n: usize) -> &[u8] {
     }
 }
 
-/// Whether the answer itself asks to close the connection.
-fn framing_closes(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|value| has_token(value.as_bytes(), b"close"))
-}
-
 /// Whether a comma-separated header value lists `token` (any case).
 fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
@@ -588,13 +580,14 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 }
 
 /// Writes the status line and headers as hyper does (see the module docs) and
-/// returns how the body follows.
+/// returns how the body follows, and whether the answer asks to close the
+/// connection.
 fn write_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
     body: &Body,
     is_head: bool,
-) -> Framing {
+) -> (Framing, bool) {
     let status = parts.status;
     if status == StatusCode::OK {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
@@ -613,9 +606,11 @@ fn write_head(
     let mut framing = None;
     let mut wrote_date = false;
     let mut previous: Option<&HeaderName> = None;
+    let mut closes = false;
     for (name, value) in &parts.headers {
         // Several values of `connection` go on one line, as hyper writes them.
         if *name == header::CONNECTION {
+            closes |= has_token(value.as_bytes(), b"close");
             if previous == Some(name) {
                 out.truncate(out.len() - 2);
                 out.extend_from_slice(b", ");
@@ -681,9 +676,9 @@ fn write_head(
     }
     out.extend_from_slice(b"\r\n");
     if bodiless || framing == Framing::Length(0) {
-        Framing::None
+        (Framing::None, closes)
     } else {
-        framing
+        (framing, closes)
     }
 }
 
