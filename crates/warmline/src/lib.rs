@@ -9,7 +9,8 @@
 //! # The two stacks a request meets
 //!
 //! ```text
-//!   client ─▶ edge::server      accept; head guard (408, 431); connection cap (503)
+//!   client ─▶ edge::server      accept; connection cap (503); own HTTP/1.1 loop
+//!               │               (head limits 408, 431; hyper for HTTP/2 and the unusual)
 //!               │
 //!   outer stack (gateway::router, one `gate` layer, read in order)
 //!               ├─ snapshot      one configuration for the whole request
@@ -32,7 +33,8 @@
 //!               ├─ exchange      slot (host, model) ─▶ breaker ─▶ send ─▶ failover once
 //!               └─ respond       chunks back as they arrive; store when whole
 //!               ▼
-//!   Ollama (one or more hosts, pooled keep-alive connections, health-checked)
+//!   Ollama (one or more hosts, pooled keep-alive connections driven by the
+//!           request's own task, health-checked)
 //! ```
 //!
 //! # The layers

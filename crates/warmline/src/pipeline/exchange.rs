@@ -369,7 +369,7 @@ async fn attempt(
         }
         OutBody::Stream(_) => Body::empty(),
         // A body held whole may differ from what the client declared (a pinned
-        // keep_alive): hyper sets its length from the body itself.
+        // keep_alive): the upstream client (`pool`) sets its length from the body.
         OutBody::Bytes(bytes) => Body::from(bytes),
     };
     let request = match upstream.request_target(path_and_query.as_ref()) {

@@ -52,7 +52,7 @@ pub(crate) fn hit(replay: Replay, age: std::time::Duration) -> Response {
     // Server-Timing, CORS): it never grows on the way out.
     let mut headers = http::HeaderMap::with_capacity(8);
     headers.insert(header::CONTENT_TYPE, replay.content_type);
-    // A single chunk has an exact size, which hyper writes as `Content-Length`
+    // A single chunk has an exact size, which the server writes as `Content-Length`
     // itself.
     if !replay.stream && !whole {
         headers.insert(header::CONTENT_LENGTH, number(length as u64));
