@@ -91,13 +91,16 @@ impl Outgoing {
                     length = (!declared).then_some(bytes.len() as u64);
                     whole = Some(bytes);
                 }
-                Some(_) => {
-                    // Not a whole body after all: what was taken leads the stream.
-                    let frame = first.and_then(|f| f.and_then(Result::ok));
-                    let lead = frame.and_then(|f| f.into_data().ok()).unwrap_or_default();
+                Some(taken) => {
+                    // Not a whole body after all: what was taken (a part, or the
+                    // body's error) leads the stream.
+                    let lead = match taken {
+                        Some(Ok(frame)) => Ok(frame.into_data().unwrap_or_default()),
+                        Some(Err(err)) => Err(err),
+                        None => Ok(Bytes::new()),
+                    };
                     let rest = body.into_data_stream();
-                    let lead =
-                        futures_util::stream::once(async move { Ok::<_, axum::Error>(lead) });
+                    let lead = futures_util::stream::once(async move { lead });
                     stream = Some(Body::from_stream(futures_util::StreamExt::chain(
                         lead, rest,
                     )));
@@ -207,8 +210,11 @@ async fn send_stream(conn: &mut Conn, mut body: Body, chunked: bool) -> Result<(
 async fn read_head(conn: &mut Conn, is_head: bool) -> Result<Head, Sent> {
     let mut answered = false;
     loop {
-        if let Some(head) = parse_head(conn, is_head).map_err(Sent::Failed)? {
-            return Ok(head);
+        match parse_head(conn, is_head).map_err(Sent::Failed)? {
+            Parsed::Head(head) => return Ok(head),
+            // An interim answer, taken: what follows may be read already.
+            Parsed::Interim => continue,
+            Parsed::Partial => {}
         }
         if conn.buf.len() > MAX_HEAD {
             return Err(Sent::Failed(
@@ -235,9 +241,17 @@ fn closed_before_answer() -> io::Error {
     )
 }
 
-/// The answer's head at the start of `conn.buf`, taken from it; `None` while
-/// incomplete (or after an interim answer, also taken).
-fn parse_head(conn: &mut Conn, is_head: bool) -> Result<Option<Head>, BoxError> {
+/// What the start of `conn.buf` held.
+enum Parsed {
+    /// An answer's head, taken from the buffer.
+    Head(Head),
+    /// An interim (1xx) answer's head, taken and dropped.
+    Interim,
+    Partial,
+}
+
+/// Reads the answer's head at the start of `conn.buf`.
+fn parse_head(conn: &mut Conn, is_head: bool) -> Result<Parsed, BoxError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut fields = [[0u32; 4]; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -245,7 +259,7 @@ fn parse_head(conn: &mut Conn, is_head: bool) -> Result<Option<Head>, BoxError> 
     let config = httparse::ParserConfig::default();
     let len = match config.parse_response_with_uninit_headers(&mut parsed, buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(err) => return Err(format!("the upstream's answer is not HTTP/1.1: {err}").into()),
     };
     let code = parsed.code.unwrap_or(0);
@@ -270,7 +284,7 @@ fn parse_head(conn: &mut Conn, is_head: bool) -> Result<Option<Head>, BoxError> 
     }
     let bytes = conn.buf.split_to(len).freeze();
     if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
-        return Ok(None);
+        return Ok(Parsed::Interim);
     }
     let mut headers = HeaderMap::with_capacity(count);
     for &[name, name_len, value, value_len] in &fields[..count] {
@@ -322,7 +336,7 @@ fn parse_head(conn: &mut Conn, is_head: bool) -> Result<Option<Head>, BoxError> 
     if decode == Decode::Eof {
         keep_alive = false;
     }
-    Ok(Some(Head {
+    Ok(Parsed::Head(Head {
         status,
         version,
         headers,

@@ -249,6 +249,19 @@ async fn interim_answers_are_skipped_and_a_close_delimited_body_ends_with_the_co
 }
 
 #[tokio::test]
+async fn an_interim_answer_and_the_answer_in_one_segment_are_both_read() {
+    let (endpoint, _) = scripted(
+        vec![b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"],
+        false,
+    )
+    .await;
+    let answer = tokio::time::timeout(Duration::from_secs(5), fetch(&endpoint, get(&endpoint)));
+    let (head, body) = answer.await.expect("not left waiting for more");
+    assert_eq!(head.status(), 200);
+    assert_eq!(body.expect("a body").concat(), b"ok");
+}
+
+#[tokio::test]
 async fn an_answer_cut_short_is_an_error_not_an_end() {
     let (endpoint, _) = scripted(
         vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf"],
