@@ -180,6 +180,10 @@ impl OriginPolicy {
         let Some(check) = &self.host_check else {
             return true;
         };
+        // What nearly every local request carries, answered from the bytes.
+        if loopback_name(host.as_bytes()) {
+            return true;
+        }
         // Every request carries a `Host`: no copy unless it has capitals, and the
         // usual loopback names are answered before any parsing.
         let host = host.trim();
@@ -252,8 +256,7 @@ impl OriginPolicy {
 /// `host:port`, `[v6]:port` or a bare name → the name part (without brackets).
 /// A bare IPv6 literal is returned whole, since its colons are not a port.
 /// Whether a `Host` is `127.0.0.1` or `localhost` (any case), with or without a
-/// port: what nearly every local request carries, which [`OriginPolicy::allows_host`]
-/// allows too, answered from the bytes.
+/// port: the first thing [`OriginPolicy::allows_host`] asks, from the bytes.
 fn loopback_name(host: &[u8]) -> bool {
     let name = match host.iter().rposition(|b| *b == b':') {
         Some(colon) if host[colon + 1..].iter().all(u8::is_ascii_digit) => &host[..colon],
@@ -336,7 +339,6 @@ pub fn admit(
 ) -> Result<Option<HeaderValue>, Box<Response>> {
     let control = crate::auth::Plane::of(request.uri().path()) == crate::auth::Plane::Control;
     if let Some(host) = request.headers().get(header::HOST)
-        && !loopback_name(host.as_bytes())
         && !host.to_str().is_ok_and(|h| policy.allows_host(h))
     {
         let shown = String::from_utf8_lossy(host.as_bytes()).into_owned();

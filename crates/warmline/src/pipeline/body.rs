@@ -122,16 +122,7 @@ fn first_frame(body: &mut Body, limit: u64) -> First {
 
 /// The body length the client declared, if any.
 pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    // Digits only (what both HTTP/1 servers accept), read without a `&str`.
-    let digits = headers.get(header::CONTENT_LENGTH)?.as_bytes();
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, d| {
-        d.is_ascii_digit()
-            .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-            .flatten()
-    })
+    crate::wire::http1::content_length(headers.get(header::CONTENT_LENGTH)?.as_bytes())
 }
 
 /// What went wrong with a client's request body, learned inside the body stream

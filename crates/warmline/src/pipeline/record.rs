@@ -96,6 +96,8 @@ pub(crate) struct Finish {
     pub(crate) follower: bool,
     head_at: Option<Instant>,
     first_byte: Option<Instant>,
+    /// When a whole answer was recorded (its end); `None` while a body streams.
+    ended: Option<Instant>,
     broken: bool,
 }
 
@@ -120,6 +122,7 @@ impl Finish {
             follower: false,
             head_at: None,
             first_byte: None,
+            ended: None,
             broken: false,
         }
     }
@@ -130,6 +133,7 @@ impl Finish {
         self.status = status;
         self.head_at = Some(now);
         self.first_byte = Some(now);
+        self.ended = Some(now);
     }
 
     /// The response headers are ready now; the outcome is recorded when the
@@ -189,13 +193,11 @@ impl Drop for Finish {
             kind: self.kind,
             status,
             failed: status >= 500 || broken,
-            // A whole answer ends when it is recorded: its first byte's time.
-            latency: match (self.head_at, self.first_byte) {
-                (Some(head), Some(first)) if head == first => {
-                    since(Some(first)).unwrap_or_default()
-                }
-                _ => started.elapsed(),
-            },
+            // A whole answer ended when it was recorded (no second clock read).
+            latency: self.ended.map_or_else(
+                || started.elapsed(),
+                |at| at.saturating_duration_since(started),
+            ),
             ttft: since(self.first_byte),
             overhead: self.head_at.map(|_| self.overhead(&facts)),
             queue: facts.queue,

@@ -12,6 +12,8 @@
 //! - [`describe`], the short cause of an error chain that messages end with;
 //! - [`headers`]: the headers Warmline adds and the forwarding rules (hop-by-hop
 //!   headers, framing);
+//! - [`http1`]: the HTTP/1.1 pieces Warmline's own server and client loops share
+//!   (header offsets, framing headers, chunk sizes);
 //! - [`peer`]: who sent a request, as the server hands it down;
 //! - [`route`]: the kind of every Ollama route;
 //! - [`timings`]: the durations and counts in Ollama's final stream chunk.
@@ -20,6 +22,7 @@
 //! [`crate::error::Error::status`], the one mapping. This module only renders.
 
 pub mod headers;
+pub mod http1;
 pub mod peer;
 pub mod route;
 pub mod timings;

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 use http_body::Body as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -48,10 +48,9 @@ use tower::ServiceExt as _;
 use super::guard::{Deadline, H2_PREFACE, refuse_and_linger};
 use super::{App, HeadLimits, Refused, Slot};
 use crate::error::{ConnectionError, Error};
+use crate::wire::http1::{Fields, MAX_HEADERS, chunk_size, content_length, fill, has_token};
 use crate::wire::peer::{HEAD, IDLE, Peer, SERVING};
 
-/// Headers a request may carry here; more goes to hyper (which answers 431).
-const MAX_HEADERS: usize = 100;
 /// How long the rest of a body may take to follow its head before the request
 /// goes to hyper (whose streaming body the pipeline's stall limit watches).
 const BODY_GRACE: Duration = Duration::from_millis(20);
@@ -97,8 +96,7 @@ struct Head {
     /// The request target.
     path: (usize, usize),
     /// Each header's name and value.
-    fields: [[u32; 4]; MAX_HEADERS],
-    count: usize,
+    fields: Fields,
     /// Bytes of head.
     len: usize,
     /// Bytes of body (`Content-Length`).
@@ -112,8 +110,7 @@ impl Head {
         Head {
             method: Method::GET,
             path: (0, 0),
-            fields: [[0; 4]; MAX_HEADERS],
-            count: 0,
+            fields: Fields::default(),
             len: 0,
             body: 0,
             close: false,
@@ -270,17 +267,7 @@ impl<A: App> Connection<A> {
     fn request(&self, head: &Head, bytes: Bytes) -> Option<Request<Body>> {
         let uri =
             Uri::from_maybe_shared(bytes.slice(head.path.0..head.path.0 + head.path.1)).ok()?;
-        let mut headers = HeaderMap::with_capacity(head.count);
-        for &[name, name_len, value, value_len] in &head.fields[..head.count] {
-            let (name, value) = (name as usize, value as usize);
-            let name = HeaderName::from_bytes(&bytes[name..name + name_len as usize]);
-            let value =
-                HeaderValue::from_maybe_shared(bytes.slice(value..value + value_len as usize));
-            // httparse allows exactly what these allow: neither fails.
-            if let (Ok(name), Ok(value)) = (name, value) {
-                headers.append(name, value);
-            }
-        }
+        let headers = head.fields.headers(&bytes);
         let body = if head.body == 0 {
             Body::empty()
         } else {
@@ -411,10 +398,7 @@ fn hand_over(tcp: TcpStream, buf: BytesMut, http2: bool) -> Ended {
 
 /// One read into `buf`.
 fn poll_read(tcp: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<Read> {
-    if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(8 << 10);
-    }
-    match tokio_util::io::poll_read_buf(std::pin::Pin::new(tcp), cx, buf) {
+    match fill(tcp, buf, cx) {
         Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Read::Closed),
         Poll::Ready(Ok(_)) => Poll::Ready(Read::Data),
         Poll::Pending => Poll::Pending,
@@ -469,12 +453,11 @@ fn parse(buf: &[u8], head: &mut Head) -> Parsed {
     head.len = len;
     head.body = 0;
     head.close = false;
-    head.count = 0;
     let mut length = None;
-    for (field, h) in head.fields.iter_mut().zip(parsed.headers.iter()) {
+    for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
-            match content_length(h.value) {
+            match content_length(h.value).and_then(|n| usize::try_from(n).ok()) {
                 Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
                 _ => return Parsed::Unusual,
             }
@@ -489,25 +472,11 @@ fn parse(buf: &[u8], head: &mut Head) -> Parsed {
             }
             head.close |= has_token(h.value, b"close");
         }
-        // Every offset is within the head, whose length fits in u32.
-        *field = [
-            offset(name) as u32,
-            name.len() as u32,
-            offset(h.value) as u32,
-            h.value.len() as u32,
-        ];
-        head.count += 1;
     }
+    // Every offset is within the head, whose length fits in u32 (checked above).
+    head.fields.record(buf, parsed.headers);
     head.body = length.unwrap_or(0);
     Parsed::Head
-}
-
-/// A `Content-Length` value: digits only, as hyper reads it.
-fn content_length(value: &[u8]) -> Option<usize> {
-    if value.is_empty() || value.len() > 15 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// How an answer's body goes on the wire.
@@ -536,9 +505,7 @@ impl Framing {
             }
             Framing::Chunked => {
                 if !data.is_empty() {
-                    let mut hex = [0u8; 16];
-                    out.extend_from_slice(hex_len(&mut hex, data.len()));
-                    out.extend_from_slice(b"\r\n");
+                    chunk_size(out, data.len());
                     out.extend_from_slice(data);
                     out.extend_from_slice(b"\r\n");
                 }
@@ -558,25 +525,6 @@ impl Framing {
             Framing::None => true,
         }
     }
-}
-
-fn hex_len(buf: &mut [u8; 16], mut n: usize) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789ABCDEF"[n & 15];
-        n >>= 4;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
-/// Whether a comma-separated header value lists `token` (any case).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// Writes the status line and headers as hyper does (see the module docs) and

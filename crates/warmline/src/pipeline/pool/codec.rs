@@ -19,17 +19,16 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use bytes::{Buf, Bytes};
 use futures_util::FutureExt as _;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
+use http::{HeaderMap, HeaderName, Method, StatusCode, Version, header};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use tokio::io::AsyncWriteExt as _;
 
 use super::{Conn, Pool};
+use crate::wire::http1::{MAX_HEADERS, chunk_size, content_length, fill, has_token};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Headers an upstream's answer may carry (hyper's limit too).
-const MAX_HEADERS: usize = 100;
 /// The largest response head read.
 const MAX_HEAD: usize = 64 << 10;
 /// A whole body up to this size leaves in the head's write.
@@ -192,10 +191,11 @@ async fn send_stream(conn: &mut Conn, mut body: Body, chunked: bool) -> Result<(
             continue;
         }
         if chunked {
-            let mut size = format!("{:X}\r\n", data.len()).into_bytes();
-            size.extend_from_slice(&data);
-            size.extend_from_slice(b"\r\n");
-            conn.tcp.write_all(&size).await?;
+            let mut chunk = Vec::with_capacity(data.len() + 20);
+            chunk_size(&mut chunk, data.len());
+            chunk.extend_from_slice(&data);
+            chunk.extend_from_slice(b"\r\n");
+            conn.tcp.write_all(&chunk).await?;
         } else {
             conn.tcp.write_all(&data).await?;
         }
@@ -221,7 +221,7 @@ async fn read_head(conn: &mut Conn, is_head: bool) -> Result<Head, Sent> {
                 "the upstream's answer head is too large".into(),
             ));
         }
-        let read = std::future::poll_fn(|cx| conn.poll_fill(cx)).await;
+        let read = std::future::poll_fn(|cx| fill(&mut conn.tcp, &mut conn.buf, cx)).await;
         match read {
             Ok(0) if !answered && conn.buf.is_empty() => {
                 return Err(Sent::Stale(closed_before_answer().into()));
@@ -253,7 +253,6 @@ enum Parsed {
 /// Reads the answer's head at the start of `conn.buf`.
 fn parse_head(conn: &mut Conn, is_head: bool) -> Result<Parsed, BoxError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut fields = [[0u32; 4]; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
     let buf = &conn.buf[..];
     let config = httparse::ParserConfig::default();
@@ -271,36 +270,20 @@ fn parse_head(conn: &mut Conn, is_head: bool) -> Result<Parsed, BoxError> {
     } else {
         Version::HTTP_11
     };
-    let base = buf.as_ptr() as usize;
-    let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
-    let count = parsed.headers.len();
-    for (field, h) in fields.iter_mut().zip(parsed.headers.iter()) {
-        *field = [
-            offset(h.name.as_bytes()),
-            h.name.len() as u32,
-            offset(h.value),
-            h.value.len() as u32,
-        ];
+    if len > MAX_HEAD {
+        return Err("the upstream's answer head is too large".into());
     }
+    conn.fields.record(buf, parsed.headers);
     let bytes = conn.buf.split_to(len).freeze();
     if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
         return Ok(Parsed::Interim);
     }
-    let mut headers = HeaderMap::with_capacity(count);
-    for &[name, name_len, value, value_len] in &fields[..count] {
-        let (name, value) = (name as usize, value as usize);
-        let name = HeaderName::from_bytes(&bytes[name..name + name_len as usize]);
-        let value = HeaderValue::from_maybe_shared(bytes.slice(value..value + value_len as usize));
-        if let (Ok(name), Ok(value)) = (name, value) {
-            headers.append(name, value);
-        }
-    }
+    let headers = conn.fields.headers(&bytes);
     let has_token = |name: HeaderName, token: &[u8]| {
-        headers.get_all(name).iter().any(|v| {
-            v.as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
+        headers
+            .get_all(name)
+            .iter()
+            .any(|v| has_token(v.as_bytes(), token))
     };
     let mut keep_alive = match version {
         Version::HTTP_10 => has_token(header::CONNECTION, b"keep-alive"),
@@ -317,14 +300,10 @@ fn parse_head(conn: &mut Conn, is_head: bool) -> Result<Parsed, BoxError> {
         } else {
             Decode::Eof
         }
-    } else if let Some(values) =
-        Some(headers.get_all(header::CONTENT_LENGTH)).filter(|v| v.iter().next().is_some())
-    {
+    } else if headers.contains_key(header::CONTENT_LENGTH) {
         let mut length = None;
-        for value in values {
-            let n = std::str::from_utf8(value.as_bytes())
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
+        for value in headers.get_all(header::CONTENT_LENGTH) {
+            let n = content_length(value.as_bytes())
                 .filter(|n| length.is_none_or(|l| l == *n))
                 .ok_or("the upstream's answer has an invalid content-length")?;
             length = Some(n);
@@ -343,16 +322,6 @@ fn parse_head(conn: &mut Conn, is_head: bool) -> Result<Parsed, BoxError> {
         decode,
         keep_alive,
     }))
-}
-
-impl Conn {
-    /// Reads more into `buf`: how many bytes (0 at the end of the stream).
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < 1024 {
-            self.buf.reserve(8 << 10);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.tcp), cx, &mut self.buf)
-    }
 }
 
 /// Where a response body's decoding stands.
@@ -540,7 +509,7 @@ impl http_body::Body for PooledBody {
                 _ => {}
             }
             // More bytes are needed.
-            match conn.poll_fill(cx) {
+            match fill(&mut conn.tcp, &mut conn.buf, cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(err)) => return this.fail(err),
                 Poll::Ready(Ok(0)) if this.decode == Decode::Eof => {

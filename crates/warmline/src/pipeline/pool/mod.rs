@@ -36,6 +36,7 @@ use tokio::net::TcpStream;
 
 use crate::config::Config;
 use crate::upstream::{Endpoint, Target};
+use crate::wire::http1::Fields;
 
 mod codec;
 
@@ -99,6 +100,9 @@ pub(super) struct Pool {
 pub(super) struct Conn {
     pub(super) tcp: TcpStream,
     pub(super) buf: BytesMut,
+    /// Where an answer's head is parsed (1.6 KB, allocated once per connection
+    /// and boxed: the connection moves with every response body).
+    pub(super) fields: Box<Fields>,
 }
 
 #[derive(Debug)]
@@ -213,6 +217,7 @@ impl Pool {
         Ok(Conn {
             tcp,
             buf: BytesMut::with_capacity(8 << 10),
+            fields: Box::default(),
         })
     }
 

@@ -203,6 +203,14 @@ async fn fetch(
     (http::Response::from_parts(parts, ()), result)
 }
 
+/// A GET answered by a [`scripted`] server writing `parts`.
+async fn answered(
+    parts: Vec<&'static [u8]>,
+) -> (http::Response<()>, Result<Vec<Bytes>, std::io::Error>) {
+    let (endpoint, _) = scripted(parts, false).await;
+    fetch(&endpoint, get(&endpoint)).await
+}
+
 fn post(endpoint: &Endpoint, body: Body) -> http::Request<Body> {
     let mut request = get(endpoint);
     *request.method_mut() = http::Method::POST;
@@ -213,18 +221,13 @@ fn post(endpoint: &Endpoint, body: Body) -> http::Request<Body> {
 
 #[tokio::test]
 async fn a_chunked_answer_split_anywhere_comes_out_whole_and_as_it_streams() {
-    let (endpoint, _) = scripted(
-        vec![
+    let (head, body) = answered(vec![
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/x-ndjson\r\n\r\n",
             b"7\r\n{\"a\":",
             b"1}\r\n",
             b"A;ext=1\r\n{\"done\":1}\r",
             b"\n0\r\nx-trailer: 1\r\n\r\n",
-        ],
-        false,
-    )
-    .await;
-    let (head, body) = fetch(&endpoint, get(&endpoint)).await;
+        ]).await;
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers()["content-type"], "application/x-ndjson");
     let frames = body.expect("a whole body");
@@ -234,28 +237,21 @@ async fn a_chunked_answer_split_anywhere_comes_out_whole_and_as_it_streams() {
 
 #[tokio::test]
 async fn interim_answers_are_skipped_and_a_close_delimited_body_ends_with_the_connection() {
-    let (endpoint, _) = scripted(
-        vec![
-            b"HTTP/1.1 100 Continue\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil ",
-            b"the end",
-        ],
-        false,
-    )
+    let (head, body) = answered(vec![
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil ",
+        b"the end",
+    ])
     .await;
-    let (head, body) = fetch(&endpoint, get(&endpoint)).await;
     assert_eq!(head.status(), 200);
     assert_eq!(body.expect("a body").concat(), b"until the end");
 }
 
 #[tokio::test]
 async fn an_interim_answer_and_the_answer_in_one_segment_are_both_read() {
-    let (endpoint, _) = scripted(
-        vec![b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"],
-        false,
-    )
-    .await;
-    let answer = tokio::time::timeout(Duration::from_secs(5), fetch(&endpoint, get(&endpoint)));
+    let parts =
+        vec![&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"[..]];
+    let answer = tokio::time::timeout(Duration::from_secs(5), answered(parts));
     let (head, body) = answer.await.expect("not left waiting for more");
     assert_eq!(head.status(), 200);
     assert_eq!(body.expect("a body").concat(), b"ok");
@@ -263,22 +259,15 @@ async fn an_interim_answer_and_the_answer_in_one_segment_are_both_read() {
 
 #[tokio::test]
 async fn an_answer_cut_short_is_an_error_not_an_end() {
-    let (endpoint, _) = scripted(
-        vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf"],
-        false,
-    )
-    .await;
-    let (_, body) = fetch(&endpoint, get(&endpoint)).await;
+    let (_, body) = answered(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf"]).await;
     assert_eq!(
         body.expect_err("cut short").kind(),
         std::io::ErrorKind::UnexpectedEof
     );
-    let (endpoint, _) = scripted(
-        vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel"],
-        false,
-    )
+    let (_, body) = answered(vec![
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+    ])
     .await;
-    let (_, body) = fetch(&endpoint, get(&endpoint)).await;
     assert!(body.is_err());
 }
 
